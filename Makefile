@@ -1,0 +1,61 @@
+# Warden — set-up in two commands on a fresh machine:
+#   make demo   install everything, seed demo content, score it, serve the workbench
+#   make test   install everything (incl. Chromium and a Label Studio server), run all tests
+# Both create .venv in the repo when missing. Re-running is cheap: each step is idempotent.
+
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+LS_VERSION := 1.23.2
+LS_VENV := $(HOME)/.cache/warden/labelstudio-$(LS_VERSION)
+STAMP := $(VENV)/.installed
+export ORT_DISABLE_TELEMETRY := 1
+export GRADIO_ANALYTICS_ENABLED := False
+export HF_HUB_OFFLINE := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: demo test venv system-deps labelstudio-server lint bench serve clean
+
+demo: venv
+	$(BIN)/warden demo
+
+serve: venv
+	$(BIN)/warden serve
+
+test: venv system-deps labelstudio-server
+	$(BIN)/ruff check app model training storage tests bench
+	mkdir -p test-artifacts
+	$(BIN)/python -m pytest -p no:cacheprovider --junitxml=test-artifacts/junit.xml $(PYTEST_ARGS)
+
+venv: $(STAMP)
+
+# torch/torchvision are pinned to the releases known to work together on CPU and CUDA
+# (FACTS.md); everything else comes from pyproject.toml.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# Debian packages: Chromium for the browser tests, CJK fonts for SynthMod.
+system-deps:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null || ! test -d /usr/share/fonts/opentype/noto; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver fonts-noto-cjk >/dev/null; \
+	fi
+
+# Label Studio's pins clash with ours: it lives in its own venv under ~/.cache (safe to cache).
+labelstudio-server:
+	@bash training/labelstudio/install_server.sh $(LS_VERSION)
+
+lint: venv
+	$(BIN)/ruff check app model training storage tests bench
+	$(BIN)/mypy storage
+
+bench: venv
+	for b in queue ingest scoring review_latency labelstudio loop; do $(BIN)/python bench/$$b.py || exit 1; done
+
+clean:
+	rm -rf $(VENV) warden-data test-artifacts

@@ -1,0 +1,148 @@
+"""Typed configuration for every Warden component, read from the environment.
+
+One `Settings` object (env prefix `WARDEN_`, nested sections joined by `__`, e.g.
+`WARDEN_DB__URL`, `WARDEN_MODEL__QUANT`) is built by `get_settings()`, never at import time.
+Each component receives only its own section.
+
+Run: warden settings  (prints the effective settings, secrets masked)
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ASSETS_DIR = REPO_ROOT / "assets"
+DEFAULT_POLICY = ASSETS_DIR / "policy" / "default.yaml"
+
+
+class DBSettings(BaseModel):
+    # None means "SQLite under data_dir"; resolved by Settings.database_url.
+    url: str | None = None
+    echo: bool = False
+    pool_size: int = 10
+    # SQLite busy timeout: how long a writer waits for the lock before failing.
+    sqlite_busy_timeout_s: float = 30.0
+
+
+class LimitSettings(BaseModel):
+    max_file_bytes: int = 50 * 1024 * 1024
+    max_pixels: int = 64_000_000
+    max_archive_members: int = 10_000
+    max_archive_total_bytes: int = 2 * 1024 * 1024 * 1024
+    max_archive_ratio: float = 100.0
+    max_manifest_rows: int = 1_000_000
+    max_text_chars: int = 20_000
+    near_duplicate_distance: int = 6
+    hashbank_priority_boost: int = 100
+
+
+class QueueSettings(BaseModel):
+    lease_s: int = 600
+    score_lease_s: int = 900
+
+
+class ModelSettings(BaseModel):
+    # Hub id or local directory. "demo" means the checkpoint shipped in assets/.
+    name: str = "demo"
+    quant: Literal["auto", "4bit", "8bit", "none"] = "auto"
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    device: str = "auto"
+    adapter: str | None = None
+    batch_size: int = 8
+    max_new_tokens: int = 160
+    ocr: bool = True
+    nsfw: bool = True
+    openai_base_url: str | None = None
+    openai_api_key: SecretStr | None = None
+    openai_model: str | None = None
+
+
+class UISettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 7860
+    # HMAC key for session cookies and signed image URLs; generated into data_dir if unset.
+    secret_key: SecretStr | None = None
+    session_ttl_s: int = 12 * 3600
+    image_url_ttl_s: int = 900
+    blur_nsfw_threshold: float = 0.4
+    max_upload_bytes: int = 200 * 1024 * 1024
+    login_max_failures: int = 5
+    login_lockout_s: int = 300
+    secure_cookies: bool = False
+    concurrency_limit: int = 16
+
+
+class LabelStudioSettings(BaseModel):
+    url: str = "http://127.0.0.1:8080"
+    api_key: SecretStr | None = None
+    project_id: int | None = None
+    # Where Label Studio fetches images from: Warden's own signed-URL route.
+    public_base_url: str = "http://127.0.0.1:7860"
+    webhook_secret: SecretStr | None = None
+    overlap: int = 1
+    timeout_s: float = 10.0
+
+
+class TrainSettings(BaseModel):
+    runs_dir: Path | None = None
+    datasets_dir: Path | None = None
+    seed: int = 0
+    replay_ratio: float = 0.3
+    promote_tolerance: float = 0.03
+    retention_tolerance: float = 0.01
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="WARDEN_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    data_dir: Path = Field(default=Path("warden-data"))
+    blob_dir: Path | None = None
+    policy_path: Path = DEFAULT_POLICY
+    # Convenience alias documented in the README: WARDEN_DATABASE_URL.
+    database_url_override: str | None = Field(default=None, alias="WARDEN_DATABASE_URL")
+
+    db: DBSettings = DBSettings()
+    limits: LimitSettings = LimitSettings()
+    queue: QueueSettings = QueueSettings()
+    model: ModelSettings = ModelSettings()
+    ui: UISettings = UISettings()
+    labelstudio: LabelStudioSettings = LabelStudioSettings()
+    train: TrainSettings = TrainSettings()
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, v: Path) -> Path:
+        return v.expanduser().resolve()
+
+    @property
+    def database_url(self) -> str:
+        url = self.database_url_override or self.db.url
+        if url:
+            return url
+        return f"sqlite:///{self.data_dir / 'warden.db'}"
+
+    @property
+    def blobs_path(self) -> Path:
+        return (self.blob_dir or self.data_dir / "blobs").expanduser().resolve()
+
+    @property
+    def runs_path(self) -> Path:
+        return (self.train.runs_dir or self.data_dir / "runs").expanduser().resolve()
+
+    @property
+    def datasets_path(self) -> Path:
+        return (self.train.datasets_dir or self.data_dir / "datasets").expanduser().resolve()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; tests build `Settings(...)` directly instead."""
+    return Settings()

@@ -1,0 +1,91 @@
+"""Shared fixtures: a migrated database on SQLite and on the real PostgreSQL at 127.0.0.1.
+
+`db_url` is parametrised over both backends; each PostgreSQL test gets its own database,
+dropped afterwards. Set WARDEN_TEST_PG_URL to point elsewhere, or WARDEN_TEST_NO_PG=1 to run
+SQLite only (CI always runs both).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from storage.db import make_engine
+from storage.migrate import upgrade
+from storage.settings import Settings
+
+PG_ADMIN_URL = os.environ.get(
+    "WARDEN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def _backends() -> list[str]:
+    if os.environ.get("WARDEN_TEST_NO_PG") == "1":
+        return ["sqlite"]
+    return ["sqlite", "postgres"]
+
+
+def create_pg_database() -> str:
+    """A fresh, empty PostgreSQL database; returns its URL."""
+    name = f"warden_t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_pg_database(url: str) -> None:
+    name = make_url(url).database
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=_backends())
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """URL of a freshly migrated database on each backend."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'warden.db'}"
+        upgrade(url)
+        yield url
+        return
+    url = create_pg_database()
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        drop_pg_database(url)
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = make_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    """Settings pointing at a temporary data dir and the parametrised database."""
+    return Settings(data_dir=tmp_path / "data", WARDEN_DATABASE_URL=db_url)
+
+
+@pytest.fixture
+def sqlite_settings(tmp_path: Path) -> Settings:
+    """Settings on a migrated SQLite database only, for tests that need no backend matrix."""
+    url = f"sqlite:///{tmp_path / 'warden.db'}"
+    upgrade(url)
+    return Settings(data_dir=tmp_path / "data", WARDEN_DATABASE_URL=url)
