@@ -24,6 +24,8 @@ class ItemStatus(StrEnum):
     in_review = "in_review"
     decided = "decided"
     escalated = "escalated"
+    # Scoring gave up after repeated failures (undecodable image, model error); see model.worker.
+    failed = "failed"
 
 
 class DecisionSource(StrEnum):

@@ -1,0 +1,446 @@
+"""The scoring worker: claim queued items in batches, run the cheap signals and the VLM, record
+predictions.
+
+Each batch is claimed under a lease (`storage.queue.claim_for_scoring`); a heartbeat thread
+renews the leases while the batch is scored, so a slow model never loses its items, and a
+killed worker (kill -9) loses nothing: its items return to the queue when the lease ends.
+Predictions are written one item per transaction through `storage.queue.record_prediction`,
+idempotent per (item, model version, policy version), so several workers against one
+PostgreSQL never score an item twice for the same model and policy.
+
+An item that fails (its image does not decode, the model raises on it) is charged one attempt:
+an audit event `score_failed`, a counter in `items.meta["score_attempts"]`, the error in
+`items.meta["score_error"]`, and its lease is released for a retry. After `max_attempts` it is
+given up: status `failed`, audit event `score_given_up`. A failure of the backend itself (a
+server that cannot be reached; an exception with `systemic = True`) stops the worker instead,
+without charging the items, since every item would fail the same way.
+
+Run: warden score [--model M] [--limit N] [--batch-size B] [--worker-id ID] [--rationale]
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import IntegrityError
+
+from model.backends import Backend, ScoringInput
+from model.signals import Signals, compute_signals
+from storage.audit import record_audit
+from storage.db import make_engine, session_factory, unit_of_work
+from storage.domain import ClaimedItem, ItemStatus, Verdict
+from storage.errors import Conflict, WardenError
+from storage.policy import Policy, load_policy
+from storage.settings import Settings
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from storage.blobs import BlobStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_ATTEMPTS = 3
+FAILED_STATUS = ItemStatus.failed.value
+
+
+@dataclass(frozen=True)
+class WorkerReport:
+    """What one `run_worker` call did."""
+
+    worker_id: str
+    model_version: str
+    policy_version: str
+    scored: int = 0
+    failed: int = 0  # attempts that failed and were left for retry
+    given_up: int = 0  # items marked `failed` after max_attempts
+    batches: int = 0
+    elapsed_s: float = 0.0
+    errors: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def items_per_s(self) -> float:
+        return self.scored / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+def check_database(engine: Engine) -> None:
+    """WardenError unless the database is reachable and migrated (tables the worker needs)."""
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        names = set(inspect(engine).get_table_names())
+    except SQLAlchemyError as exc:
+        raise WardenError(
+            f"cannot open the database: {exc.__class__.__name__}: {exc.orig or exc}"
+        ) from exc
+    missing = {"items", "blobs", "predictions", "claims", "audit_events", "model_versions"} - names
+    if missing:
+        raise WardenError(
+            f"the database is not initialised (missing tables: {', '.join(sorted(missing))}); "
+            "run `warden db upgrade` first"
+        )
+
+
+def default_worker_id() -> str:
+    return f"score:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class _LeaseKeeper:
+    """Renews the leases of the batch in flight every `lease_s / 3` seconds (own session)."""
+
+    def __init__(self, factory: sessionmaker[Session], holder: str, lease_s: int) -> None:
+        self._factory = factory
+        self._holder = holder
+        self._lease_s = lease_s
+        self._items: set[int] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
+
+    def __enter__(self) -> _LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def hold(self, item_ids: Sequence[int]) -> None:
+        with self._lock:
+            self._items = set(item_ids)
+
+    def drop(self, item_id: int) -> None:
+        with self._lock:
+            self._items.discard(item_id)
+
+    def _run(self) -> None:
+        from storage.queue import renew_lease
+
+        interval = max(0.5, self._lease_s / 3)
+        while not self._stop.wait(interval):
+            with self._lock:
+                items = sorted(self._items)
+            for item_id in items:
+                try:
+                    with unit_of_work(self._factory) as s:
+                        renew_lease(s, item_id, self._holder, lease_s=self._lease_s)
+                except Conflict:
+                    # Recorded meanwhile, or the lease was lost; record_prediction stays
+                    # idempotent either way.
+                    self.drop(item_id)
+                except Exception:  # noqa: BLE001 - keep renewing the others
+                    log.warning("could not renew lease on item %s", item_id, exc_info=True)
+
+
+def _load_image(store: BlobStore, sha256: str) -> Image:
+    from storage.images import open_view_image
+
+    return open_view_image(store, sha256)
+
+
+def record_scoring_failure(
+    session: Session,
+    item_id: int,
+    holder: str,
+    error: str,
+    *,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+) -> bool:
+    """Charge one failed scoring attempt to an item; returns True when it was given up.
+
+    Releases the worker's lease (`storage.queue.release`) so the item can be retried by any
+    worker at once; after `max_attempts` failures the item's status becomes `failed`, which
+    no claim selects, and an audit event says so.
+    """
+    from storage.models import Item
+    from storage.queue import release
+
+    try:
+        release(session, item_id, holder, reason="score_failed")
+    except Conflict:
+        pass  # the lease ran out meanwhile; the attempt still counts
+    item = session.get(Item, item_id)
+    if item is None:
+        return False
+    meta = dict(item.meta or {})
+    attempts = int(meta.get("score_attempts", 0)) + 1
+    meta["score_attempts"] = attempts
+    meta["score_error"] = error[:500]
+    item.meta = meta  # reassign: JSON columns do not track in-place mutation
+    record_audit(session, holder, "score_failed", item_id, attempt=attempts, error=error[:500])
+    given_up = attempts >= max_attempts and item.status == ItemStatus.queued.value
+    if given_up:
+        item.status = FAILED_STATUS
+        record_audit(
+            session, holder, "score_given_up", item_id, attempts=attempts, error=error[:500]
+        )
+    return given_up
+
+
+class _Run:
+    """State of one `run_worker` call."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        backend: Backend,
+        policy: Policy,
+        worker_id: str,
+        *,
+        rationale: bool,
+        max_attempts: int,
+    ) -> None:
+        from storage.blobs import BlobStore
+
+        self.settings = settings
+        self.backend = backend
+        self.policy = policy
+        self.worker_id = worker_id
+        self.rationale = rationale
+        self.max_attempts = max_attempts
+        self.engine = make_engine(settings.database_url, settings.db)
+        try:
+            check_database(self.engine)
+        except WardenError:
+            self.engine.dispose()
+            raise
+        self.factory = session_factory(self.engine)
+        self.store = BlobStore(settings.blobs_path)
+        self.lease_s = settings.queue.score_lease_s
+        self.scored = self.failed = self.given_up = 0
+        self.errors: dict[int, str] = {}
+        self.views: dict[int, str] = {}
+        self.done: set[int] = set()  # recorded or charged a failure in this run
+
+    def claim(self, n: int) -> list[ClaimedItem]:
+        from sqlalchemy import select
+
+        from storage.models import Item
+        from storage.queue import claim_for_scoring
+
+        with unit_of_work(self.factory) as s:
+            claimed = claim_for_scoring(s, self.worker_id, limit=n, lease_s=self.lease_s)
+            ids = [c.item_id for c in claimed]
+            # The model sees the normalised view (EXIF applied, first frame, RGB) made at
+            # ingest; the original bytes stay untouched as evidence.
+            rows = s.execute(select(Item.id, Item.view_sha256).where(Item.id.in_(ids)))
+            views = {row[0]: row[1] for row in rows}
+        self.views.update({i: v for i, v in views.items() if v})
+        return claimed
+
+    def fail(self, item_id: int, error: str) -> None:
+        log.warning("item %s failed to score: %s", item_id, error)
+        self.errors[item_id] = error
+        with unit_of_work(self.factory) as s:
+            gave_up = record_scoring_failure(
+                s, item_id, self.worker_id, error, max_attempts=self.max_attempts
+            )
+        self.failed += 1
+        self.given_up += int(gave_up)
+        self.done.add(item_id)
+
+    def release_unscored(self, claimed: list[ClaimedItem]) -> None:
+        from storage.queue import release
+
+        for c in claimed:
+            if c.item_id in self.done:
+                continue
+            try:
+                with unit_of_work(self.factory) as s:
+                    release(s, c.item_id, self.worker_id, reason="worker_error")
+            except Exception:  # noqa: BLE001 - best effort; the lease expires anyway
+                log.debug("could not release item %s", c.item_id, exc_info=True)
+
+    def record(self, item_id: int, verdict: Verdict) -> None:
+        from storage.queue import record_prediction
+
+        try:
+            with unit_of_work(self.factory) as s:
+                record_prediction(s, item_id, verdict, holder=self.worker_id)
+        except IntegrityError:
+            # Another worker inserted the same (item, model, policy) prediction between our
+            # check and our insert: the unique constraint kept one, which is the point.
+            log.info("item %s was scored concurrently by another worker", item_id)
+        self.scored += 1
+        self.done.add(item_id)
+
+    def prepare(self, claimed: ClaimedItem) -> tuple[ScoringInput, Signals] | None:
+        try:
+            sha = self.views.pop(claimed.item_id, claimed.blob_sha256)
+            image = _load_image(self.store, sha)
+        except Exception as exc:  # noqa: BLE001 - a bad file must not stop the batch
+            self.fail(claimed.item_id, f"image: {type(exc).__name__}: {exc}")
+            return None
+        sig = compute_signals(image, ocr=self.settings.model.ocr, nsfw=self.settings.model.nsfw)
+        item = ScoringInput(
+            image=image,
+            text=claimed.text,
+            ocr_text=sig.ocr_text,
+            item_id=claimed.item_id,
+            signals=sig.as_verdict_signals(),
+        )
+        return item, sig
+
+    def score(self, inputs: list[ScoringInput]) -> list[Verdict | BaseException]:
+        """Score the batch at once; if that raises, one by one to find the bad item(s)."""
+        try:
+            verdicts = self.backend.score(inputs, self.policy, rationale=self.rationale)
+            if len(verdicts) != len(inputs):
+                raise WardenError(f"backend returned {len(verdicts)} verdicts for {len(inputs)}")
+            return list(verdicts)
+        except Exception as exc:  # noqa: BLE001
+            if getattr(exc, "systemic", False) or len(inputs) == 1:
+                if getattr(exc, "systemic", False):
+                    raise
+                return [exc]
+            log.warning("batch failed (%s); scoring its items one by one", exc)
+        out: list[Verdict | BaseException] = []
+        for item in inputs:
+            try:
+                out.extend(self.backend.score([item], self.policy, rationale=self.rationale))
+            except Exception as exc:  # noqa: BLE001
+                if getattr(exc, "systemic", False):
+                    raise
+                out.append(exc)
+        return out
+
+    def run_batch(self, claimed: list[ClaimedItem], keeper: _LeaseKeeper) -> None:
+        self.done = set()
+        keeper.hold([c.item_id for c in claimed])
+        prepared: list[tuple[ClaimedItem, ScoringInput, Signals]] = []
+        for c in claimed:
+            got = self.prepare(c)
+            if got is None:
+                keeper.drop(c.item_id)
+            else:
+                prepared.append((c, *got))
+        if not prepared:
+            return
+        results = self.score([p[1] for p in prepared])
+        for (c, _inp, sig), result in zip(prepared, results, strict=True):
+            if isinstance(result, BaseException):
+                self.fail(c.item_id, f"model: {type(result).__name__}: {result}")
+            else:
+                self.record(c.item_id, _with_signals(result, sig))
+            keeper.drop(c.item_id)
+
+
+def _with_signals(verdict: Verdict, sig: Signals) -> Verdict:
+    """The verdict with the cheap signals stored beside the backend's own."""
+    signals: dict[str, Any] = {**sig.as_verdict_signals(), **verdict.signals}
+    return replace(
+        verdict,
+        signals=signals,
+        ocr_text=verdict.ocr_text if verdict.ocr_text is not None else sig.ocr_text,
+    )
+
+
+def run_worker(
+    settings: Settings,
+    backend: Backend,
+    *,
+    limit: int | None,
+    batch_size: int,
+    worker_id: str | None = None,
+    progress: bool = True,
+    rationale: bool = False,
+    policy: Policy | None = None,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+) -> WorkerReport:
+    """Score queued items until the queue is empty or `limit` items were handled.
+
+    `limit` counts items taken from the queue (scored or failed). Returns the counts and the
+    elapsed time; `WorkerReport.items_per_s` is the throughput.
+    """
+    if batch_size < 1:
+        raise WardenError("--batch-size must be at least 1")
+    if limit is not None and limit < 0:
+        raise WardenError("--limit must be zero or more")
+    policy = policy or load_policy(settings.policy_path)
+    run = _Run(
+        settings,
+        backend,
+        policy,
+        worker_id or default_worker_id(),
+        rationale=rationale,
+        max_attempts=max_attempts,
+    )
+    bar = _progress_bar(_expected_total(run, limit) if progress else None, enabled=progress)
+    batches = taken = 0
+    t0 = time.perf_counter()
+    try:
+        with _LeaseKeeper(run.factory, run.worker_id, run.lease_s) as keeper:
+            while limit is None or taken < limit:
+                n = batch_size if limit is None else min(batch_size, limit - taken)
+                claimed = run.claim(n)
+                if not claimed:
+                    break
+                batches += 1
+                taken += len(claimed)
+                before = run.scored + run.failed
+                try:
+                    run.run_batch(claimed, keeper)
+                except BaseException:
+                    # The backend itself failed (or Ctrl-C): hand the unscored items back
+                    # now rather than at lease expiry, without charging them an attempt.
+                    run.release_unscored(claimed)
+                    raise
+                if bar is not None:
+                    bar.update(run.scored + run.failed - before)
+                    bar.set_postfix(scored=run.scored, failed=run.failed, refresh=False)
+    finally:
+        if bar is not None:
+            bar.close()
+        run.engine.dispose()
+    elapsed = time.perf_counter() - t0
+    report = WorkerReport(
+        worker_id=run.worker_id,
+        model_version=backend.model_version,
+        policy_version=policy.version,
+        scored=run.scored,
+        failed=run.failed,
+        given_up=run.given_up,
+        batches=batches,
+        elapsed_s=elapsed,
+        errors=dict(run.errors),
+    )
+    log.info(
+        "worker %s: %d scored, %d failed in %.1fs (%.2f items/s)",
+        report.worker_id,
+        report.scored,
+        report.failed,
+        elapsed,
+        report.items_per_s,
+    )
+    return report
+
+
+def _expected_total(run: _Run, limit: int | None) -> int:
+    """Queued items now (other workers may take some: the bar is a guide, not a promise)."""
+    from sqlalchemy import func, select
+
+    from storage.models import Item
+
+    with unit_of_work(run.factory) as s:
+        queued = s.scalar(select(func.count(Item.id)).where(Item.status == "queued")) or 0
+    return queued if limit is None else min(limit, queued)
+
+
+def _progress_bar(total: int | None, *, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="scoring", unit="item", file=sys.stderr, dynamic_ncols=True)

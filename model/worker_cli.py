@@ -1,0 +1,117 @@
+"""`warden score`: run a scoring worker against the configured database.
+
+    warden score                         # the configured model (WARDEN_MODEL__NAME, default demo)
+    warden score --model live            # the model promoted in the registry
+    warden score --model ./runs/r7/model --limit 100 --batch-size 16
+    warden score --model openai          # an OpenAI-compatible server (WARDEN_MODEL__OPENAI_*)
+
+Several workers may run at once against one PostgreSQL; each claims its own batches.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import typer
+
+from storage.errors import WardenError
+from storage.policy import PolicyError
+
+if TYPE_CHECKING:
+    from storage.settings import ModelSettings, Settings
+
+log = logging.getLogger(__name__)
+
+
+def resolve_model(settings: Settings, model: str | None) -> tuple[ModelSettings, str | None]:
+    """`--model` as (ModelSettings for `load_backend`, registry version name or None).
+
+    "live" is the model promoted in the registry (`model_versions`, status live): its URI and
+    adapter, with its registry name as the model version. "demo", a hub id, a local directory
+    and "openai" pass through to `model.loading.load_backend`, which knows them.
+    """
+    from sqlalchemy import select
+
+    from model.worker import check_database
+    from storage.db import make_engine, unit_of_work
+    from storage.models import ModelVersion
+
+    name = model or settings.model.name
+    engine = make_engine(settings.database_url, settings.db)
+    try:
+        check_database(engine)  # before any model loads: a wrong URL fails in a second
+        if name != "live":
+            return settings.model.model_copy(update={"name": name}), None
+        with unit_of_work(engine) as s:
+            row = s.execute(
+                select(ModelVersion.name, ModelVersion.uri, ModelVersion.adapter_uri)
+                .where(ModelVersion.status == "live")
+                .order_by(ModelVersion.promoted_at.desc())
+                .limit(1)
+            ).first()
+    finally:
+        engine.dispose()
+    if row is None:
+        raise WardenError(
+            "no model is live yet: promote one (warden models promote NAME) or pass --model"
+        )
+    update = {"name": row.uri, "adapter": row.adapter_uri}
+    return settings.model.model_copy(update=update), row.name
+
+
+def score_command(
+    model: str | None = typer.Option(
+        None, "--model", help='Hub id, local directory, "demo", "live" or "openai".'
+    ),
+    limit: int | None = typer.Option(None, "--limit", min=0, help="Stop after N items."),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", min=1, help="Items claimed and scored together."
+    ),
+    worker_id: str | None = typer.Option(
+        None, "--worker-id", help="Lease holder name (default host:pid:random)."
+    ),
+    rationale: bool = typer.Option(
+        False, "--rationale/--no-rationale", help="Also generate a JSON rationale per item."
+    ),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
+) -> None:
+    """Score queued items with the VLM and the cheap signals (OCR, NSFW)."""
+    from model.loading import load_backend
+    from model.worker import run_worker
+    from storage.policy import load_policy
+    from storage.settings import get_settings
+
+    try:
+        settings = get_settings()
+        policy = load_policy(settings.policy_path)
+        model_settings, version_name = resolve_model(settings, model)
+        backend = load_backend(model_settings, policy=policy, version_name=version_name)
+        report = run_worker(
+            settings,
+            backend,
+            limit=limit,
+            batch_size=batch_size or settings.model.batch_size,
+            worker_id=worker_id,
+            progress=progress,
+            rationale=rationale,
+            policy=policy,
+        )
+    except (WardenError, PolicyError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(
+        f"scored {report.scored} item(s), {report.failed} failed attempt(s), "
+        f"{report.given_up} given up; model {report.model_version}, "
+        f"policy {report.policy_version}"
+    )
+    typer.echo(
+        f"throughput: {report.items_per_s:.2f} items/s "
+        f"({report.scored} in {report.elapsed_s:.1f} s, {report.batches} batch(es))"
+    )
+    for item_id, error in sorted(report.errors.items()):
+        typer.echo(f"  item {item_id}: {error}", err=True)
+
+
+def register(cli: typer.Typer) -> None:
+    cli.command("score")(score_command)
