@@ -1,0 +1,176 @@
+"""`warden labelstudio ...`: set up the project, push items, pull annotations, show status.
+
+Run: warden labelstudio setup [--regions] [--overlap 2] [--webhook-url URL]
+     warden labelstudio push --budget 200 [--strategy uncertainty ...] [--audit-pct 10]
+     warden labelstudio pull
+     warden labelstudio status [--json]
+     warden labelstudio serve-webhook --port 8765 [--reconcile-s 300]
+
+Connection comes from settings (WARDEN_LABELSTUDIO__URL, WARDEN_LABELSTUDIO__API_KEY). Errors
+(server unreachable, key rejected, no project yet) print one line and exit 2. When Label
+Studio is down, push and pull leave their work in the outbox and say so.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+
+from storage.errors import WardenError
+
+app = typer.Typer(help="Label Studio: project set-up, push, pull, status.", no_args_is_help=True)
+
+
+@contextmanager
+def _context() -> Iterator[tuple[Any, Any]]:
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from storage.db import make_engine
+    from storage.settings import get_settings
+
+    settings = get_settings()
+    engine = make_engine(settings.database_url, settings.db)
+    try:
+        try:
+            if "labelstudio_tasks" not in inspect(engine).get_table_names():
+                raise WardenError(
+                    "the database is not initialised; run `warden init` or `warden db upgrade`"
+                )
+        except SQLAlchemyError as exc:
+            raise WardenError(f"cannot open the database: {exc.__class__.__name__}") from exc
+        yield settings, engine
+    except WardenError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        engine.dispose()
+
+
+def _delivery_line(what: str, report: Any) -> str:
+    if report is None:
+        return f"{what}: nothing to send"
+    line = f"{what}: {report.done} sent, {report.failed} waiting for retry"
+    if report.last_error:
+        line += f" (last error: {report.last_error})"
+    return line
+
+
+@app.command("setup")
+def setup_command(
+    regions: bool = typer.Option(False, "--regions", help="Add rectangle regions per category."),
+    overlap: int | None = typer.Option(None, "--overlap", min=1, help="Annotators per task."),
+    webhook_url: str | None = typer.Option(
+        None,
+        "--webhook-url",
+        help="Warden's receiver, e.g. http://127.0.0.1:7860/hooks/labelstudio",
+    ),
+) -> None:
+    """Create or update the Label Studio project from the policy."""
+    from training.labelstudio.project import setup
+
+    with _context() as (settings, _engine):
+        state = setup(settings, regions=regions, overlap=overlap, webhook_url=webhook_url)
+        typer.echo(
+            f"project {state.project_id} on {state.url} (policy {state.policy_version}, "
+            f"overlap {state.overlap}, regions {'on' if state.regions else 'off'}"
+            + (f", webhook {state.webhook_url}" if state.webhook_url else "")
+            + ")"
+        )
+
+
+@app.command("push")
+def push_command(
+    budget: int = typer.Option(100, "--budget", min=1, help="At most this many items."),
+    strategy: list[str] = typer.Option(
+        None, "--strategy", help="disagreement, uncertainty, diversity, audit (default: all)."
+    ),
+    audit_pct: float = typer.Option(10.0, "--audit-pct", min=0.0, max=100.0),
+    batch_size: int = typer.Option(100, "--batch-size", min=1),
+    rereview: bool = typer.Option(False, "--rereview", help="Allow items pushed before."),
+    data_uris: bool = typer.Option(False, "--data-uris", help="Embed images instead of URLs."),
+    seed: int | None = typer.Option(None, "--seed"),
+) -> None:
+    """Select items by strategy and send them as tasks with pre-annotations."""
+    from training.labelstudio.select import STRATEGIES
+    from training.labelstudio.sync import push
+
+    with _context() as (settings, engine):
+        report = push(
+            settings,
+            engine,
+            budget=budget,
+            strategies=tuple(strategy) if strategy else STRATEGIES,
+            audit_pct=audit_pct,
+            batch_size=batch_size,
+            rereview=rereview,
+            image_mode="data" if data_uris else "url",
+            seed=seed,
+        )
+        by = ", ".join(f"{k} {v}" for k, v in sorted(report.by_strategy.items())) or "none"
+        typer.echo(f"selected {report.selected} items ({by}) in {report.batches} batches")
+        typer.echo(_delivery_line("batches", report.delivered))
+
+
+@app.command("pull")
+def pull_command() -> None:
+    """Reconcile: convert every annotation in the project into decisions (idempotent)."""
+    from training.labelstudio.sync import pull
+
+    with _context() as (settings, engine):
+        report = pull(settings, engine)
+        for r in report.results:
+            typer.echo(
+                f"annotations seen {r.get('seen', 0)}, new decisions {r.get('recorded', 0)}, "
+                f"retracted {r.get('retracted', 0)}"
+            )
+        if report.failed:
+            typer.echo(_delivery_line("pull", report))
+
+
+@app.command("status")
+def status_command(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Connection, project, tasks, decisions, outbox backlog, agreement per category."""
+    from training.labelstudio.status import labelstudio_status
+
+    with _context() as (settings, engine):
+        st = labelstudio_status(settings, engine)
+        if as_json:
+            typer.echo(json.dumps(st, indent=2, default=str))
+            return
+        reach = "reachable" if st["reachable"] else f"UNREACHABLE: {st['error']}"
+        typer.echo(f"Label Studio {st['url']}: {reach}")
+        typer.echo(f"project: {st['project_id'] or 'not set up'}")
+        typer.echo(f"tasks pushed: {st['tasks_pushed']}, waiting: {st['tasks_waiting']}")
+        typer.echo(f"decisions pulled: {st['decisions_pulled']}")
+        for topic, counts in st["backlog"].items():
+            typer.echo(
+                f"outbox {topic}: {counts['pending']} pending, {counts['dead']} dead, "
+                f"{counts['done']} done"
+            )
+        if st["agreement"]:
+            typer.echo(
+                "agreement (kappa): "
+                + ", ".join(f"{k} {v:.2f}" for k, v in sorted(st["agreement"].items()))
+            )
+
+
+@app.command("serve-webhook")
+def serve_webhook_command(
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8765, "--port"),
+    reconcile_s: float = typer.Option(300.0, "--reconcile-s", help="Reconcile period."),
+) -> None:
+    """Run the webhook receiver at /hooks/labelstudio and the outbox/reconcile loop."""
+    from training.labelstudio.webhook import serve_webhook
+
+    with _context() as (settings, engine):
+        serve_webhook(settings, engine, host=host, port=port, reconcile_s=reconcile_s)
+
+
+def register(cli: typer.Typer, _add: Callable[..., Any] | None = None) -> None:
+    cli.add_typer(app, name="labelstudio")
