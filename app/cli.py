@@ -23,12 +23,63 @@ cli = typer.Typer(
 )
 
 
+@cli.callback()
+def _root() -> None:
+    """Warden: moderation analyst workbench."""
+
+
+@cli.command("settings")
+def show_settings() -> None:
+    """Print the effective settings (environment + defaults), secrets masked."""
+    from storage.settings import get_settings
+
+    settings = get_settings()
+    typer.echo(settings.model_dump_json(indent=2))
+    from sqlalchemy.engine import make_url
+
+    typer.echo(f"database_url: {make_url(settings.database_url).render_as_string()}")
+
+
+@cli.command("demo")
+def demo(
+    items: int = typer.Option(60, "--items", help="SynthMod images to seed on first run."),
+    serve: bool = typer.Option(True, "--serve/--no-serve", help="Start the workbench after."),
+    host: str | None = typer.Option(None, "--host"),
+    port: int | None = typer.Option(None, "--port"),
+) -> None:
+    """Set up a demo workbench: database, users, SynthMod content, demo-model scores; serve."""
+    from storage.errors import WardenError
+    from storage.settings import get_settings
+    from training.demo_content import prepare_demo
+
+    settings = get_settings()
+    try:
+        report = prepare_demo(settings, items=items)
+    except WardenError as exc:
+        typer.secho(f"Error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(
+        f"Data in {settings.data_dir}; {report.ingested} items ingested, "
+        f"{report.scored} scored by {report.model or 'no model'}."
+    )
+    for note in report.notes:
+        typer.secho(f"Note: {note}", fg="yellow")
+    typer.echo(f"Log in with one of these (also in {report.credentials_file}):")
+    for name, password in report.credentials.items():
+        typer.echo(f"  {name:<10} {password}")
+    if serve:
+        from app.server import serve as serve_app
+
+        host = host or settings.ui.host
+        port = port or settings.ui.port
+        typer.echo(f"Warden workbench on http://{host}:{port}/ (Ctrl+C to stop)")
+        serve_app(settings, host, port)
+
+
 def _register() -> None:
     # Each package contributes its own commands; heavy imports stay inside the commands.
-    from storage import cli as storage_cli
-
-    storage_cli.register(cli)
     for module in (
+        "storage.cli",
         "storage.ingest_cli",
         "model.cli",
         "model.worker_cli",

@@ -1,0 +1,290 @@
+"""The Warden web server: FastAPI owns login and sessions, Gradio's UI is mounted under /ui.
+
+Routes: `/login` (form, throttled per username+IP), `/logout`, `/img/{item_id}` (signed,
+expiring URLs only; serves a server-side blurred derivative unless the URL is for the revealed
+view), `/healthz`, the Label Studio webhook receiver under `/hooks/labelstudio` when that package
+is installed, and the Gradio app at `/ui` behind `auth_dependency` (no session -> 401 on every
+Gradio endpoint; a disabled user's session stops working within seconds).
+
+Run: warden serve --host 127.0.0.1 --port 7860
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+
+import gradio as gr
+from fastapi import FastAPI, Form, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from sqlalchemy import select
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+
+from app.context import AppContext
+from storage.audit import record_audit
+from storage.db import unit_of_work
+from storage.models import AuditEvent, Item
+from storage.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "warden_session"
+UI_PATH = "/ui"
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+# Longest side of the images served to the browser (view and blurred derivative).
+VIEW_MAX_SIDE = 1024
+BLUR_SIDE = 512
+
+_LOGIN_MESSAGES = {
+    "bad": "Wrong username or password.",
+    "locked": "Too many failed attempts. Try again later.",
+    "out": "You are logged out.",
+    "expired": "Your session has ended; log in again.",
+}
+
+
+def _login_page(message_key: str | None) -> str:
+    # Only fixed text goes into this page; nothing from the request is reflected.
+    message = _LOGIN_MESSAGES.get(message_key or "", "")
+    note = f'<p class="msg" role="alert">{message}</p>' if message else ""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Warden · log in</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body{{font-family:system-ui,sans-serif;background:#f4f5f7;display:flex;justify-content:center;
+padding-top:12vh}} form{{background:#fff;padding:2rem;border-radius:8px;width:20rem;
+box-shadow:0 1px 4px #0002}} label{{display:block;margin:.8rem 0 .2rem}}
+input{{width:100%;padding:.5rem;box-sizing:border-box}} button{{margin-top:1.2rem;width:100%;
+padding:.6rem}} .msg{{color:#a00}}
+</style></head><body>
+<form method="post" action="/login" autocomplete="on">
+<h1>Warden</h1>{note}
+<label for="username">Username</label>
+<input id="username" name="username" autocomplete="username" required autofocus>
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required>
+<button id="login-btn" type="submit">Log in</button>
+</form></body></html>"""
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def login_locked(ctx: AppContext, username: str, ip: str, now: datetime | None = None) -> bool:
+    """Whether `username` from `ip` has failed too often within the lockout window.
+
+    Failures are audit events, so the count survives restarts and is shared by every server
+    process on the same database; a successful login from that IP starts the count again.
+    """
+    now = now or datetime.now(UTC)
+    window = now - timedelta(seconds=ctx.settings.ui.login_lockout_s)
+    with unit_of_work(ctx.engine) as s:
+        events = s.scalars(
+            select(AuditEvent)
+            .where(
+                AuditEvent.actor == username,
+                AuditEvent.action.in_(("login", "login_failed")),
+                AuditEvent.at >= window,
+            )
+            .order_by(AuditEvent.id)
+        ).all()
+        failures = 0
+        for e in events:
+            if (e.details or {}).get("ip") != ip:
+                continue
+            failures = failures + 1 if e.action == "login_failed" else 0
+    return failures >= ctx.settings.ui.login_max_failures
+
+
+@lru_cache(maxsize=512)
+def render_image(store_root: str, sha256: str, variant: str, grey: bool) -> bytes:
+    """JPEG bytes of the view image or its blurred derivative (the raw pixels never leave)."""
+    from PIL import Image, ImageFilter
+
+    from storage.blobs import BlobStore
+    from storage.images import open_view_image
+
+    img = open_view_image(BlobStore(Path(store_root)), sha256).convert("RGB")
+    if variant == "blur":
+        w, h = img.size
+        scale = BLUR_SIDE / max(w, h)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        # Downscaling to 6 px throws the detail away for good (what is left is a few colour
+        # patches); the heavy blur then hides the blocks.
+        small = img.copy()
+        small.thumbnail((6, 6), Image.Resampling.BOX)
+        img = small.resize(size, Image.Resampling.BILINEAR).filter(ImageFilter.GaussianBlur(40))
+    else:
+        img.thumbnail((VIEW_MAX_SIDE, VIEW_MAX_SIDE), Image.Resampling.LANCZOS)
+    if grey:
+        img = img.convert("L")
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=85)
+    return buf.getvalue()
+
+
+class _Guard(BaseHTTPMiddleware):
+    """Security headers, the upload size cap, and a login redirect for the UI's page."""
+
+    def __init__(self, app: FastAPI, ctx: AppContext) -> None:
+        super().__init__(app)
+        self.ctx = ctx
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        length = request.headers.get("content-length")
+        limit = self.ctx.settings.ui.max_upload_bytes
+        if length and length.isdigit() and int(length) > limit:
+            return PlainTextResponse("Upload too large.", status_code=413)
+        path = request.url.path
+        if request.method == "GET" and path in (UI_PATH, UI_PATH + "/"):
+            if session_user(self.ctx, request) is None:
+                return RedirectResponse("/login?m=expired", status_code=303)
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+
+def session_user(ctx: AppContext, request: Request) -> str | None:
+    """The logged-in, enabled username behind the request's session cookie, or None."""
+    token = ctx.signer.read_session(request.cookies.get(SESSION_COOKIE))
+    if token is None:
+        return None
+    user = ctx.active_user(token.username)
+    return user.username if user is not None else None
+
+
+def create_app(settings: Settings, ctx: AppContext | None = None) -> FastAPI:
+    """The whole web app: auth routes, image route, webhooks, and the mounted Gradio UI."""
+    from app.ui import build_app
+
+    ctx = ctx or AppContext.create(settings)
+    app = FastAPI(title="Warden", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.ctx = ctx
+    app.add_middleware(_Guard, ctx=ctx)
+
+    @app.get("/", include_in_schema=False)
+    def root(request: Request) -> RedirectResponse:
+        target = UI_PATH + "/" if session_user(ctx, request) else "/login"
+        return RedirectResponse(target, status_code=303)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    @app.get("/login", include_in_schema=False)
+    def login_form(m: str | None = None) -> HTMLResponse:
+        return HTMLResponse(_login_page(m), headers={"Cache-Control": "no-store"})
+
+    @app.post("/login", include_in_schema=False)
+    def login(request: Request, username: str = Form(""), password: str = Form("")) -> Response:
+        from storage.users import authenticate
+
+        username = username.strip()[:64]
+        ip = _client_ip(request)
+        if not username or not password:
+            return RedirectResponse("/login?m=bad", status_code=303)
+        if login_locked(ctx, username, ip):
+            with unit_of_work(ctx.engine) as s:
+                record_audit(s, username, "login_locked", ip=ip)
+            return HTMLResponse(_login_page("locked"), status_code=429)
+        with unit_of_work(ctx.engine) as s:
+            user = authenticate(s, username, password[:1024])
+            record_audit(s, username, "login" if user else "login_failed", ip=ip)
+        if user is None:
+            return RedirectResponse("/login?m=bad", status_code=303)
+        ctx.forget_user(user.username)
+        response = RedirectResponse(UI_PATH + "/", status_code=303)
+        response.set_cookie(
+            SESSION_COOKIE,
+            ctx.signer.make_session(user.username, ctx.settings.ui.session_ttl_s),
+            max_age=ctx.settings.ui.session_ttl_s,
+            httponly=True,
+            secure=ctx.settings.ui.secure_cookies,
+            samesite="lax",
+            path="/",
+        )
+        return response
+
+    @app.api_route("/logout", methods=["GET", "POST"], include_in_schema=False)
+    def logout(request: Request) -> Response:
+        user = session_user(ctx, request)
+        if user:
+            with unit_of_work(ctx.engine) as s:
+                record_audit(s, user, "logout", ip=_client_ip(request))
+        response = RedirectResponse("/login?m=out", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
+        return response
+
+    @app.get("/img/{item_id}", include_in_schema=False)
+    def image(item_id: int, v: str = "blur", g: int = 0, exp: int = 0, sig: str = "") -> Response:
+        if not ctx.signer.check_image(item_id, v, bool(g), exp, sig):
+            return PlainTextResponse("Forbidden.", status_code=403)
+        with unit_of_work(ctx.engine) as s:
+            item = s.get(Item, item_id)
+            sha = (item.view_sha256 or item.blob_sha256) if item is not None else None
+        if sha is None:
+            return PlainTextResponse("Not found.", status_code=404)
+        try:
+            data = render_image(str(ctx.blob_store.root), sha, v, bool(g))
+        except (OSError, ValueError):
+            log.exception("cannot render item %s", item_id)
+            return PlainTextResponse("Image unavailable.", status_code=404)
+        max_age = max(0, exp - int(datetime.now(UTC).timestamp()))
+        return Response(
+            data,
+            media_type="image/jpeg",
+            headers={
+                "Cache-Control": f"private, max-age={max_age}",
+                "X-Warden-Variant": v,
+            },
+        )
+
+    _mount_webhooks(app, ctx)
+
+    blocks, head, css = build_app(ctx)
+    gr.mount_gradio_app(
+        app,
+        blocks,
+        path=UI_PATH,
+        auth_dependency=lambda request: session_user(ctx, request),
+        run_history=False,
+        footer_links=[],
+        head=head,
+        css=css,
+        max_file_size=ctx.settings.ui.max_upload_bytes,
+        show_error=False,
+        mcp_server=False,
+    )
+    return app
+
+
+def _mount_webhooks(app: FastAPI, ctx: AppContext) -> None:
+    """Label Studio's webhook receiver (it checks its own HMAC signature), when installed."""
+    try:
+        from training.labelstudio.webhook import make_webhook_router
+    except ImportError:
+        return
+    try:
+        router = make_webhook_router(ctx.settings, ctx.engine)
+    except Exception:  # the workbench still serves; webhooks are caught up by reconcile
+        log.exception("Label Studio webhook receiver not mounted")
+        return
+    app.include_router(router, prefix="/hooks/labelstudio")
+
+
+def serve(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+    from sqlalchemy.engine import make_url
+
+    from storage.migrate import upgrade
+
+    if make_url(settings.database_url).get_backend_name() == "sqlite":
+        upgrade(settings.database_url)  # the embedded default needs no separate set-up step
+    app = create_app(settings)
+    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)

@@ -1,0 +1,168 @@
+"""Upload tab: images or a zip, through the same ingestion as `warden ingest`, with the per-file
+report; optionally score the new items right away (progress shown).
+
+Gradio caps the upload size (settings.ui.max_upload_bytes); ingestion applies its own limits
+(file size, pixels, archive members and ratio) and reports each file it refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from app.context import AppContext
+from app.roles import UPLOADERS, current_user, requires
+from storage.audit import record_audit
+from storage.db import unit_of_work
+
+REPORT_COLUMNS = ["file", "status", "reason", "item", "duplicate of"]
+FILE_TYPES = [".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".zip"]
+
+
+@dataclass(frozen=True)
+class UploadTab:
+    tab: gr.Tab
+
+
+def _display_name(path: str, roots: list[str]) -> str:
+    for root in roots:
+        if path.startswith(root):
+            return path[len(root) :].lstrip("/")
+    return Path(path).name
+
+
+def build(ctx: AppContext) -> UploadTab:
+    with gr.Tab("Upload", id="upload", elem_id="tab-upload", visible=False) as tab:
+        files = gr.File(
+            label="Images or a .zip",
+            file_count="multiple",
+            file_types=FILE_TYPES,
+            elem_id="up-files",
+        )
+        with gr.Row():
+            source = gr.Textbox(
+                label="Source label", value="upload", max_lines=1, elem_id="up-source"
+            )
+            score_now = gr.Checkbox(
+                label="Score the new items now", value=False, elem_id="up-score"
+            )
+            go = gr.Button("Ingest", variant="primary", elem_id="up-go")
+        summary = gr.Textbox(label="Summary", interactive=False, elem_id="up-summary")
+        report = gr.Dataframe(
+            headers=REPORT_COLUMNS,
+            datatype=["str"] * len(REPORT_COLUMNS),
+            interactive=False,
+            elem_id="up-report",
+            wrap=True,
+        )
+
+    @requires(ctx, *UPLOADERS)
+    def ingest(
+        paths: list[str] | None,
+        src: str,
+        score: bool,
+        request: gr.Request,
+        progress: gr.Progress = gr.Progress(),
+    ):
+        from storage.ingest import ingest_paths
+
+        user = current_user(ctx, request)
+        if not paths:
+            raise gr.Error("Choose one or more images or a zip first.")
+        src = (src or "upload").strip()[:120] or "upload"
+        roots = sorted({str(Path(p).parent) + "/" for p in paths}, key=len, reverse=True)
+        progress(0, desc="Ingesting")
+
+        def on_progress(done: int, total: int) -> None:
+            progress((done, max(total, 1)), desc="Ingesting", unit="files")
+
+        result = ingest_paths(
+            ctx.engine,
+            ctx.settings,
+            [Path(p) for p in paths],
+            source=src,
+            policy=ctx.policy,
+            progress=on_progress,
+            actor=user.username,
+        )
+        with unit_of_work(ctx.engine) as s:
+            record_audit(s, user.username, "upload", files=len(paths), **_counts(result))
+        rows = [
+            [
+                _display_name(str(r.path), roots),
+                r.status,
+                r.reason or "",
+                "" if r.item_id is None else str(r.item_id),
+                "" if r.duplicate_of is None else str(r.duplicate_of),
+            ]
+            for r in result.results
+        ]
+        text = ", ".join(f"{k}: {v}" for k, v in _counts(result).items())
+        new_ids = [
+            r.item_id
+            for r in result.results
+            if r.item_id is not None and r.status in ("accepted", "near_duplicate")
+        ]
+        if score and new_ids:
+            text += "; " + _score(ctx, new_ids, progress)
+        return text, pd.DataFrame(rows, columns=REPORT_COLUMNS)
+
+    go.click(
+        ingest,
+        inputs=[files, source, score_now],
+        outputs=[summary, report],
+        concurrency_limit=2,
+        api_visibility="private",
+    )
+    return UploadTab(tab=tab)
+
+
+def _counts(result) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in result.results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    return counts
+
+
+def _score(ctx: AppContext, item_ids: list[int], progress: gr.Progress) -> str:
+    """Score exactly the new items with the live backend (the queue's order would put older
+    items first), the same way the worker does: view image, cheap signals, backend, record."""
+    from dataclasses import replace
+
+    from model.backends import ScoringInput
+    from model.loading import live_backend
+    from model.signals import compute_signals
+    from storage.images import open_view_image
+    from storage.models import Item
+    from storage.queue import record_prediction
+
+    progress(0, desc="Loading the model")
+    backend = live_backend(ctx.settings.model)
+    scored = 0
+    for n, item_id in enumerate(item_ids):
+        progress((n, len(item_ids)), desc="Scoring", unit="items")
+        with unit_of_work(ctx.engine) as s:
+            item = s.get(Item, item_id)
+            if item is None or item.status != "queued":
+                continue  # a scoring worker got there first
+            sha, text = item.view_sha256 or item.blob_sha256, item.text
+        image = open_view_image(ctx.blob_store, sha)
+        sig = compute_signals(image, ocr=ctx.settings.model.ocr, nsfw=ctx.settings.model.nsfw)
+        extra = sig.as_verdict_signals()
+        inp = ScoringInput(
+            image=image, text=text, ocr_text=sig.ocr_text, item_id=item_id, signals=extra
+        )
+        [verdict] = backend.score([inp], ctx.policy)
+        verdict = replace(
+            verdict,
+            signals={**extra, **verdict.signals},
+            ocr_text=verdict.ocr_text if verdict.ocr_text is not None else sig.ocr_text,
+        )
+        with unit_of_work(ctx.engine) as s:
+            record_prediction(s, item_id, verdict)
+        scored += 1
+    progress((len(item_ids), len(item_ids)), desc="Scoring", unit="items")
+    return f"scored {scored} new items with {backend.model_version}"

@@ -1,0 +1,442 @@
+"""Review-session logic behind the workbench's Review and Queue tabs.
+
+A moderator holds a *current* item and a prefetched *next* one (both claimed with a lease);
+deciding, skipping or escalating the current item promotes the next. Reveals of blurred images
+are audit events ('reveal'), which is also how each moderator's exposure is counted.
+Plain functions over a `Session` (the caller owns the unit of work), so the UI, the CLI and
+tests call the same code.
+
+    with unit_of_work(engine) as s:
+        current, nxt = claim_pair(s, "alice", policy, blur_nsfw_threshold=0.4)
+        submit(s, "alice", current.item_id, ["scam_fraud"], note=None, policy=policy)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session
+
+from storage import decisions as decisions_repo
+from storage import queue as queue_repo
+from storage.audit import record_audit
+from storage.domain import ClaimedItem, Decision, DecisionSource, ItemStatus
+from storage.errors import NotFound, WardenError
+from storage.models import AuditEvent, Item, Prediction
+from storage.models import Decision as DecisionRow
+from storage.policy import Policy
+
+
+@dataclass(frozen=True)
+class ReviewCard:
+    """Everything the Review tab shows for one item (all text is untrusted user content)."""
+
+    item_id: int
+    status: str
+    filename: str | None
+    source: str | None
+    text: str | None
+    priority: int
+    lease_expires_at: datetime | None
+    scored: bool
+    scores: dict[str, float] = field(default_factory=dict)
+    flagged: list[str] = field(default_factory=list)
+    rationale: str | None = None
+    ocr_text: str | None = None
+    model_version: str | None = None
+    nsfw: float | None = None
+    # Blurred by default: a `blur` category or the NSFW signal is over its level, or the item
+    # has no score yet (unknown content is treated as possibly harmful).
+    blur: bool = True
+
+
+@dataclass(frozen=True)
+class Exposure:
+    reveals_total: int
+    reveals_today: int
+
+
+def _latest_predictions(session: Session, item_ids: Sequence[int]) -> dict[int, Prediction]:
+    if not item_ids:
+        return {}
+    latest = (
+        select(Prediction.item_id, func.max(Prediction.id).label("pid"))
+        .where(Prediction.item_id.in_(list(item_ids)))
+        .group_by(Prediction.item_id)
+        .subquery()
+    )
+    rows = session.scalars(select(Prediction).join(latest, Prediction.id == latest.c.pid)).all()
+    return {p.item_id: p for p in rows}
+
+
+def should_blur(
+    policy: Policy,
+    scores: dict[str, float],
+    nsfw: float | None,
+    *,
+    scored: bool,
+    blur_nsfw_threshold: float,
+) -> bool:
+    if not scored:
+        return True
+    if nsfw is not None and nsfw >= blur_nsfw_threshold:
+        return True
+    return any(c.blur and scores.get(c.id, 0.0) >= c.threshold for c in policy.categories)
+
+
+def build_cards(
+    session: Session, item_ids: Sequence[int], policy: Policy, *, blur_nsfw_threshold: float
+) -> dict[int, ReviewCard]:
+    items = session.scalars(select(Item).where(Item.id.in_(list(item_ids)))).all()
+    preds = _latest_predictions(session, [i.id for i in items])
+    cards: dict[int, ReviewCard] = {}
+    for it in items:
+        p = preds.get(it.id)
+        scores = {k: float(v) for k, v in (p.scores or {}).items()} if p else {}
+        signals = (p.signals or {}) if p else {}
+        nsfw_raw = signals.get("nsfw")
+        nsfw = float(nsfw_raw) if isinstance(nsfw_raw, int | float) else None
+        cards[it.id] = ReviewCard(
+            item_id=it.id,
+            status=it.status,
+            filename=it.filename,
+            source=it.source,
+            text=it.text,
+            priority=it.priority,
+            lease_expires_at=it.lease_expires_at,
+            scored=p is not None,
+            scores=scores,
+            flagged=list(p.flagged or []) if p else [],
+            rationale=p.rationale if p else None,
+            ocr_text=(p.ocr_text if p else None) or _signal_text(signals),
+            model_version=p.model_version if p else None,
+            nsfw=nsfw,
+            blur=should_blur(
+                policy,
+                scores,
+                nsfw,
+                scored=p is not None,
+                blur_nsfw_threshold=blur_nsfw_threshold,
+            ),
+        )
+    return cards
+
+
+def _signal_text(signals: dict) -> str | None:
+    value = signals.get("ocr_text")
+    return value if isinstance(value, str) else None
+
+
+def build_card(
+    session: Session, item_id: int, policy: Policy, *, blur_nsfw_threshold: float
+) -> ReviewCard:
+    cards = build_cards(session, [item_id], policy, blur_nsfw_threshold=blur_nsfw_threshold)
+    if item_id not in cards:
+        raise NotFound(f"item {item_id} does not exist")
+    return cards[item_id]
+
+
+def claim_window(
+    session: Session,
+    reviewer: str,
+    policy: Policy,
+    *,
+    blur_nsfw_threshold: float,
+    size: int = 3,
+    keep: int | None = None,
+    exclude: Sequence[int] = (),
+    filters: queue_repo.QueueFilters | None = None,
+    lease_s: int = 600,
+) -> list[ReviewCard]:
+    """The reviewer's current item followed by up to `size - 1` prefetched ones, reusing the
+    items they already hold before claiming more.
+
+    `keep`: the item the browser already shows; it stays current if still held. `exclude`:
+    items just acted on (a decision may still be in flight), never handed out again here.
+    """
+    held = [
+        c
+        for c in queue_repo.held_items(session, reviewer)
+        if c.status == ItemStatus.in_review and c.item_id not in exclude
+    ]
+    held.sort(key=lambda c: (-c.priority, c.item_id))
+    order: list[int] = []
+    if keep is not None and any(c.item_id == keep for c in held):
+        order.append(keep)
+    order += [c.item_id for c in held if c.item_id not in order]
+    while len(order) < size:
+        claimed: ClaimedItem | None = queue_repo.claim_next(
+            session, reviewer, filters, lease_s=lease_s
+        )
+        if claimed is None:
+            break
+        if claimed.item_id in order or claimed.item_id in exclude:
+            continue
+        order.append(claimed.item_id)
+    order = order[:size]
+    cards = build_cards(session, order, policy, blur_nsfw_threshold=blur_nsfw_threshold)
+    return [cards[i] for i in order if i in cards]
+
+
+def claim_pair(
+    session: Session,
+    reviewer: str,
+    policy: Policy,
+    *,
+    blur_nsfw_threshold: float,
+    keep: int | None = None,
+    exclude: Sequence[int] = (),
+    filters: queue_repo.QueueFilters | None = None,
+    lease_s: int = 600,
+) -> tuple[ReviewCard | None, ReviewCard | None]:
+    """`claim_window` of two: (current, prefetched next); None where the queue ran dry."""
+    cards = claim_window(
+        session,
+        reviewer,
+        policy,
+        blur_nsfw_threshold=blur_nsfw_threshold,
+        size=2,
+        keep=keep,
+        exclude=exclude,
+        filters=filters,
+        lease_s=lease_s,
+    )
+    return (cards[0] if cards else None, cards[1] if len(cards) > 1 else None)
+
+
+def submit(
+    session: Session,
+    reviewer: str,
+    item_id: int,
+    categories: list[str],
+    *,
+    note: str | None,
+    policy: Policy,
+) -> Decision:
+    """Record the reviewer's decision; they must hold the item's live lease."""
+    return decisions_repo.record_decision(
+        session,
+        item_id=item_id,
+        categories=policy.validate_labels(list(categories)),
+        source=DecisionSource.moderator,
+        reviewer=reviewer,
+        note=(note or "").strip() or None,
+        policy=policy,
+        require_lease=True,
+    )
+
+
+def skip(session: Session, reviewer: str, item_id: int) -> None:
+    queue_repo.release(session, item_id, reviewer, reason="skip")
+
+
+def escalate(session: Session, reviewer: str, item_id: int, *, note: str | None) -> None:
+    queue_repo.escalate(session, item_id, reviewer, note=(note or "").strip() or None)
+
+
+def undo(session: Session, reviewer: str) -> Decision:
+    return decisions_repo.undo_last_decision(session, reviewer)
+
+
+def reveal(session: Session, reviewer: str, item_id: int) -> Exposure:
+    """Record that `reviewer` looked at the unblurred image; returns their exposure so far."""
+    if session.get(Item, item_id) is None:
+        raise NotFound(f"item {item_id} does not exist")
+    record_audit(session, reviewer, "reveal", item_id=item_id)
+    session.flush()
+    return exposure(session, reviewer)
+
+
+def exposure(session: Session, reviewer: str, now: datetime | None = None) -> Exposure:
+    now = now or datetime.now(UTC)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    base = select(func.count(AuditEvent.id)).where(
+        AuditEvent.actor == reviewer, AuditEvent.action == "reveal"
+    )
+    total = session.scalar(base) or 0
+    today = session.scalar(base.where(AuditEvent.at >= midnight)) or 0
+    return Exposure(reveals_total=int(total), reveals_today=int(today))
+
+
+def release_all(session: Session, reviewer: str) -> int:
+    """Give back every item the reviewer holds (Queue tab: 'release my items')."""
+    held = queue_repo.held_items(session, reviewer)
+    for c in held:
+        queue_repo.release(session, c.item_id, reviewer, reason="release")
+    return len(held)
+
+
+# --- Queue listing and bulk actions -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    item_id: int
+    status: str
+    source: str | None
+    filename: str | None
+    priority: int
+    created_at: datetime
+    max_score: float | None
+    flagged: list[str]
+    decision: list[str] | None  # None: no current decision; [] = safe
+    reviewer: str | None
+    lease_holder: str | None
+
+
+def _current_decisions(session: Session, item_ids: Sequence[int]) -> dict[int, DecisionRow]:
+    """Current (not superseded, not retracted) decision per item."""
+    if not item_ids:
+        return {}
+    superseding = select(DecisionRow.supersedes_id).where(DecisionRow.supersedes_id.is_not(None))
+    rows = session.scalars(
+        select(DecisionRow)
+        .where(DecisionRow.item_id.in_(list(item_ids)), DecisionRow.id.not_in(superseding))
+        .order_by(DecisionRow.id)
+    ).all()
+    out: dict[int, DecisionRow] = {}
+    for d in rows:
+        out[d.item_id] = d  # newest wins if two heads exist
+    return {k: v for k, v in out.items() if v.action == "label"}
+
+
+def list_queue(
+    session: Session,
+    *,
+    status: str | None = None,
+    categories: Sequence[str] = (),
+    source: str | None = None,
+    min_score: float | None = None,
+    max_score: float | None = None,
+    disagreement_only: bool = False,
+    limit: int = 200,
+    scan_limit: int = 20_000,
+) -> list[QueueRow]:
+    """Items matching the filters, highest priority then newest first.
+
+    Category, score and disagreement filters need each item's latest prediction and current
+    decision; they are applied in Python over at most `scan_limit` candidate rows.
+    """
+    from storage.models import User
+
+    stmt = select(Item).order_by(Item.priority.desc(), Item.id.desc())
+    if status:
+        stmt = stmt.where(Item.status == status)
+    if source:
+        stmt = stmt.where(Item.source == source)
+    needs_scan = bool(categories) or min_score is not None or max_score is not None
+    needs_scan = needs_scan or disagreement_only
+    stmt = stmt.limit(scan_limit if needs_scan else limit)
+    items = session.scalars(stmt).all()
+    ids = [i.id for i in items]
+    preds = _latest_predictions(session, ids)
+    decs = _current_decisions(session, ids)
+    user_names = dict(session.execute(select(User.id, User.username)).all())
+    wanted = set(categories)
+    rows: list[QueueRow] = []
+    for it in items:
+        p = preds.get(it.id)
+        scores = [float(v) for v in (p.scores or {}).values()] if p else []
+        top = max(scores) if scores else None
+        flagged = list(p.flagged or []) if p else []
+        d = decs.get(it.id)
+        dec = sorted(d.categories or []) if d else None
+        if wanted and not wanted & set(flagged):
+            continue
+        if min_score is not None and (top is None or top < min_score):
+            continue
+        if max_score is not None and (top is None or top > max_score):
+            continue
+        if disagreement_only and (p is None or dec is None or sorted(flagged) == dec):
+            continue
+        reviewer = None
+        if d is not None:
+            reviewer = user_names.get(d.reviewer_id) if d.reviewer_id else d.reviewer_name
+        rows.append(
+            QueueRow(
+                item_id=it.id,
+                status=it.status,
+                source=it.source,
+                filename=it.filename,
+                priority=it.priority,
+                created_at=it.created_at,
+                max_score=top,
+                flagged=flagged,
+                decision=dec,
+                reviewer=reviewer,
+                lease_holder=it.lease_holder,
+            )
+        )
+        if len(rows) >= limit:
+            break
+    return rows
+
+
+def bulk_decide(
+    session: Session,
+    actor: str,
+    item_ids: Sequence[int],
+    categories: list[str],
+    *,
+    note: str | None,
+    policy: Policy,
+) -> list[Decision]:
+    """One decision per item (source=bulk), each superseding the item's current decision."""
+    labels = policy.validate_labels(list(categories))
+    unique = list(dict.fromkeys(int(i) for i in item_ids))
+    if not unique:
+        raise WardenError("no items selected for the bulk action")
+    found = set(session.scalars(select(Item.id).where(Item.id.in_(unique))).all())
+    missing = [i for i in unique if i not in found]
+    if missing:
+        raise NotFound(f"items do not exist: {', '.join(map(str, missing[:10]))}")
+    out = [
+        decisions_repo.record_decision(
+            session,
+            item_id=i,
+            categories=labels,
+            source=DecisionSource.bulk,
+            reviewer=actor,
+            note=(note or "").strip() or None,
+            policy=policy,
+        )
+        for i in unique
+    ]
+    record_audit(session, actor, "bulk_decide", count=len(out), categories=labels)
+    return out
+
+
+def recent_reveals(session: Session, since: timedelta) -> dict[str, int]:
+    """Reveals per actor over the last `since` (dashboard exposure)."""
+    cutoff = datetime.now(UTC) - since
+    rows = session.execute(
+        select(AuditEvent.actor, func.count(AuditEvent.id))
+        .where(and_(AuditEvent.action == "reveal", AuditEvent.at >= cutoff))
+        .group_by(AuditEvent.actor)
+    ).all()
+    return {a: int(n) for a, n in rows}
+
+
+__all__ = [
+    "Exposure",
+    "QueueRow",
+    "ReviewCard",
+    "build_card",
+    "build_cards",
+    "bulk_decide",
+    "claim_pair",
+    "claim_window",
+    "escalate",
+    "exposure",
+    "list_queue",
+    "recent_reveals",
+    "release_all",
+    "reveal",
+    "should_blur",
+    "skip",
+    "submit",
+    "undo",
+]
