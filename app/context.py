@@ -13,11 +13,11 @@ from functools import cached_property
 
 from sqlalchemy import Engine
 
-from app.signing import Signer, load_secret_key
 from storage.db import make_engine, unit_of_work
 from storage.domain import Role
 from storage.policy import Policy, load_policy
 from storage.settings import Settings
+from storage.signing import Signer, load_secret_key
 
 # A disabled user's session stops working within this many seconds.
 USER_CACHE_TTL_S = 2.0

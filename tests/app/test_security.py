@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from app.signing import Signer
+from storage.signing import Signer
 from storage.db import unit_of_work
 from storage.models import AuditEvent
 from tests.app.conftest import PASSWORD, LiveApp

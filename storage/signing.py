@@ -1,4 +1,4 @@
-"""HMAC signing for session cookies and expiring image URLs.
+"""HMAC signing for session cookies and expiring image URLs (used by the app and by Label Studio).
 
 One secret key (settings.ui.secret_key, or a random key generated once into the data dir, so
 several processes and restarts share it) signs two kinds of token, each with its own purpose
