@@ -11,23 +11,18 @@ Writes bench/results/labelstudio.json and prints a table.
 
 from __future__ import annotations
 
-# ruff: noqa: E402  (sys.path is fixed before the imports below)
-import sys
-from pathlib import Path
-
-# `python bench/labelstudio.py` puts bench/ first on sys.path, where bench/queue.py would
-# shadow the standard library's queue module (httpx and uvicorn import it).
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-
 import argparse
 import json
 import platform
 import random
 import statistics
+
+# ruff: noqa: E402  (sys.path is fixed before the imports below)
+import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 
 from pydantic import SecretStr
 from sqlalchemy import func, select

@@ -14,12 +14,6 @@ Writes bench/results/review_latency.json (review_latency_postgres.json) and prin
 # ruff: noqa: E402  (the sys.path fix below must run before the imports)
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# bench/queue.py (another benchmark) would shadow the standard library's `queue` module.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
 import argparse
 import hashlib
 import json
@@ -30,9 +24,11 @@ import shutil
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 from sqlalchemy import insert, update

@@ -21,6 +21,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from storage.settings import DBSettings
 
+# Execution option marking a connection's transaction as read-only (see unit_of_work).
+READ_ONLY_OPTION = "warden_read_only"
+
 
 def normalise_url(url: str) -> str:
     """Route plain postgresql:// URLs to psycopg 3."""
@@ -71,7 +74,12 @@ def _configure_sqlite(engine: Engine, db: DBSettings) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Read-only units of work (reports, listings) need no write lock: under WAL a
+        # deferred transaction reads a consistent snapshot without blocking claims.
+        if conn.get_execution_options().get(READ_ONLY_OPTION):
+            conn.exec_driver_sql("BEGIN DEFERRED")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -79,8 +87,13 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def unit_of_work(engine_or_factory: Engine | sessionmaker[Session]) -> Iterator[Session]:
-    """One transaction: commit on success, roll back on any error."""
+def unit_of_work(
+    engine_or_factory: Engine | sessionmaker[Session], *, read_only: bool = False
+) -> Iterator[Session]:
+    """One transaction: commit on success, roll back on any error.
+
+    read_only=True: for work that only reads; on SQLite it does not take the write lock.
+    """
     factory = (
         engine_or_factory
         if isinstance(engine_or_factory, sessionmaker)
@@ -88,6 +101,8 @@ def unit_of_work(engine_or_factory: Engine | sessionmaker[Session]) -> Iterator[
     )
     session = factory()
     try:
+        if read_only:
+            session.connection(execution_options={READ_ONLY_OPTION: True})
         yield session
         session.commit()
     except BaseException:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -49,6 +50,14 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# Items still in the review/scoring queue; the partial index below covers exactly these, and
+# queries that want it must repeat this clause verbatim (SQLite matches partial-index terms
+# literally). On SQLite the unary plus (a no-op) keeps the status index from competing for the
+# same term; PostgreSQL proves the predicate itself and has no unary plus for text.
+OPEN_ITEMS_SQL = "status IN ('queued', 'scored', 'in_review')"
+OPEN_ITEMS_SQLITE = "+status IN ('queued', 'scored', 'in_review')"
 
 
 class Base(DeclarativeBase):
@@ -83,6 +92,19 @@ class Item(Base):
     __tablename__ = "items"
     __table_args__ = (
         Index("ix_items_claimable", "status", "priority", "created_at"),
+        # The review queue over open items only, so storage.queue.claim_next walks an index
+        # instead of sorting the backlog. PostgreSQL gets the queue order itself (priority
+        # DESC, created_at, id); SQLite gets all-ascending columns (Alembic cannot autogenerate
+        # DESC expressions there) and claim_next walks it in two steps.
+        Index(
+            "ix_items_open_queue",
+            "priority",
+            "created_at",
+            "id",
+            postgresql_ops={"priority": "DESC"},
+            postgresql_where=text(OPEN_ITEMS_SQL),
+            sqlite_where=text(OPEN_ITEMS_SQLITE),
+        ),
         Index("ix_items_phash", "phash"),
         UniqueConstraint("blob_sha256", name="uq_items_blob"),
     )

@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises:
-Create Date: 2026-11-22 03:13:13.807180
+Create Date: 2026-11-22 03:43:28.808469
 """
 
 from __future__ import annotations
@@ -146,6 +146,14 @@ def upgrade() -> None:
             "ix_items_claimable", ["status", "priority", "created_at"], unique=False
         )
         batch_op.create_index(batch_op.f("ix_items_created_at"), ["created_at"], unique=False)
+        batch_op.create_index(
+            "ix_items_open_queue",
+            ["priority", "created_at", "id"],
+            unique=False,
+            postgresql_ops={"priority": "DESC"},
+            postgresql_where=sa.text("status IN ('queued', 'scored', 'in_review')"),
+            sqlite_where=sa.text("+status IN ('queued', 'scored', 'in_review')"),
+        )
         batch_op.create_index("ix_items_phash", ["phash"], unique=False)
 
     op.create_table(
@@ -314,6 +322,12 @@ def downgrade() -> None:
     op.drop_table("training_runs")
     with op.batch_alter_table("items", schema=None) as batch_op:
         batch_op.drop_index("ix_items_phash")
+        batch_op.drop_index(
+            "ix_items_open_queue",
+            postgresql_ops={"priority": "DESC"},
+            postgresql_where=sa.text("status IN ('queued', 'scored', 'in_review')"),
+            sqlite_where=sa.text("+status IN ('queued', 'scored', 'in_review')"),
+        )
         batch_op.drop_index(batch_op.f("ix_items_created_at"))
         batch_op.drop_index("ix_items_claimable")
 

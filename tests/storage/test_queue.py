@@ -1,0 +1,205 @@
+"""Queue: claims, leases, releases, escalation, scoring claims and predictions, on both backends."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine, select
+
+from storage.audit import list_audit
+from storage.db import unit_of_work
+from storage.errors import Conflict, NotFound
+from storage.models import Claim, Item, utcnow
+from storage.queue import (
+    QueueFilters,
+    claim_for_scoring,
+    claim_next,
+    escalate,
+    expire_leases,
+    held_items,
+    record_prediction,
+    release,
+    renew_lease,
+)
+from tests.storage._core_factories import make_item, verdict
+
+
+def _status(engine: Engine, item_id: int) -> str:
+    with unit_of_work(engine) as s:
+        return s.scalar(select(Item.status).where(Item.id == item_id))
+
+
+def test_claim_order_priority_then_oldest_and_no_double_claim(engine: Engine) -> None:
+    t0 = utcnow() - timedelta(minutes=5)
+    with unit_of_work(engine) as s:
+        old = make_item(s, created_at=t0)
+        new = make_item(s, created_at=t0 + timedelta(seconds=1))
+        urgent = make_item(s, priority=5, created_at=t0 + timedelta(seconds=2))
+    got = []
+    for reviewer in ("alice", "bob", "carol", "dave"):
+        with unit_of_work(engine) as s:
+            c = claim_next(s, reviewer)
+            got.append(c.item_id if c else None)
+    assert got == [urgent, old, new, None]
+    with unit_of_work(engine) as s:
+        held = held_items(s, "bob")
+        assert [h.item_id for h in held] == [old]
+        assert held[0].status == "in_review"
+        claims = s.scalars(select(Claim).order_by(Claim.id)).all()
+        assert [(c.item_id, c.holder, c.kind) for c in claims] == [
+            (urgent, "alice", "review"),
+            (old, "bob", "review"),
+            (new, "carol", "review"),
+        ]
+        assert all(c.ended_at is None for c in claims)
+        assert len(list_audit(s, action="item.claimed")) == 3
+    assert _status(engine, old) == "in_review"
+
+
+def test_expired_lease_returns_item_to_queue(engine: Engine) -> None:
+    t0 = utcnow()
+    with unit_of_work(engine) as s:
+        item = make_item(s)
+    with unit_of_work(engine) as s:
+        assert claim_next(s, "crashed", lease_s=10, now=t0).item_id == item
+    with unit_of_work(engine) as s:
+        assert claim_next(s, "bob", now=t0 + timedelta(seconds=5)) is None
+    with unit_of_work(engine) as s:
+        c = claim_next(s, "bob", now=t0 + timedelta(seconds=11))
+        assert c is not None and c.item_id == item and c.holder == "bob"
+    with unit_of_work(engine) as s:
+        claims = s.scalars(select(Claim).where(Claim.item_id == item).order_by(Claim.id)).all()
+        assert [(c.holder, c.outcome) for c in claims] == [("crashed", "expired"), ("bob", None)]
+        assert held_items(s, "crashed", now=t0 + timedelta(seconds=11)) == []
+
+
+def test_expire_leases_sweeps_back_to_previous_status(engine: Engine) -> None:
+    t0 = utcnow()
+    with unit_of_work(engine) as s:
+        scored = make_item(s, status="scored")
+        queued = make_item(s, status="queued")
+    with unit_of_work(engine) as s:
+        claim_next(s, "r1", lease_s=5, now=t0)
+        claim_next(s, "r2", lease_s=5, now=t0)
+    with unit_of_work(engine) as s:
+        assert expire_leases(s, now=t0 + timedelta(seconds=1)) == 0
+    with unit_of_work(engine) as s:
+        assert expire_leases(s, now=t0 + timedelta(seconds=6)) == 2
+    assert _status(engine, scored) == "scored"
+    assert _status(engine, queued) == "queued"
+    with unit_of_work(engine) as s:
+        assert len(list_audit(s, action="lease.expired")) == 2
+        assert s.scalar(select(Claim).where(Claim.ended_at.is_(None))) is None
+
+
+def test_skip_keeps_item_from_same_reviewer_only(engine: Engine) -> None:
+    with unit_of_work(engine) as s:
+        a = make_item(s, priority=1)
+        b = make_item(s)
+    with unit_of_work(engine) as s:
+        assert claim_next(s, "alice").item_id == a
+    with unit_of_work(engine) as s:
+        with pytest.raises(Conflict):
+            release(s, a, "mallory")
+    with unit_of_work(engine) as s:
+        release(s, a, "alice", reason="skip")
+    assert _status(engine, a) == "scored"
+    with unit_of_work(engine) as s:
+        assert claim_next(s, "alice").item_id == b
+        assert claim_next(s, "bob").item_id == a
+        events = list_audit(s, action="item.released")
+        assert events[0].details["reason"] == "skip"
+
+
+def test_release_without_skip_makes_item_claimable_again(engine: Engine) -> None:
+    with unit_of_work(engine) as s:
+        a = make_item(s)
+    with unit_of_work(engine) as s:
+        claim_next(s, "alice")
+        release(s, a, "alice", reason="logout")
+    with unit_of_work(engine) as s:
+        assert claim_next(s, "alice").item_id == a
+
+
+def test_filters_categories_scores_source_and_unscored(engine: Engine) -> None:
+    with unit_of_work(engine) as s:
+        weapons = make_item(s, status="queued", source="forum")
+        drugs = make_item(s, status="queued", source="chat")
+        unscored = make_item(s, status="queued", source="chat")
+        record_prediction(s, weapons, verdict({"weapons": 0.9, "drugs": 0.1}))
+        record_prediction(s, drugs, verdict({"weapons": 0.2, "drugs": 0.6}))
+
+    def pick(f: QueueFilters) -> int | None:
+        with unit_of_work(engine) as s:
+            c = claim_next(s, "probe", f)
+            if c is None:
+                return None
+            release(s, c.item_id, "probe", reason="probe")
+            return c.item_id
+
+    assert pick(QueueFilters(categories=("drugs",))) == drugs
+    assert pick(QueueFilters(categories=["drugs"])) == drugs  # type: ignore[arg-type]
+    assert pick(QueueFilters(categories=("sexual",))) is None
+    assert pick(QueueFilters(min_score=0.8)) == weapons
+    assert pick(QueueFilters(max_score=0.7)) == drugs
+    assert pick(QueueFilters(min_score=0.61, max_score=0.89)) is None
+    assert pick(QueueFilters(source="chat", include_unscored=False)) == drugs
+    assert pick(QueueFilters(source="chat", categories=("weapons",))) is None
+    with unit_of_work(engine) as s:
+        claim_next(s, "x", QueueFilters(include_unscored=False))
+        claim_next(s, "y", QueueFilters(include_unscored=False))
+        assert claim_next(s, "z", QueueFilters(include_unscored=False)) is None
+        assert claim_next(s, "z").item_id == unscored
+
+
+def test_scoring_claims_are_disjoint_and_prediction_is_idempotent(engine: Engine) -> None:
+    with unit_of_work(engine) as s:
+        ids = [make_item(s, status="queued") for _ in range(5)]
+        make_item(s, status="scored")
+    with unit_of_work(engine) as s:
+        w1 = claim_for_scoring(s, "w1", limit=3)
+    with unit_of_work(engine) as s:
+        w2 = claim_for_scoring(s, "w2", limit=3)
+    got1, got2 = {c.item_id for c in w1}, {c.item_id for c in w2}
+    assert len(got1) == 3 and len(got2) == 2 and not got1 & got2
+    assert got1 | got2 == set(ids)
+    # Reviewers do not take items a scoring worker holds.
+    with unit_of_work(engine) as s:
+        c = claim_next(s, "alice")
+        assert c is not None and c.item_id not in got1 | got2
+    target = sorted(got1)[0]
+    with unit_of_work(engine) as s:
+        p1 = record_prediction(s, target, verdict({"weapons": 0.7}), holder="w1")
+    with unit_of_work(engine) as s:
+        assert record_prediction(s, target, verdict({"weapons": 0.7}), holder="w1") == p1
+        item = s.get(Item, target)
+        assert item.status == "scored" and item.lease_holder is None
+        claim = s.scalar(select(Claim).where(Claim.item_id == target))
+        assert claim.outcome == "scored" and claim.ended_at is not None
+        assert len(list_audit(s, action="item.scored", item_id=target)) == 1
+        p2 = record_prediction(s, target, verdict({"weapons": 0.1}, model_version="m2"))
+        assert p2 != p1
+
+
+def test_renew_and_escalate(engine: Engine) -> None:
+    with unit_of_work(engine) as s:
+        a = make_item(s)
+    with unit_of_work(engine) as s:
+        c = claim_next(s, "alice", lease_s=30)
+    with unit_of_work(engine) as s:
+        with pytest.raises(Conflict):
+            renew_lease(s, a, "bob")
+        new_expiry = renew_lease(s, a, "alice", lease_s=3600)
+    assert new_expiry > c.lease_expires_at + timedelta(minutes=50)
+    with unit_of_work(engine) as s:
+        assert s.scalar(select(Claim.expires_at).where(Claim.item_id == a)) == new_expiry
+        escalate(s, a, "alice", note="needs legal")
+    with unit_of_work(engine) as s:
+        item = s.get(Item, a)
+        assert item.status == "escalated" and item.lease_holder is None
+        assert s.scalar(select(Claim.outcome).where(Claim.item_id == a)) == "escalated"
+        assert list_audit(s, action="item.escalated")[0].details["note"] == "needs legal"
+        assert claim_next(s, "bob") is None
+        with pytest.raises(NotFound):
+            escalate(s, 999_999, "alice")
