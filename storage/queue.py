@@ -631,6 +631,9 @@ def record_prediction(
     now = utcnow()
     item = require_item(session, item_id, for_update=True)
     existing = _prediction_id(session, item_id, verdict)
+    first_score = existing is None and (
+        session.scalar(select(Prediction.id).where(Prediction.item_id == item_id).limit(1)) is None
+    )
     if existing is None:
         try:
             with session.begin_nested():
@@ -668,6 +671,12 @@ def record_prediction(
     if holder is not None and item.lease_holder == holder and status == ItemStatus.queued.value:
         values.update(lease_holder=None, lease_expires_at=None, lease_token=None)
         close_open_claims(session, item_id, "scored", now)
+    if first_score and created:
+        # Reviewers see likely violations first; the boost is applied once, on the first
+        # score an item gets, so re-scoring with another model does not inflate it.
+        boost = scoring_priority(verdict)
+        if boost:
+            values["priority"] = ITEMS.c.priority + boost
     if values:
         session.execute(update(ITEMS).where(ITEMS.c.id == item_id).values(**values))
     if created or values:
@@ -683,6 +692,21 @@ def record_prediction(
             status_to=values.get("status", status),
         )
     return pred_id
+
+
+# Priority added by the first score: flagged items jump the unflagged backlog, and the NSFW
+# signal orders within each band (0..NSFW_PRIORITY_SPAN).
+FLAGGED_PRIORITY = 50
+NSFW_PRIORITY_SPAN = 40
+
+
+def scoring_priority(verdict: Verdict) -> int:
+    """Queue priority earned by a verdict: flags first, then the NSFW signal."""
+    boost = FLAGGED_PRIORITY if verdict.flagged else 0
+    nsfw = verdict.signals.get("nsfw")
+    if isinstance(nsfw, int | float) and 0.0 <= float(nsfw) <= 1.0:
+        boost += round(float(nsfw) * NSFW_PRIORITY_SPAN)
+    return boost
 
 
 def _prediction_id(session: Session, item_id: int, verdict: Verdict) -> int | None:

@@ -203,3 +203,22 @@ def test_renew_and_escalate(engine: Engine) -> None:
         assert claim_next(s, "bob") is None
         with pytest.raises(NotFound):
             escalate(s, 999_999, "alice")
+
+
+def test_first_score_puts_likely_violations_first(engine: Engine) -> None:
+    with unit_of_work(engine) as s:
+        calm, flagged, nsfw = (make_item(s, status="queued") for _ in range(3))
+    with unit_of_work(engine) as s:
+        record_prediction(s, calm, verdict({"weapons": 0.1}))
+        record_prediction(s, flagged, verdict({"weapons": 0.9}))
+        nsfw_verdict = verdict({"weapons": 0.1})
+        nsfw_verdict.signals["nsfw"] = 0.8
+        record_prediction(s, nsfw, nsfw_verdict)
+    with unit_of_work(engine) as s:
+        order = [claim_next(s, f"r{i}").item_id for i in range(3)]
+    assert order == [flagged, nsfw, calm]
+    # A second model's score does not raise the priority again.
+    with unit_of_work(engine) as s:
+        before = s.get(Item, flagged).priority
+        record_prediction(s, flagged, verdict({"weapons": 0.9}, model_version="m2"))
+        assert s.get(Item, flagged).priority == before
