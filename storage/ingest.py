@@ -1,0 +1,668 @@
+"""Ingest images into the queue: files, folders, `.zip` archives and CSV/JSONL manifests.
+
+Each input file ends as exactly one `FileResult`: accepted, duplicate (same bytes as an existing
+item, nothing added), near_duplicate (a new item linked to the perceptually closest one), or
+rejected with a reason. Every file is untrusted: its format is sniffed from content, its pixel
+count is checked from the header before any pixel is decoded, and any failure of one file
+rejects that file only. A database failure is different: it aborts the run (`IngestAborted`),
+since carrying on would report files as stored that are not.
+
+Per file: the original bytes and the normalised view are written to the blob store atomically
+(CPU work runs in a small thread pool), then the blob rows, item row, audit event and any
+imported ground-truth decision commit in one small unit of work. A failure in between leaves
+at most an orphan blob file, which the next ingest of the same bytes reuses.
+
+Run: warden ingest PATH... [--source NAME] [--json]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import stat
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import Engine, insert, inspect, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from storage.archives import ArchiveRejected, is_zip, iter_zip_members
+from storage.audit import record_audit
+from storage.blobs import BlobStore
+from storage.db import session_factory, unit_of_work
+from storage.domain import DecisionSource
+from storage.errors import WardenError
+from storage.images import HashIndex, ImageRejected, NormalisedImage, normalise_image
+from storage.manifests import (
+    ManifestError,
+    ManifestRow,
+    RowError,
+    clean_name,
+    clean_text,
+    manifest_kind,
+    read_manifest,
+    resolve_row_path,
+)
+from storage.models import Blob, HashBankEntry, Item
+from storage.models import Decision as DecisionRow
+from storage.policy import Policy, PolicyError, load_policy
+from storage.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Status = Literal["accepted", "duplicate", "near_duplicate", "rejected"]
+MAX_SOURCE_CHARS = 128
+MAX_EXTERNAL_ID_CHARS = 256
+MAX_FILENAME_CHARS = 512
+MAX_SHOWN_PATH_CHARS = 1024
+
+
+class IngestAborted(WardenError):
+    """The run stopped (database or disk failure); `report` holds the files done before it."""
+
+    def __init__(self, message: str, report: IngestReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass(frozen=True)
+class FileResult:
+    path: str
+    status: Status
+    reason: str | None
+    item_id: int | None
+    duplicate_of: int | None
+    sha256: str | None
+    distance: int | None = None  # Hamming distance to duplicate_of for near duplicates
+    hashbank_match_id: int | None = None
+    labels: list[str] | None = None  # ground truth recorded as an import decision
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    results: list[FileResult]
+    elapsed_s: float = 0.0
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        counts = Counter(r.status for r in self.results)
+        return {
+            "files": len(self.results),
+            "accepted": counts["accepted"],
+            "duplicate": counts["duplicate"],
+            "near_duplicate": counts["near_duplicate"],
+            "rejected": counts["rejected"],
+            "hashbank_matches": sum(1 for r in self.results if r.hashbank_match_id is not None),
+            "labelled": sum(1 for r in self.results if r.labels is not None),
+            "elapsed_s": round(self.elapsed_s, 3),
+            "files_per_s": round(len(self.results) / self.elapsed_s, 2) if self.elapsed_s else None,
+        }
+
+
+# --- work items ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """One image to ingest: from a file on disk (`file`) or from memory (`data`)."""
+
+    shown: str  # cleaned path for the report
+    filename: str  # cleaned name stored on the item
+    file: Path | None = None
+    data: bytes | None = None
+    row: ManifestRow | None = None
+    origin: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    cand: _Candidate
+    sha256: str | None = None
+    size: int = 0
+    image: NormalisedImage | None = None
+    view_sha256: str | None = None
+    rejection: str | None = None
+    known: bool = False  # bytes already stored as an item when the run started
+
+
+class _BlobWriteError(Exception):
+    pass
+
+
+def _show(path: str) -> str:
+    return clean_name(path, MAX_SHOWN_PATH_CHARS)
+
+
+def _rejected(shown: str, reason: str) -> FileResult:
+    return FileResult(shown, "rejected", reason, None, None, None)
+
+
+# --- expanding inputs into candidates --------------------------------------------------------
+
+
+def _walk(top: Path) -> Iterator[Path | tuple[Path, str]]:
+    """Files under `top` in a stable order; symlinks as (path, reason), never followed."""
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+        dirnames.sort()
+        base = Path(dirpath)
+        for name in dirnames:
+            if (base / name).is_symlink():
+                yield base / name, "symbolic link to a folder (not followed)"
+        for name in sorted(filenames):
+            p = base / name
+            yield (p, "symbolic link (not followed)") if p.is_symlink() else p
+
+
+def _regular_file_problem(path: Path) -> str | None:
+    try:
+        st = path.stat()
+    except OSError as exc:
+        return f"cannot read: {exc.strerror or exc}"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    return None
+
+
+class _Expander:
+    """Turns the command's paths into candidates (lazily) and expansion-time rejections."""
+
+    def __init__(self, settings: Settings, policy_loader: Callable[[], Policy]) -> None:
+        self.settings = settings
+        self.limits = settings.limits
+        self.policy_loader = policy_loader
+
+    def expand(self, paths: list[Path]) -> Iterator[_Candidate | FileResult]:
+        # Manifests go first, so that an image named both by a manifest (with its text and
+        # labels) and by a folder walk is stored from the manifest row; the walk then reports
+        # it as a duplicate.
+        entries: list[Path | tuple[Path, str]] = []
+        for top in paths:
+            entries.extend(_walk(top) if top.is_dir() else [top])
+        manifests = [e for e in entries if isinstance(e, Path) and manifest_kind(e)]
+        others = [e for e in entries if not (isinstance(e, Path) and manifest_kind(e))]
+        for entry in manifests + others:
+            if isinstance(entry, tuple):
+                yield _rejected(_show(str(entry[0])), entry[1])
+            else:
+                yield from self._file(entry, str(entry))
+
+    def _file(self, path: Path, shown_raw: str) -> Iterator[_Candidate | FileResult]:
+        shown = _show(shown_raw)
+        problem = _regular_file_problem(path)
+        if problem:
+            yield _rejected(shown, problem)
+        elif manifest_kind(path):
+            yield from self._manifest(path, shown)
+        elif is_zip(path):
+            yield from self._archive(path, shown)
+        else:
+            yield _Candidate(shown, clean_name(path.name, MAX_FILENAME_CHARS), file=path)
+
+    def _archive(self, path: Path, shown: str) -> Iterator[_Candidate | FileResult]:
+        try:
+            for member in iter_zip_members(path, self.limits):
+                member_shown = _show(f"{shown}!{member.name}")
+                if member.rejection or member.data is None:
+                    yield _rejected(member_shown, member.rejection or "unreadable member")
+                    continue
+                yield _Candidate(
+                    member_shown,
+                    clean_name(member.name.rsplit("/", 1)[-1], MAX_FILENAME_CHARS),
+                    data=member.data,
+                    origin={"archive": shown, "member": member.name},
+                )
+        except ArchiveRejected as exc:
+            yield _rejected(shown, f"archive rejected: {exc}")
+        except OSError as exc:
+            yield _rejected(shown, f"cannot read archive: {exc.strerror or exc}")
+
+    def _manifest(self, path: Path, shown: str) -> Iterator[_Candidate | FileResult]:
+        base = path.parent
+        rows = 0
+        try:
+            for row in read_manifest(path, self.limits):
+                rows += 1
+                if isinstance(row, RowError):
+                    where = f"{shown}:{row.line}" + (f":{row.path}" if row.path else "")
+                    yield _rejected(_show(where), row.reason)
+                    continue
+                yield from self._row(base, shown, row)
+        except ManifestError as exc:
+            yield _rejected(shown, f"manifest rejected: {exc}")
+            return
+        except OSError as exc:
+            yield _rejected(shown, f"cannot read manifest: {exc.strerror or exc}")
+            return
+        if rows == 0:
+            yield _rejected(shown, "manifest has no rows")
+
+    def _row(self, base: Path, shown: str, row: ManifestRow) -> Iterator[_Candidate | FileResult]:
+        row_shown = _show(f"{shown}:{row.line}:{row.path}")
+        line = f"line {row.line}"
+        try:
+            target = resolve_row_path(base, row.path)
+        except (ValueError, OSError) as exc:
+            yield _rejected(row_shown, f"{line}: {exc}")
+            return
+        if row.labels is not None:
+            try:
+                self.policy_loader().validate_labels(row.labels)
+            except PolicyError as exc:
+                yield _rejected(row_shown, f"{line}: {exc}")
+                return
+        problem = _regular_file_problem(target)
+        if problem:
+            yield _rejected(row_shown, f"{line}: {problem}")
+            return
+        yield _Candidate(
+            row_shown,
+            clean_name(row.path, MAX_FILENAME_CHARS),
+            file=target,
+            row=row,
+            origin={"manifest": shown, "line": row.line},
+        )
+
+
+# --- per-file CPU work (runs in the thread pool) ---------------------------------------------
+
+
+def _read_limited(path: Path, max_bytes: int) -> bytes:
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ImageRejected(f"over the byte limit: {size} > {max_bytes} bytes")
+    with path.open("rb") as fh:
+        data = fh.read(max_bytes + 1)  # the file may have grown since stat
+    if len(data) > max_bytes:
+        raise ImageRejected(f"over the byte limit: more than {max_bytes} bytes")
+    return data
+
+
+def _prepare(cand: _Candidate, settings: Settings, store: BlobStore, known: set[str]) -> _Prepared:
+    limits = settings.limits
+    try:
+        if cand.data is not None:
+            data = cand.data
+            if len(data) > limits.max_file_bytes:
+                raise ImageRejected(
+                    f"over the byte limit: {len(data)} > {limits.max_file_bytes} bytes"
+                )
+        else:
+            assert cand.file is not None
+            try:
+                data = _read_limited(cand.file, limits.max_file_bytes)
+            except OSError as exc:
+                raise ImageRejected(f"cannot read: {exc.strerror or exc}") from exc
+        if not data:
+            raise ImageRejected("empty file")
+        sha = hashlib.sha256(data).hexdigest()
+        if sha in known:
+            # Same bytes as an existing item: no need to decode again.
+            return _Prepared(cand, sha, len(data), known=True)
+        image = normalise_image(data, max_pixels=limits.max_pixels)
+    except ImageRejected as exc:
+        return _Prepared(cand, rejection=str(exc))
+    except MemoryError:
+        return _Prepared(cand, rejection="image too large to decode in memory")
+    except Exception as exc:  # any decoder failure on hostile bytes rejects this file only
+        log.warning("unexpected failure preparing %s", cand.shown, exc_info=True)
+        return _Prepared(cand, rejection=f"could not decode: {type(exc).__name__}: {exc}"[:300])
+    try:
+        store.put_bytes(data, sha)
+        view_sha = store.put_bytes(image.view_png)
+    except OSError as exc:
+        raise _BlobWriteError(f"cannot write to the blob store: {exc}") from exc
+    return _Prepared(cand, sha, len(data), image, view_sha)
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def _factory(session_factory_or_engine: Engine | sessionmaker[Session]) -> sessionmaker[Session]:
+    if isinstance(session_factory_or_engine, sessionmaker):
+        return session_factory_or_engine
+    return session_factory(session_factory_or_engine)
+
+
+def _check_database(factory: sessionmaker[Session]) -> None:
+    bind = factory.kw.get("bind")
+    try:
+        if bind is not None:
+            names = set(inspect(bind).get_table_names())
+            missing = {"items", "blobs", "hash_bank", "audit_events"} - names
+            if missing:
+                raise WardenError(
+                    "the database is not initialised (missing tables: "
+                    f"{', '.join(sorted(missing))}); run `warden init` or `warden db upgrade` first"
+                )
+    except SQLAlchemyError as exc:
+        raise WardenError(f"cannot open the database: {_db_message(exc)}") from exc
+
+
+def _db_message(exc: SQLAlchemyError) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig or exc).strip().splitlines()[0][:300]
+
+
+class _Run:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        settings: Settings,
+        store: BlobStore,
+        source: str,
+        actor: str,
+        policy_loader: Callable[[], Policy],
+    ) -> None:
+        self.factory = factory
+        self.settings = settings
+        self.store = store
+        self.source = source
+        self.actor = actor
+        self.policy_loader = policy_loader
+        self.items = HashIndex()
+        self.bank = HashIndex()
+        self.known: set[str] = set()
+
+    def load_indexes(self) -> None:
+        # One query each per run: near-duplicate search is then in memory (no N+1).
+        with self.factory() as s:
+            for item_id, sha, phash in s.execute(
+                select(Item.id, Item.blob_sha256, Item.phash).order_by(Item.id)
+            ):
+                self.known.add(sha)
+                if phash:
+                    self.items.add(item_id, phash)
+            for entry_id, phash in s.execute(
+                select(HashBankEntry.id, HashBankEntry.phash).order_by(HashBankEntry.id)
+            ):
+                if phash:
+                    self.bank.add(entry_id, phash)
+
+    def commit(self, prep: _Prepared) -> FileResult:
+        """Store one prepared file in its own unit of work; retried once on a race."""
+        for attempt in (1, 2):
+            try:
+                with unit_of_work(self.factory) as s:
+                    result, banked = self._store(s, prep)
+            except IntegrityError:
+                # Another ingest stored the same bytes first: the retry sees it as a duplicate.
+                if attempt == 2:
+                    raise
+                continue
+            if result.item_id is not None and result.status != "rejected":
+                assert prep.image is not None and prep.sha256 is not None
+                self.items.add(result.item_id, prep.image.phash)
+            if prep.sha256:
+                self.known.add(prep.sha256)
+            for entry_id, phash in banked:
+                self.bank.add(entry_id, phash)
+            return result
+        raise AssertionError("unreachable")
+
+    def _labels(self, row: ManifestRow | None) -> tuple[list[str] | None, Policy | None]:
+        if row is None or row.labels is None:
+            return None, None
+        policy = self.policy_loader()
+        return policy.validate_labels(row.labels), policy
+
+    def _decide(
+        self, s: Session, item_id: int, sha: str, labels: list[str], policy: Policy, line: int
+    ) -> bool:
+        """Record imported ground truth; False when this exact import was already recorded."""
+        from storage.decisions import record_decision
+
+        ref = f"import:{sha}:{'+'.join(labels) if labels else 'safe'}"[:256]
+        seen = s.scalar(
+            select(DecisionRow.id).where(
+                DecisionRow.source == DecisionSource.import_.value, DecisionRow.external_ref == ref
+            )
+        )
+        if seen is not None:
+            return False
+        record_decision(
+            s,
+            item_id=item_id,
+            categories=labels,
+            source=DecisionSource.import_,
+            reviewer=f"import:{self.source}"[:128],
+            note="ground truth imported with ingest",
+            policy=policy,
+            external_ref=ref,
+            meta={"source": self.source, "line": line},
+        )
+        return True
+
+    def _store(self, s: Session, prep: _Prepared) -> tuple[FileResult, list[tuple[int, str]]]:
+        cand, sha = prep.cand, prep.sha256
+        assert sha is not None
+        row = cand.row
+        labels, policy = self._labels(row)
+        existing = s.scalar(select(Item.id).where(Item.blob_sha256 == sha))
+        if existing is not None:
+            notes: list[str] = []
+            if labels is not None and policy is not None and row is not None:
+                if self._decide(s, existing, sha, labels, policy, row.line):
+                    notes.append("ground truth recorded on the existing item")
+            result = FileResult(
+                cand.shown, "duplicate", f"same bytes as item {existing}", None, existing, sha,
+                labels=labels, notes=notes,
+            )  # fmt: skip
+            return result, self._banked(s, existing, labels)
+        if prep.image is None or prep.view_sha256 is None:
+            # Known at prepare time but its item is gone (deleted): decode on the next run.
+            return _rejected(cand.shown, "item vanished during ingest; run again"), []
+        image = prep.image
+        limits = self.settings.limits
+        notes = []
+        text, original_len = clean_text(row.text if row else None, limits.max_text_chars)
+        if original_len is not None:
+            notes.append(f"text truncated from {original_len} to {limits.max_text_chars} chars")
+        external_id = None
+        if row is not None and row.external_id:
+            external_id = clean_name(row.external_id, MAX_EXTERNAL_ID_CHARS) or None
+        self._insert_blob(s, sha, prep.size, image.mime, image.width, image.height)
+        self._insert_blob(
+            s, prep.view_sha256, len(image.view_png), "image/png", image.view_width,
+            image.view_height,
+        )  # fmt: skip
+        near = self.items.nearest(image.phash, limits.near_duplicate_distance)
+        bank = self.bank.nearest(image.phash, limits.near_duplicate_distance)
+        priority = limits.hashbank_priority_boost if bank else 0
+        meta: dict[str, Any] = {"format": image.format, **cand.origin}
+        if original_len is not None:
+            meta["text_truncated_from"] = original_len
+        item = Item(
+            blob_sha256=sha,
+            view_sha256=prep.view_sha256,
+            source=self.source,
+            external_id=external_id,
+            filename=cand.filename or None,
+            text=text,
+            status="queued",
+            priority=priority,
+            phash=image.phash,
+            animated=image.animated,
+            near_duplicate_of_id=near[0] if near else None,
+            near_duplicate_distance=near[1] if near else None,
+            hashbank_match_id=bank[0] if bank else None,
+            meta=meta,
+        )
+        s.add(item)
+        s.flush()
+        status: Status = "near_duplicate" if near else "accepted"
+        if image.animated:
+            notes.append("animated: first frame used")
+        if bank:
+            notes.append(f"matches hash bank entry {bank[0]} (distance {bank[1]}): priority raised")
+        record_audit(
+            s,
+            self.actor,
+            "ingest",
+            item.id,
+            sha256=sha,
+            source=self.source,
+            filename=item.filename,
+            status=status,
+            near_duplicate_of=item.near_duplicate_of_id,
+            hashbank_match_id=item.hashbank_match_id,
+        )
+        if labels is not None and policy is not None and row is not None:
+            self._decide(s, item.id, sha, labels, policy, row.line)
+        reason = None
+        if near:
+            reason = f"looks like item {near[0]} (distance {near[1]})"
+        result = FileResult(
+            cand.shown, status, reason, item.id, near[0] if near else None, sha,
+            distance=near[1] if near else None, hashbank_match_id=bank[0] if bank else None,
+            labels=labels, notes=notes,
+        )  # fmt: skip
+        return result, self._banked(s, item.id, labels)
+
+    def _banked(self, s: Session, item_id: int, labels: list[str] | None) -> list[tuple[int, str]]:
+        # A violating import decision adds the item to the hash bank: later files in this
+        # same run must match it too.
+        if not labels:
+            return []
+        return [
+            (entry_id, phash)
+            for entry_id, phash in s.execute(
+                select(HashBankEntry.id, HashBankEntry.phash).where(
+                    HashBankEntry.item_id == item_id
+                )
+            )
+        ]
+
+    def _insert_blob(
+        self, s: Session, sha: str, size: int, mime: str, width: int, height: int
+    ) -> None:
+        values = {"sha256": sha, "size_bytes": size, "mime": mime, "width": width, "height": height}
+        dialect = s.get_bind().dialect.name
+        if dialect == "postgresql":
+            stmt: Any = postgresql.insert(Blob).values(**values).on_conflict_do_nothing()
+        elif dialect == "sqlite":
+            stmt = sqlite.insert(Blob).values(**values).on_conflict_do_nothing()
+        else:
+            if s.get(Blob, sha) is not None:
+                return
+            stmt = insert(Blob).values(**values)
+        s.execute(stmt)
+
+
+def ingest_paths(
+    session_factory_or_engine: Engine | sessionmaker[Session],
+    settings: Settings,
+    paths: list[Path],
+    *,
+    source: str = "cli",
+    policy: Policy | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    actor: str = "ingest",
+    workers: int | None = None,
+    on_result: Callable[[FileResult], None] | None = None,
+) -> IngestReport:
+    """Ingest `paths` (files, folders, .zip, .csv/.jsonl manifests); see the module docstring.
+
+    Raises WardenError when the run cannot start (missing path, database not initialised) and
+    IngestAborted when the database or the blob store fails halfway.
+    `progress(done, total)` is called after each file; total grows as archives and manifests
+    are opened. `on_result` sees each FileResult as soon as it is final (for streaming output).
+    """
+    paths = [Path(p) for p in paths]
+    missing = [str(p) for p in paths if not p.exists() and not p.is_symlink()]
+    if missing:
+        raise WardenError(f"no such file or folder: {', '.join(_show(m) for m in missing)}")
+    if not paths:
+        raise WardenError("nothing to ingest: give at least one file or folder")
+    factory = _factory(session_factory_or_engine)
+    _check_database(factory)
+    source = clean_name(source, MAX_SOURCE_CHARS) or "cli"
+    loaded: list[Policy] = [policy] if policy is not None else []
+
+    def policy_loader() -> Policy:
+        if not loaded:
+            try:
+                loaded.append(load_policy(settings.policy_path))
+            except PolicyError as exc:
+                raise WardenError(f"cannot load the policy for imported labels: {exc}") from exc
+        return loaded[0]
+
+    store = BlobStore(settings.blobs_path)
+    run = _Run(factory, settings, store, source, actor, policy_loader)
+    started = time.perf_counter()
+    results: list[FileResult] = []
+
+    def report() -> IngestReport:
+        return IngestReport(list(results), time.perf_counter() - started)
+
+    try:
+        run.load_indexes()
+    except SQLAlchemyError as exc:
+        raise WardenError(f"cannot read the database: {_db_message(exc)}") from exc
+
+    expander = _Expander(settings, policy_loader)
+    n_workers = workers or min(4, os.cpu_count() or 1)
+    window = n_workers * 2
+    pending: deque[Future[_Prepared] | FileResult] = deque()
+    total = 0
+
+    def finish(entry: Future[_Prepared] | FileResult) -> None:
+        if isinstance(entry, FileResult):
+            results.append(entry)
+        else:
+            try:
+                prep = entry.result()
+            except _BlobWriteError as exc:
+                raise IngestAborted(f"ingest aborted: {exc}", report()) from exc
+            if prep.rejection is not None or prep.sha256 is None:
+                results.append(_rejected(prep.cand.shown, prep.rejection or "unreadable"))
+            else:
+                try:
+                    results.append(run.commit(prep))
+                except SQLAlchemyError as exc:
+                    raise IngestAborted(
+                        f"ingest aborted: database error while storing {prep.cand.shown}: "
+                        f"{_db_message(exc)}",
+                        report(),
+                    ) from exc
+                except (WardenError, PolicyError) as exc:
+                    results.append(_rejected(prep.cand.shown, str(exc)))
+                except Exception as exc:  # a bug must not lose the rest of the run
+                    log.exception("unexpected failure storing %s", prep.cand.shown)
+                    results.append(
+                        _rejected(prep.cand.shown, f"internal error: {type(exc).__name__}: {exc}")
+                    )
+        if on_result is not None:
+            on_result(results[-1])
+        if progress is not None:
+            progress(len(results), total)
+
+    with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="ingest") as pool:
+        try:
+            for entry in expander.expand(paths):
+                total += 1
+                if isinstance(entry, FileResult):
+                    pending.append(entry)
+                else:
+                    pending.append(pool.submit(_prepare, entry, settings, store, run.known))
+                while len(pending) > window:
+                    finish(pending.popleft())
+            while pending:
+                finish(pending.popleft())
+        except BaseException:
+            for waiting in pending:
+                if isinstance(waiting, Future):
+                    waiting.cancel()
+            raise
+    return report()
