@@ -15,6 +15,9 @@ given up: status `failed`, audit event `score_given_up`. A failure of the backen
 server that cannot be reached; an exception with `systemic = True`) stops the worker instead,
 without charging the items, since every item would fail the same way.
 
+`score_items` scores chosen items (an upload's new items) the same way, under the same leases,
+without waiting for their turn in the queue.
+
 Run: warden score [--model M] [--limit N] [--batch-size B] [--worker-id ID] [--rationale]
 """
 
@@ -27,7 +30,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +60,7 @@ FAILED_STATUS = ItemStatus.failed.value
 
 @dataclass(frozen=True)
 class WorkerReport:
-    """What one `run_worker` call did."""
+    """What one `run_worker` or `score_items` call did."""
 
     worker_id: str
     model_version: str
@@ -190,14 +193,14 @@ def record_scoring_failure(
 
 
 class _Run:
-    """State of one `run_worker` call."""
+    """State of one `run_worker` or `score_items` call."""
 
     def __init__(
         self,
         settings: Settings,
         backend: Backend,
-        policy: Policy,
-        worker_id: str,
+        policy: Policy | None,
+        worker_id: str | None,
         *,
         rationale: bool,
         max_attempts: int,
@@ -206,8 +209,8 @@ class _Run:
 
         self.settings = settings
         self.backend = backend
-        self.policy = policy
-        self.worker_id = worker_id
+        self.policy = policy or load_policy(settings.policy_path)
+        self.worker_id = worker_id or default_worker_id()
         self.rationale = rationale
         self.max_attempts = max_attempts
         self.engine = make_engine(settings.database_url, settings.db)
@@ -224,14 +227,16 @@ class _Run:
         self.views: dict[int, str] = {}
         self.done: set[int] = set()  # recorded or charged a failure in this run
 
-    def claim(self, n: int) -> list[ClaimedItem]:
+    def claim(self, n: int, item_ids: Sequence[int] | None = None) -> list[ClaimedItem]:
         from sqlalchemy import select
 
         from storage.models import Item
         from storage.queue import claim_for_scoring
 
         with unit_of_work(self.factory) as s:
-            claimed = claim_for_scoring(s, self.worker_id, limit=n, lease_s=self.lease_s)
+            claimed = claim_for_scoring(
+                s, self.worker_id, limit=n, lease_s=self.lease_s, item_ids=item_ids
+            )
             ids = [c.item_id for c in claimed]
             # The model sees the normalised view (EXIF applied, first frame, RGB) made at
             # ingest; the original bytes stay untouched as evidence.
@@ -336,6 +341,50 @@ class _Run:
                 self.record(c.item_id, _with_signals(result, sig))
             keeper.drop(c.item_id)
 
+    def drive(
+        self, next_batch: Callable[[], list[ClaimedItem]], after_batch: Callable[[int], None]
+    ) -> WorkerReport:
+        """Score batches from `next_batch()` until it returns none; `after_batch(handled)`
+        follows each batch. Disposes of the engine at the end."""
+        batches = 0
+        t0 = time.perf_counter()
+        try:
+            with _LeaseKeeper(self.factory, self.worker_id, self.lease_s) as keeper:
+                while claimed := next_batch():
+                    batches += 1
+                    before = self.scored + self.failed
+                    try:
+                        self.run_batch(claimed, keeper)
+                    except BaseException:
+                        # The backend itself failed (or Ctrl-C): hand the unscored items back
+                        # now rather than at lease expiry, without charging them an attempt.
+                        self.release_unscored(claimed)
+                        raise
+                    after_batch(self.scored + self.failed - before)
+        finally:
+            self.engine.dispose()
+        elapsed = time.perf_counter() - t0
+        report = WorkerReport(
+            worker_id=self.worker_id,
+            model_version=self.backend.model_version,
+            policy_version=self.policy.version,
+            scored=self.scored,
+            failed=self.failed,
+            given_up=self.given_up,
+            batches=batches,
+            elapsed_s=elapsed,
+            errors=dict(self.errors),
+        )
+        log.info(
+            "worker %s: %d scored, %d failed in %.1fs (%.2f items/s)",
+            report.worker_id,
+            report.scored,
+            report.failed,
+            elapsed,
+            report.items_per_s,
+        )
+        return report
+
 
 def _with_signals(verdict: Verdict, sig: Signals) -> Verdict:
     """The verdict with the cheap signals stored beside the backend's own."""
@@ -368,63 +417,69 @@ def run_worker(
         raise WardenError("--batch-size must be at least 1")
     if limit is not None and limit < 0:
         raise WardenError("--limit must be zero or more")
-    policy = policy or load_policy(settings.policy_path)
-    run = _Run(
-        settings,
-        backend,
-        policy,
-        worker_id or default_worker_id(),
-        rationale=rationale,
-        max_attempts=max_attempts,
-    )
+    run = _Run(settings, backend, policy, worker_id, rationale=rationale, max_attempts=max_attempts)
     bar = _progress_bar(_expected_total(run, limit) if progress else None, enabled=progress)
-    batches = taken = 0
-    t0 = time.perf_counter()
+    taken = 0
+
+    def next_batch() -> list[ClaimedItem]:
+        nonlocal taken
+        if limit is not None and taken >= limit:
+            return []
+        claimed = run.claim(batch_size if limit is None else min(batch_size, limit - taken))
+        taken += len(claimed)
+        return claimed
+
+    def after_batch(handled: int) -> None:
+        if bar is not None:
+            bar.update(handled)
+            bar.set_postfix(scored=run.scored, failed=run.failed, refresh=False)
+
     try:
-        with _LeaseKeeper(run.factory, run.worker_id, run.lease_s) as keeper:
-            while limit is None or taken < limit:
-                n = batch_size if limit is None else min(batch_size, limit - taken)
-                claimed = run.claim(n)
-                if not claimed:
-                    break
-                batches += 1
-                taken += len(claimed)
-                before = run.scored + run.failed
-                try:
-                    run.run_batch(claimed, keeper)
-                except BaseException:
-                    # The backend itself failed (or Ctrl-C): hand the unscored items back
-                    # now rather than at lease expiry, without charging them an attempt.
-                    run.release_unscored(claimed)
-                    raise
-                if bar is not None:
-                    bar.update(run.scored + run.failed - before)
-                    bar.set_postfix(scored=run.scored, failed=run.failed, refresh=False)
+        return run.drive(next_batch, after_batch)
     finally:
         if bar is not None:
             bar.close()
-        run.engine.dispose()
-    elapsed = time.perf_counter() - t0
-    report = WorkerReport(
-        worker_id=run.worker_id,
-        model_version=backend.model_version,
-        policy_version=policy.version,
-        scored=run.scored,
-        failed=run.failed,
-        given_up=run.given_up,
-        batches=batches,
-        elapsed_s=elapsed,
-        errors=dict(run.errors),
-    )
-    log.info(
-        "worker %s: %d scored, %d failed in %.1fs (%.2f items/s)",
-        report.worker_id,
-        report.scored,
-        report.failed,
-        elapsed,
-        report.items_per_s,
-    )
-    return report
+
+
+def score_items(
+    settings: Settings,
+    backend: Backend,
+    item_ids: Sequence[int],
+    *,
+    policy: Policy | None = None,
+    rationale: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    batch_size: int | None = None,
+    worker_id: str | None = None,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+) -> WorkerReport:
+    """Score exactly `item_ids` now (say, just uploaded), whatever their place in the queue.
+
+    Each item is claimed under a scoring lease like `run_worker`'s and goes through the same
+    signals, backend and recording. Items no longer queued, or leased by someone else (a
+    worker scoring them already), are skipped and counted nowhere. `progress(done, total)`
+    is called before the first batch and after each one.
+    """
+    size = batch_size or settings.model.batch_size
+    if size < 1:
+        raise WardenError("batch size must be at least 1")
+    run = _Run(settings, backend, policy, worker_id, rationale=rationale, max_attempts=max_attempts)
+    remaining = list(dict.fromkeys(item_ids))  # unique, in the caller's order
+    total = len(remaining)
+
+    def next_batch() -> list[ClaimedItem]:
+        claimed = run.claim(size, item_ids=remaining)
+        taken = {c.item_id for c in claimed}
+        remaining[:] = [i for i in remaining if i not in taken]
+        return claimed
+
+    def after_batch(handled: int) -> None:
+        if progress is not None:
+            progress(run.scored + run.failed, total)
+
+    if progress is not None:
+        progress(0, total)
+    return run.drive(next_batch, after_batch)
 
 
 def _expected_total(run: _Run, limit: int | None) -> int:

@@ -14,21 +14,18 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFont
 from sqlalchemy import func, select
 
 from model.loading import load_backend
 from model.worker import run_worker
 from storage.audit import list_audit
 from storage.db import make_engine, unit_of_work
-from storage.ingest import ingest_paths
 from storage.models import Claim, Item, Prediction
 from storage.policy import load_policy
 from storage.settings import Settings
+from tests.model._worker_support import ingest, predictions_by_item, scoring_settings
 
-FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
 WARDEN = str(Path(sys.executable).with_name("warden"))
 
 
@@ -38,56 +35,6 @@ def worker_tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from model.tiny import make_tiny
 
     return make_tiny(tmp_path_factory.mktemp("worker-tiny") / "internvl", "internvl", seed=0)
-
-
-def scoring_settings(settings: Settings, model_dir: Path) -> Settings:
-    model = settings.model.model_copy(
-        update={"name": str(model_dir), "device": "cpu", "dtype": "float32", "quant": "none"}
-    )
-    return settings.model_copy(update={"model": model})
-
-
-def write_images(folder: Path, n: int, *, banner_text: str = "FREE CRYPTO NOW") -> list[Path]:
-    """n visually distinct PNGs (different noise, so no near-duplicates); the first carries
-    a text banner for OCR."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(n):
-        rng = np.random.default_rng(1000 + i)
-        arr = rng.integers(0, 256, size=(24, 32, 3), dtype=np.uint8)
-        img = Image.fromarray(arr).resize((320, 240), Image.NEAREST)
-        if i == 0:
-            draw = ImageDraw.Draw(img)
-            draw.rectangle((0, 80, 320, 160), fill="white")
-            draw.text((12, 100), banner_text, font=ImageFont.truetype(FONT, 28), fill="black")
-        path = folder / f"img{i:02d}.png"
-        img.save(path)
-        paths.append(path)
-    return paths
-
-
-def ingest(settings: Settings, folder: Path, n: int) -> list[int]:
-    engine = make_engine(settings.database_url, settings.db)
-    try:
-        report = ingest_paths(engine, settings, write_images(folder, n))
-    finally:
-        engine.dispose()
-    ids = [r.item_id for r in report.results if r.status == "accepted"]
-    assert len(ids) == n, report.summary
-    return ids
-
-
-def predictions_by_item(settings: Settings) -> dict[int, list[Prediction]]:
-    engine = make_engine(settings.database_url, settings.db)
-    try:
-        with unit_of_work(engine) as s:
-            rows = s.scalars(select(Prediction).order_by(Prediction.id)).all()
-    finally:
-        engine.dispose()
-    out: dict[int, list[Prediction]] = {}
-    for p in rows:
-        out.setdefault(p.item_id, []).append(p)
-    return out
 
 
 def worker_env(settings: Settings, **extra: str) -> dict[str, str]:

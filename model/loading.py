@@ -1,0 +1,384 @@
+"""Load VLMs: resolve device / dtype / quantization, keep one loaded model per process, swap live.
+
+`load_backend(settings)` returns a cached `TransformersBackend` for (path, quant, dtype,
+device, adapter). `swap_live(target)` replaces the process's live backend atomically under a
+lock: calls already running finish on the old model; the next `live_backend()` gets the new one.
+
+Defaults: on CUDA, 4-bit NF4 with double quantization and bf16 compute, vision tower,
+projector and LM head left unquantized (their module names come from the model class, so any
+architecture works); on a CPU, bf16 unquantized (4-bit still works when asked). Several CUDA
+devices: `device_map="auto"` spreads the layers.
+
+Run: warden model info OpenGVLab/InternVL3_5-2B-HF --quant 4bit
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from storage.errors import WardenError
+from storage.settings import ASSETS_DIR, ModelSettings
+
+if TYPE_CHECKING:
+    from model.backends import Backend
+    from model.transformers_backend import TransformersBackend
+    from storage.policy import Policy
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_MODEL = "OpenGVLab/InternVL3_5-2B-HF"
+# `WARDEN_MODEL__NAME=demo`: the small checkpoint trained by `training/` and shipped in assets/.
+DEMO_MODEL_DIR = ASSETS_DIR / "model" / "demo"
+
+Quant = Literal["4bit", "8bit", "none"]
+# Children of the core model that are the language model itself; everything else at that
+# level (vision tower, projector / connector / merger) is kept unquantized.
+_LANGUAGE_CHILDREN = {"language_model", "text_model", "lm", "llm"}
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """What `load_model` will do, decided before any weight is read."""
+
+    path: str
+    device: str  # "cpu", "cuda", "cuda:1", or "auto" (several GPUs, device_map="auto")
+    dtype: str  # "bfloat16" | "float16" | "float32"
+    quant: Quant
+    adapter: str | None
+
+    @property
+    def cache_key(self) -> tuple[str, str, str, str, str | None]:
+        return (self.path, self.quant, self.dtype, self.device, self.adapter)
+
+
+def resolve_model_path(name: str) -> str:
+    """A local directory (absolute) or a hub id. "demo" is the checkpoint in assets/."""
+    if name == "demo":
+        if not (DEMO_MODEL_DIR / "config.json").exists():
+            raise WardenError(
+                f"the demo model is not built yet ({DEMO_MODEL_DIR} has no config.json); "
+                "train it with `warden train demo`, or set WARDEN_MODEL__NAME to a model "
+                "directory (`warden model make-tiny DIR` builds a tiny random one)"
+            )
+        return str(DEMO_MODEL_DIR)
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise WardenError(f"{path} is not a model directory (no config.json)")
+        return str(path.resolve())
+    if name.startswith((".", "/", "~")) or name.count("/") != 1:
+        raise WardenError(f"model {name!r}: no such directory, and not a hub id (owner/name)")
+    return name
+
+
+def cuda_device_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' on one GPU, 'auto' (device_map) on several, else 'cpu'."""
+    n_gpu = cuda_device_count()
+    if device == "auto":
+        if n_gpu > 1:
+            return "auto"
+        return "cuda" if n_gpu == 1 else "cpu"
+    if device.startswith("cuda") and n_gpu == 0:
+        raise WardenError(f"device {device!r} asked for, but no CUDA device is available")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise WardenError(f"device {device!r}: use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def resolve_quant(quant: str, device: str) -> Quant:
+    """'auto' -> 4-bit on CUDA (it saves memory and bnb's kernels are fast there), none on CPU."""
+    if quant == "auto":
+        return "none" if device == "cpu" else "4bit"
+    if quant not in ("4bit", "8bit", "none"):
+        raise WardenError(f"quant {quant!r}: use auto, 4bit, 8bit or none")
+    return quant  # type: ignore[return-value]
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    """'auto' -> bf16 (CPU with AMX/AVX512-bf16, and CUDA that supports it), else fp16 on CUDA."""
+    if dtype != "auto":
+        return dtype
+    if device == "cpu":
+        return "bfloat16"
+    import torch
+
+    return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+
+
+def plan_load(settings: ModelSettings) -> LoadPlan:
+    device = resolve_device(settings.device)
+    adapter = str(Path(settings.adapter).expanduser().resolve()) if settings.adapter else None
+    if adapter and not Path(adapter).is_dir():
+        raise WardenError(f"adapter {settings.adapter!r} is not a directory (a PEFT adapter)")
+    return LoadPlan(
+        path=resolve_model_path(settings.name),
+        device=device,
+        dtype=resolve_dtype(settings.dtype, device),
+        quant=resolve_quant(settings.quant, device),
+        adapter=adapter,
+    )
+
+
+def unquantized_modules(config: Any) -> list[str]:
+    """Full module names to keep out of bitsandbytes: the vision side and the LM head.
+
+    Computed from the model class itself (built on the meta device, no memory): every child
+    of the core model that is not the language model (InternVL: model.vision_tower,
+    model.multi_modal_projector; Qwen2-VL: model.visual; LLaVA: model.vision_tower,
+    model.multi_modal_projector; Idefics3: model.vision_model, model.connector), plus lm_head.
+    """
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    with torch.device("meta"):
+        skeleton = AutoModelForImageTextToText.from_config(config)
+    core = getattr(skeleton, "model", None)
+    names = []
+    if core is not None:
+        names = [f"model.{n}" for n, _ in core.named_children() if n not in _LANGUAGE_CHILDREN]
+    for name, _ in skeleton.named_children():
+        if name != "model":
+            names.append(name)  # lm_head (and any other head)
+    return names
+
+
+def quantization_config(quant: Quant, compute_dtype: Any, skip: list[str]) -> Any:
+    from transformers import BitsAndBytesConfig
+
+    if quant == "4bit":
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=compute_dtype,
+            llm_int8_skip_modules=skip,
+        )
+    if quant == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=skip)
+    return None
+
+
+def _fix_cpu_4bit(model: Any) -> int:
+    """bnb's packed CPU path for Linear4bit is very slow on long inputs in eval mode (FACTS)."""
+    try:
+        import bitsandbytes as bnb
+    except ImportError:
+        return 0
+    n = 0
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            module.support_avx512bf16_for_cpu = False
+            n += 1
+    return n
+
+
+def load_model(plan: LoadPlan) -> tuple[Any, Any]:
+    """(model in eval mode, processor) as `plan` says; the adapter, if any, on top."""
+    import torch
+    from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+
+    dtype = getattr(torch, plan.dtype)
+    try:
+        config = AutoConfig.from_pretrained(plan.path)
+        processor = AutoProcessor.from_pretrained(plan.path)
+    except OSError as exc:
+        raise WardenError(f"cannot load model {plan.path!r}: {exc}") from exc
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    if plan.quant != "none":
+        kwargs["quantization_config"] = quantization_config(
+            plan.quant, dtype, unquantized_modules(config)
+        )
+    if plan.device == "auto":
+        kwargs["device_map"] = "auto"  # several GPUs: accelerate spreads the layers
+    else:
+        kwargs["device_map"] = plan.device if plan.device != "cuda" else "cuda:0"
+    model = AutoModelForImageTextToText.from_pretrained(plan.path, **kwargs)
+    if plan.quant == "4bit" and plan.device == "cpu":
+        _fix_cpu_4bit(model)
+    if plan.adapter:
+        model = _apply_adapter(model, plan)
+    model.eval()
+    return model, processor
+
+
+def _apply_adapter(model: Any, plan: LoadPlan) -> Any:
+    from peft import PeftModel
+
+    model = PeftModel.from_pretrained(model, plan.adapter, is_trainable=False)
+    if plan.quant == "none":
+        # Exact on an unquantized base; on a 4/8-bit base merging is lossy (FACTS), so the
+        # LoRA layers stay separate there.
+        model = model.merge_and_unload()
+    return model
+
+
+def _short_hash(parts: list[bytes]) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(hashlib.sha256(part).digest())
+    return digest.hexdigest()[:10]
+
+
+def _dir_fingerprint(path: Path, names: tuple[str, ...]) -> str:
+    """Hash of a checkpoint's config, weight index and weight files, cheap even for GBs.
+
+    Each weight file contributes its size, its safetensors header (every tensor's name,
+    dtype, shape, offsets) and 64 strided 64 KiB samples of its bytes: two trainings of the
+    same shapes differ in the samples, and nothing near a full read of the weights is needed.
+    """
+    parts: list[bytes] = []
+    for name in names:
+        f = path / name
+        if f.exists():
+            parts.append(name.encode() + f.read_bytes())
+    weights = sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin"))
+    for f in weights:
+        size = f.stat().st_size
+        chunk = 1 << 16
+        with f.open("rb") as fh:
+            head = b""
+            if f.suffix == ".safetensors":
+                n = int.from_bytes(fh.read(8), "little")
+                head = fh.read(min(n, 50_000_000))
+            samples = []
+            for k in range(64):
+                fh.seek(max(0, (size - chunk) * k // 63))
+                samples.append(fh.read(chunk))
+        parts.append(f"{f.name}:{size}".encode() + head + b"".join(samples))
+    return _short_hash(parts)
+
+
+_VERSION_FILES = ("config.json", "model.safetensors.index.json")
+
+
+def model_version_id(path: str, adapter: str | None = None, *, name: str | None = None) -> str:
+    """Stable id recorded with every prediction: the registry name if given, else
+    `<dir name or hub id>@<hash of config + weights index>` (+ `+adapter@<hash>`)."""
+    if name:
+        return name
+    local = Path(path)
+    if local.is_dir():
+        base = f"{local.name}@{_dir_fingerprint(local, _VERSION_FILES)}"
+    else:
+        base = f"{path}@hub"
+        try:  # a hub id already in the local cache: hash its files like a directory
+            from huggingface_hub import snapshot_download
+
+            snap = Path(snapshot_download(path, local_files_only=True))
+            base = (
+                f"{path}@{_dir_fingerprint(snap, ('config.json', 'model.safetensors.index.json'))}"
+            )
+        except Exception:  # not cached: the hub id is the best stable name we have
+            pass
+    if adapter:
+        base += f"+adapter@{_dir_fingerprint(Path(adapter), ('adapter_config.json',))}"
+    return base
+
+
+# --- the process cache --------------------------------------------------------------------
+
+# _load_lock serialises loading (no model is loaded twice); _live_lock only guards the
+# pointer swap, so scorers asking for the live backend never wait for a load.
+_load_lock = threading.Lock()
+_live_lock = threading.Lock()
+_cache: dict[tuple[Any, ...], TransformersBackend] = {}
+_live: Backend | None = None
+
+
+def load_backend(
+    settings: ModelSettings,
+    *,
+    policy: Policy | None = None,
+    version_name: str | None = None,
+) -> Backend:
+    """The backend for `settings.model`, loaded once per process (cached on path, quant,
+    dtype, device, adapter). `version_name` (a registry name) becomes its model_version.
+    `policy` is accepted for backends that prepare per-policy state; the scorer needs none."""
+    del policy
+    if settings.name == "openai":
+        from model.openai_backend import OpenAIBackend
+
+        return OpenAIBackend.from_settings(settings)
+    plan = plan_load(settings)
+    key = (*plan.cache_key, version_name)
+    with _load_lock:
+        backend = _cache.get(key)
+        if backend is None:
+            from model.transformers_backend import TransformersBackend
+
+            backend = TransformersBackend.from_plan(
+                plan,
+                version_name=version_name,
+                batch_size=settings.batch_size,
+                max_new_tokens=settings.max_new_tokens,
+            )
+            _cache[key] = backend
+        return backend
+
+
+def _settings_for(target: Any, base: ModelSettings | None) -> tuple[ModelSettings, str | None]:
+    """ModelSettings, or a registry entry (`uri`, `adapter_uri`, `name`), as settings."""
+    if isinstance(target, ModelSettings):
+        return target, None
+    uri = getattr(target, "uri", None)
+    if not uri:
+        raise WardenError(f"cannot load {target!r}: no model uri")
+    settings = (base or ModelSettings()).model_copy(
+        update={"name": str(uri), "adapter": getattr(target, "adapter_uri", None)}
+    )
+    return settings, getattr(target, "name", None)
+
+
+def swap_live(target: Any, *, base: ModelSettings | None = None) -> Backend:
+    """Load `target` (ModelSettings or a registry ModelVersionInfo) and make it the live
+    backend. Loading happens before the swap, outside no lock that callers wait on: in-flight
+    `score` calls keep their reference to the old backend and finish on it."""
+    settings, name = _settings_for(target, base)
+    new = load_backend(settings, version_name=name)
+    global _live
+    with _live_lock:
+        old, _live = _live, new
+    log.info(
+        "live model swapped: %s -> %s",
+        getattr(old, "model_version", None),
+        new.model_version,
+    )
+    return new
+
+
+def live_backend(settings: ModelSettings | None = None) -> Backend:
+    """The live backend; the first call loads it from `settings` (default ModelSettings())."""
+    global _live
+    with _live_lock:
+        current = _live
+    if current is not None:
+        return current
+    loaded = load_backend(settings or ModelSettings())
+    with _live_lock:
+        if _live is None:
+            _live = loaded
+        return _live
+
+
+def evict(backend: Backend | None = None) -> int:
+    """Drop cached backends (all, or one); returns how many. Their memory goes once unused."""
+    global _live
+    with _load_lock:
+        keys = [k for k, v in _cache.items() if backend is None or v is backend]
+        for k in keys:
+            del _cache[k]
+    with _live_lock:
+        if backend is None or _live is backend:
+            _live = None
+    return len(keys)
