@@ -18,23 +18,19 @@ import platform
 import shutil
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from storage.db import make_engine
 from storage.ingest import ingest_paths
 from storage.migrate import upgrade
+from storage.scratch_db import DEFAULT_ADMIN_URL, create_scratch_database, drop_scratch_database
 from storage.settings import Settings
 
-PG_ADMIN_URL = os.environ.get(
-    "WARDEN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
+PG_ADMIN_URL = os.environ.get("WARDEN_TEST_PG_URL", DEFAULT_ADMIN_URL)
 RESULTS = Path(__file__).resolve().parent / "results" / "ingest.json"
 
 
@@ -63,22 +59,6 @@ def generate(out: Path, n: int, seed: int = 0) -> dict[str, Any]:
             im.save(path, "PNG")
         total_bytes += path.stat().st_size
     return {"files": n, "bytes": total_bytes, "generate_s": round(time.perf_counter() - t0, 1)}
-
-
-def create_pg_database() -> str:
-    name = f"warden_bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-
-
-def drop_pg_database(url: str) -> None:
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def run_backend(name: str, url: str, images: Path, work: Path, workers: int | None) -> dict:
@@ -130,11 +110,11 @@ def main() -> None:
             ),
         ]
         if not args.no_pg:
-            url = create_pg_database()
+            url = create_scratch_database(PG_ADMIN_URL, prefix="warden_bench")
             try:
                 runs.append(run_backend("postgresql", url, work / "images", work, None))
             finally:
-                drop_pg_database(url)
+                drop_scratch_database(PG_ADMIN_URL, url)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -5,7 +5,8 @@ One reviewer loop, each step its own unit of work (as in the UI): `claim_next` t
 round trip on SQLite (WAL file under a temp dir) and PostgreSQL (a fresh database at
 127.0.0.1, dropped afterwards), plus the bulk-insert rate used to seed the backlog.
 
-Run: .venv/bin/python bench/queue_latency.py [--items 100000] [--rounds 1000] [--backends sqlite,postgres]
+Run: .venv/bin/python bench/queue_latency.py [--items 100000] [--rounds 1000]
+     [--backends sqlite,postgres]
 Writes bench/results/queue.json and prints a table.
 """
 
@@ -18,12 +19,10 @@ import platform
 import statistics
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, insert, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, insert, text
 
 from storage.db import make_engine, unit_of_work
 from storage.decisions import record_decision
@@ -31,12 +30,11 @@ from storage.migrate import upgrade
 from storage.models import Blob, Item, Prediction
 from storage.policy import load_policy
 from storage.queue import claim_next
+from storage.scratch_db import DEFAULT_ADMIN_URL, create_scratch_database, drop_scratch_database
 from storage.settings import DEFAULT_POLICY
 
 RESULTS = Path(__file__).resolve().parent / "results" / "queue.json"
-PG_ADMIN_URL = os.environ.get(
-    "WARDEN_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
+PG_ADMIN_URL = os.environ.get("WARDEN_BENCH_PG_URL", DEFAULT_ADMIN_URL)
 CATEGORIES = ["sexual", "violence_gore", "weapons", "drugs", "scam_fraud", "illegal_ads"]
 
 
@@ -157,22 +155,6 @@ def run_backend(url: str, n_items: int, rounds: int, warmup: int = 50) -> dict:
     }
 
 
-def _pg_database() -> str:
-    name = f"warden_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-
-
-def _drop_pg(url: str) -> None:
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
-    admin.dispose()
-
-
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--items", type=int, default=100_000)
@@ -194,11 +176,11 @@ def main(argv: list[str] | None = None) -> dict:
                     f"sqlite:///{tmp}/bench.db", args.items, args.rounds
                 )
         elif backend == "postgres":
-            url = _pg_database()
+            url = create_scratch_database(PG_ADMIN_URL, prefix="warden_bench")
             try:
                 results["backends"]["postgres"] = run_backend(url, args.items, args.rounds)
             finally:
-                _drop_pg(url)
+                drop_scratch_database(PG_ADMIN_URL, url)
         else:
             raise SystemExit(f"unknown backend {backend!r}")
     b = results["backends"]

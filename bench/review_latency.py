@@ -40,6 +40,7 @@ from storage.db import make_engine, unit_of_work
 from storage.migrate import upgrade
 from storage.models import Blob, Item, Prediction
 from storage.policy import load_policy
+from storage.scratch_db import DEFAULT_ADMIN_URL, create_scratch_database, drop_scratch_database
 from storage.settings import Settings
 
 CHROMIUM_ARGS = [
@@ -54,7 +55,7 @@ CHROMIUM_ARGS = [
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
 ]
 PASSWORD = "bench-password-1"
-PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+PG_ADMIN_URL = DEFAULT_ADMIN_URL
 ITEM_BOX = "#wd-item-id textarea, #wd-item-id input"
 
 # Installed once in the page: records Enter keydown time and the frame where the id changes.
@@ -76,29 +77,6 @@ PROBE_JS = """
   }, true);
 }
 """
-
-
-def create_pg_database(admin_url: str) -> str:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"warden_bench_{os.getpid()}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-
-def drop_pg_database(admin_url: str, url: str) -> None:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def free_port() -> int:
@@ -270,7 +248,7 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="warden-bench-"))
-    pg_db = create_pg_database(args.postgres) if args.postgres else None
+    pg_db = create_scratch_database(args.postgres, prefix="warden_bench") if args.postgres else None
     url = pg_db or f"sqlite:///{work / 'warden.db'}"
     settings = Settings(data_dir=work / "data", WARDEN_DATABASE_URL=url)
     upgrade(url)
@@ -308,7 +286,7 @@ def main() -> None:
         proc.terminate()
         proc.wait(timeout=15)
         if pg_db:
-            drop_pg_database(args.postgres, pg_db)
+            drop_scratch_database(args.postgres, pg_db)
 
     rows = {}
     for name, lat in results.items():

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from storage.cli import friendly_errors
 from storage.errors import WardenError
-from storage.policy import PolicyError
 
 if TYPE_CHECKING:
     from storage.settings import ModelSettings, Settings
@@ -60,6 +60,7 @@ def resolve_model(settings: Settings, model: str | None) -> tuple[ModelSettings,
     return settings.model.model_copy(update=update), row.name
 
 
+@friendly_errors
 def score_command(
     model: str | None = typer.Option(
         None, "--model", help='Hub id, local directory, "demo", "live" or "openai".'
@@ -82,24 +83,20 @@ def score_command(
     from storage.policy import load_policy
     from storage.settings import get_settings
 
-    try:
-        settings = get_settings()
-        policy = load_policy(settings.policy_path)
-        model_settings, version_name = resolve_model(settings, model)
-        backend = load_backend(model_settings, policy=policy, version_name=version_name)
-        report = run_worker(
-            settings,
-            backend,
-            limit=limit,
-            batch_size=batch_size or settings.model.batch_size,
-            worker_id=worker_id,
-            progress=progress,
-            rationale=rationale,
-            policy=policy,
-        )
-    except (WardenError, PolicyError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    settings = get_settings()
+    policy = load_policy(settings.policy_path)
+    model_settings, version_name = resolve_model(settings, model)
+    backend = load_backend(model_settings, policy=policy, version_name=version_name)
+    report = run_worker(
+        settings,
+        backend,
+        limit=limit,
+        batch_size=batch_size or settings.model.batch_size,
+        worker_id=worker_id,
+        progress=progress,
+        rationale=rationale,
+        policy=policy,
+    )
     typer.echo(
         f"scored {report.scored} item(s), {report.failed} failed attempt(s), "
         f"{report.given_up} given up; model {report.model_version}, "

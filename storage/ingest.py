@@ -7,10 +7,11 @@ count is checked from the header before any pixel is decoded, and any failure of
 rejects that file only. A database failure is different: it aborts the run (`IngestAborted`),
 since carrying on would report files as stored that are not.
 
-Per file: the original bytes and the normalised view are written to the blob store atomically
-(CPU work runs in a small thread pool), then the blob rows, item row, audit event and any
-imported ground-truth decision commit in one small unit of work. A failure in between leaves
-at most an orphan blob file, which the next ingest of the same bytes reuses.
+Inputs are expanded into candidate images by `storage.ingest_sources`; this module prepares,
+commits and reports them. Per file: the original bytes and the normalised view are written to
+the blob store atomically (CPU work runs in a small thread pool), then the blob rows, item row,
+audit event and any imported ground-truth decision commit in one small unit of work. A failure
+in between leaves at most an orphan blob file, which the next ingest of the same bytes reuses.
 
 Run: warden ingest PATH... [--source NAME] [--json]
 """
@@ -20,10 +21,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import stat
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,23 +34,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage.archives import ArchiveRejected, is_zip, iter_zip_members
 from storage.audit import record_audit
 from storage.blobs import BlobStore
 from storage.db import session_factory, unit_of_work
 from storage.domain import DecisionSource
 from storage.errors import WardenError
 from storage.images import HashIndex, ImageRejected, NormalisedImage, normalise_image
-from storage.manifests import (
-    ManifestError,
-    ManifestRow,
-    RowError,
-    clean_name,
-    clean_text,
-    manifest_kind,
-    read_manifest,
-    resolve_row_path,
-)
+from storage.ingest_sources import Candidate, SourceRejection, expand_inputs, show_path
+from storage.manifests import ManifestRow, clean_name, clean_text
 from storage.models import Blob, HashBankEntry, Item
 from storage.models import Decision as DecisionRow
 from storage.policy import Policy, PolicyError, load_policy
@@ -61,8 +52,6 @@ log = logging.getLogger(__name__)
 Status = Literal["accepted", "duplicate", "near_duplicate", "rejected"]
 MAX_SOURCE_CHARS = 128
 MAX_EXTERNAL_ID_CHARS = 256
-MAX_FILENAME_CHARS = 512
-MAX_SHOWN_PATH_CHARS = 1024
 
 
 class IngestAborted(WardenError):
@@ -115,20 +104,8 @@ class IngestReport:
 
 
 @dataclass(frozen=True)
-class _Candidate:
-    """One image to ingest: from a file on disk (`file`) or from memory (`data`)."""
-
-    shown: str  # cleaned path for the report
-    filename: str  # cleaned name stored on the item
-    file: Path | None = None
-    data: bytes | None = None
-    row: ManifestRow | None = None
-    origin: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class _Prepared:
-    cand: _Candidate
+    cand: Candidate
     sha256: str | None = None
     size: int = 0
     image: NormalisedImage | None = None
@@ -141,169 +118,17 @@ class _BlobWriteError(Exception):
     pass
 
 
-def _show(path: str) -> str:
-    return clean_name(path, MAX_SHOWN_PATH_CHARS)
-
-
 def _rejected(shown: str, reason: str) -> FileResult:
     return FileResult(shown, "rejected", reason, None, None, None)
-
-
-# --- expanding inputs into candidates --------------------------------------------------------
-
-
-def _walk(top: Path) -> Iterator[Path | tuple[Path, str]]:
-    """Files under `top` in a stable order; symlinks as (path, reason), never followed."""
-    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
-        dirnames.sort()
-        base = Path(dirpath)
-        for name in dirnames:
-            if (base / name).is_symlink():
-                yield base / name, "symbolic link to a folder (not followed)"
-        for name in sorted(filenames):
-            p = base / name
-            yield (p, "symbolic link (not followed)") if p.is_symlink() else p
-
-
-def _regular_file_problem(path: Path) -> str | None:
-    try:
-        st = path.stat()
-    except OSError as exc:
-        return f"cannot read: {exc.strerror or exc}"
-    if not stat.S_ISREG(st.st_mode):
-        return "not a regular file"
-    return None
-
-
-class _Expander:
-    """Turns the command's paths into candidates (lazily) and expansion-time rejections."""
-
-    def __init__(self, settings: Settings, policy_loader: Callable[[], Policy]) -> None:
-        self.settings = settings
-        self.limits = settings.limits
-        self.policy_loader = policy_loader
-
-    def expand(self, paths: list[Path]) -> Iterator[_Candidate | FileResult]:
-        # Manifests go first, so that an image named both by a manifest (with its text and
-        # labels) and by a folder walk is stored from the manifest row; the walk then reports
-        # it as a duplicate.
-        entries: list[Path | tuple[Path, str]] = []
-        for top in paths:
-            entries.extend(_walk(top) if top.is_dir() else [top])
-        manifests = [e for e in entries if isinstance(e, Path) and manifest_kind(e)]
-        others = [e for e in entries if not (isinstance(e, Path) and manifest_kind(e))]
-        for entry in manifests + others:
-            if isinstance(entry, tuple):
-                yield _rejected(_show(str(entry[0])), entry[1])
-            else:
-                yield from self._file(entry, str(entry))
-
-    def _file(self, path: Path, shown_raw: str) -> Iterator[_Candidate | FileResult]:
-        shown = _show(shown_raw)
-        problem = _regular_file_problem(path)
-        if problem:
-            yield _rejected(shown, problem)
-        elif manifest_kind(path):
-            yield from self._manifest(path, shown)
-        elif is_zip(path):
-            yield from self._archive(path, shown)
-        else:
-            yield _Candidate(shown, clean_name(path.name, MAX_FILENAME_CHARS), file=path)
-
-    def _archive(self, path: Path, shown: str) -> Iterator[_Candidate | FileResult]:
-        try:
-            for member in iter_zip_members(path, self.limits):
-                member_shown = _show(f"{shown}!{member.name}")
-                if member.rejection or member.data is None:
-                    yield _rejected(member_shown, member.rejection or "unreadable member")
-                    continue
-                yield _Candidate(
-                    member_shown,
-                    clean_name(member.name.rsplit("/", 1)[-1], MAX_FILENAME_CHARS),
-                    data=member.data,
-                    origin={"archive": shown, "member": member.name},
-                )
-        except ArchiveRejected as exc:
-            yield _rejected(shown, f"archive rejected: {exc}")
-        except OSError as exc:
-            yield _rejected(shown, f"cannot read archive: {exc.strerror or exc}")
-
-    def _manifest(self, path: Path, shown: str) -> Iterator[_Candidate | FileResult]:
-        base = path.parent
-        rows = 0
-        try:
-            for row in read_manifest(path, self.limits):
-                rows += 1
-                if isinstance(row, RowError):
-                    where = f"{shown}:{row.line}" + (f":{row.path}" if row.path else "")
-                    yield _rejected(_show(where), row.reason)
-                    continue
-                yield from self._row(base, shown, row)
-        except ManifestError as exc:
-            yield _rejected(shown, f"manifest rejected: {exc}")
-            return
-        except OSError as exc:
-            yield _rejected(shown, f"cannot read manifest: {exc.strerror or exc}")
-            return
-        if rows == 0:
-            yield _rejected(shown, "manifest has no rows")
-
-    def _row(self, base: Path, shown: str, row: ManifestRow) -> Iterator[_Candidate | FileResult]:
-        row_shown = _show(f"{shown}:{row.line}:{row.path}")
-        line = f"line {row.line}"
-        try:
-            target = resolve_row_path(base, row.path)
-        except (ValueError, OSError) as exc:
-            yield _rejected(row_shown, f"{line}: {exc}")
-            return
-        if row.labels is not None:
-            try:
-                self.policy_loader().validate_labels(row.labels)
-            except PolicyError as exc:
-                yield _rejected(row_shown, f"{line}: {exc}")
-                return
-        problem = _regular_file_problem(target)
-        if problem:
-            yield _rejected(row_shown, f"{line}: {problem}")
-            return
-        yield _Candidate(
-            row_shown,
-            clean_name(row.path, MAX_FILENAME_CHARS),
-            file=target,
-            row=row,
-            origin={"manifest": shown, "line": row.line},
-        )
 
 
 # --- per-file CPU work (runs in the thread pool) ---------------------------------------------
 
 
-def _read_limited(path: Path, max_bytes: int) -> bytes:
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise ImageRejected(f"over the byte limit: {size} > {max_bytes} bytes")
-    with path.open("rb") as fh:
-        data = fh.read(max_bytes + 1)  # the file may have grown since stat
-    if len(data) > max_bytes:
-        raise ImageRejected(f"over the byte limit: more than {max_bytes} bytes")
-    return data
-
-
-def _prepare(cand: _Candidate, settings: Settings, store: BlobStore, known: set[str]) -> _Prepared:
+def _prepare(cand: Candidate, settings: Settings, store: BlobStore, known: set[str]) -> _Prepared:
     limits = settings.limits
     try:
-        if cand.data is not None:
-            data = cand.data
-            if len(data) > limits.max_file_bytes:
-                raise ImageRejected(
-                    f"over the byte limit: {len(data)} > {limits.max_file_bytes} bytes"
-                )
-        else:
-            assert cand.file is not None
-            try:
-                data = _read_limited(cand.file, limits.max_file_bytes)
-            except OSError as exc:
-                raise ImageRejected(f"cannot read: {exc.strerror or exc}") from exc
+        data = cand.read(limits.max_file_bytes)
         if not data:
             raise ImageRejected("empty file")
         sha = hashlib.sha256(data).hexdigest()
@@ -582,7 +407,7 @@ def ingest_paths(
     paths = [Path(p) for p in paths]
     missing = [str(p) for p in paths if not p.exists() and not p.is_symlink()]
     if missing:
-        raise WardenError(f"no such file or folder: {', '.join(_show(m) for m in missing)}")
+        raise WardenError(f"no such file or folder: {', '.join(show_path(m) for m in missing)}")
     if not paths:
         raise WardenError("nothing to ingest: give at least one file or folder")
     factory = _factory(session_factory_or_engine)
@@ -611,7 +436,6 @@ def ingest_paths(
     except SQLAlchemyError as exc:
         raise WardenError(f"cannot read the database: {_db_message(exc)}") from exc
 
-    expander = _Expander(settings, policy_loader)
     n_workers = workers or min(4, os.cpu_count() or 1)
     window = n_workers * 2
     pending: deque[Future[_Prepared] | FileResult] = deque()
@@ -650,10 +474,10 @@ def ingest_paths(
 
     with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="ingest") as pool:
         try:
-            for entry in expander.expand(paths):
+            for entry in expand_inputs(paths, settings.limits, policy_loader):
                 total += 1
-                if isinstance(entry, FileResult):
-                    pending.append(entry)
+                if isinstance(entry, SourceRejection):
+                    pending.append(_rejected(entry.shown, entry.reason))
                 else:
                     pending.append(pool.submit(_prepare, entry, settings, store, run.known))
                 while len(pending) > window:

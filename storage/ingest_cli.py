@@ -11,11 +11,19 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from storage.errors import WardenError
+from storage.cli import friendly_errors, open_db
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from storage.ingest import FileResult, IngestReport
+    from storage.settings import Settings
 
 
 def _print_human(result: object) -> None:
@@ -36,18 +44,14 @@ def _print_human(result: object) -> None:
     )
 
 
+@friendly_errors
 def ingest_command(
     paths: list[Path] = typer.Argument(..., help="Image files, folders, .zip, .csv or .jsonl."),
     source: str = typer.Option("cli", "--source", help="Source name stored on each item."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per file, then a summary."),
 ) -> None:
     """Ingest images into the review queue (duplicates and hostile files are reported)."""
-    from storage.db import make_engine
-    from storage.ingest import FileResult, IngestAborted, IngestReport, ingest_paths
-    from storage.settings import get_settings
-
-    settings = get_settings()
-    engine = make_engine(settings.database_url, settings.db)
+    from storage.ingest import IngestAborted
 
     def emit(result: FileResult) -> None:
         if as_json:
@@ -66,42 +70,50 @@ def ingest_command(
                 f"({s['elapsed_s']:.1f} s)"
             )
 
-    try:
-        if not as_json and sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-            # Lines still go to stdout; only when stdout is the same terminal does rich move
-            # them above the bar (as plain Text: no markup or escapes from file names).
-            with Progress(
-                TextColumn("ingest"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                console=Console(stderr=True),
-                transient=True,
-                redirect_stdout=sys.stdout.isatty(),
-                redirect_stderr=False,
-            ) as bar:
-                task = bar.add_task("ingest", total=None)
-
-                def progress(done: int, total: int) -> None:
-                    bar.update(task, completed=done, total=max(total, done))
-
-                report = ingest_paths(
-                    engine, settings, paths, source=source, progress=progress, on_result=emit
-                )
-        else:
-            report = ingest_paths(engine, settings, paths, source=source, on_result=emit)
-    except IngestAborted as exc:
-        summary(exc.report)
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    except WardenError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    finally:
-        engine.dispose()
+    with open_db() as (settings, engine):
+        try:
+            report = _ingest(engine, settings, paths, source, as_json, emit)
+        except IngestAborted as exc:
+            summary(exc.report)  # what was stored before the abort; friendly_errors says why
+            raise
     summary(report)
+
+
+def _ingest(
+    engine: Engine,
+    settings: Settings,
+    paths: list[Path],
+    source: str,
+    as_json: bool,
+    emit: Callable[[FileResult], None],
+) -> IngestReport:
+    """`ingest_paths` with a progress bar on stderr when it is a terminal."""
+    from storage.ingest import ingest_paths
+
+    if not as_json and sys.stderr.isatty():
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        # Lines still go to stdout; only when stdout is the same terminal does rich move
+        # them above the bar (as plain Text: no markup or escapes from file names).
+        with Progress(
+            TextColumn("ingest"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=Console(stderr=True),
+            transient=True,
+            redirect_stdout=sys.stdout.isatty(),
+            redirect_stderr=False,
+        ) as bar:
+            task = bar.add_task("ingest", total=None)
+
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=max(total, done))
+
+            return ingest_paths(
+                engine, settings, paths, source=source, progress=progress, on_result=emit
+            )
+    return ingest_paths(engine, settings, paths, source=source, on_result=emit)
 
 
 def register(cli: typer.Typer) -> None:

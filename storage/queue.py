@@ -440,13 +440,21 @@ def claim_for_scoring(
     limit: int,
     lease_s: int = 900,
     now: datetime | None = None,
+    item_ids: Sequence[int] | None = None,
 ) -> list[ClaimedItem]:
-    """Lease up to `limit` queued items to a scoring worker; workers never share an item."""
-    if limit <= 0:
+    """Lease up to `limit` queued items to a scoring worker; workers never share an item.
+
+    With `item_ids`, only those items are considered (in queue order); any of them that is no
+    longer queued, or that another holder leases, is left alone.
+    """
+    if limit <= 0 or (item_ids is not None and not item_ids):
         return []
     now = _now(now)
     dialect = _dialect(session)
-    pick = _scoring_pick(dialect, limit, now)
+    if item_ids is None:
+        pick = _scoring_pick(dialect, limit, now)
+    else:
+        pick = _scoring_pick_ids(dialect, item_ids, limit, now)
     # One token per batch plus the item id keeps each claim's token unique within 36 chars.
     batch = uuid.uuid4().hex[:20]
     expires = now + timedelta(seconds=lease_s)
@@ -530,6 +538,23 @@ def _scoring_pick(dialect: str, limit: int, now: datetime) -> Any:
         .order_by(q.priority, q.created_at, q.id)
         .limit(limit)
     )
+
+
+def _scoring_pick_ids(dialect: str, item_ids: Sequence[int], limit: int, now: datetime) -> Any:
+    """Ids among `item_ids` that are queued and without a live lease, in queue order."""
+    q = _Q
+    pick = (
+        select(q.id)
+        .where(
+            q.id.in_(list(item_ids)),
+            q.status == ItemStatus.queued.value,
+            or_(q.lease_holder.is_(None), q.lease_expires_at < now),
+        )
+        .order_by(*_queue_order(q))
+        .limit(limit)
+    )
+    # As in _scoring_pick: concurrent claimers on PostgreSQL skip rows another one is taking.
+    return pick.with_for_update(skip_locked=True) if dialect == "postgresql" else pick
 
 
 def renew_lease(session: Session, item_id: int, holder: str, *, lease_s: int = 600) -> datetime:

@@ -8,21 +8,18 @@ SQLite only (CI always runs both).
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine
 
 from storage.db import make_engine
 from storage.migrate import upgrade
+from storage.scratch_db import DEFAULT_ADMIN_URL, create_scratch_database, drop_scratch_database
 from storage.settings import Settings
 
-PG_ADMIN_URL = os.environ.get(
-    "WARDEN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
+PG_ADMIN_URL = os.environ.get("WARDEN_TEST_PG_URL", DEFAULT_ADMIN_URL)
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -36,24 +33,6 @@ def _backends() -> list[str]:
     return ["sqlite", "postgres"]
 
 
-def create_pg_database() -> str:
-    """A fresh, empty PostgreSQL database; returns its URL."""
-    name = f"warden_t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-
-
-def drop_pg_database(url: str) -> None:
-    name = make_url(url).database
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
 @pytest.fixture(params=_backends())
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """URL of a freshly migrated database on each backend."""
@@ -62,12 +41,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         upgrade(url)
         yield url
         return
-    url = create_pg_database()
+    url = create_scratch_database(PG_ADMIN_URL, prefix="warden_t")
     try:
         upgrade(url)
         yield url
     finally:
-        drop_pg_database(url)
+        drop_scratch_database(PG_ADMIN_URL, url)
 
 
 @pytest.fixture

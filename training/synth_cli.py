@@ -14,9 +14,10 @@ from pathlib import Path
 
 import typer
 
-from storage.errors import WardenError
+from storage.cli import friendly_errors
 
 
+@friendly_errors
 def synth_command(
     out: Path = typer.Option(..., "--out", help="Folder for images/ and manifest.jsonl."),
     n: int = typer.Option(1000, "--n", help="Number of images."),
@@ -40,22 +41,18 @@ def synth_command(
     """Render synthetic moderation images with ground-truth labels."""
     from training.synth import generate
 
-    try:
-        report = generate(
-            out,
-            n,
-            seed,
-            variants=variants or None,
-            categories=categories or None,
-            langs=lang or None,
-            size=size,
-            progress=not no_progress,
-            image_format=image_format.lower(),  # type: ignore[arg-type]
-            overwrite=overwrite,
-        )
-    except WardenError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    report = generate(
+        out,
+        n,
+        seed,
+        variants=variants or None,
+        categories=categories or None,
+        langs=lang or None,
+        size=size,
+        progress=not no_progress,
+        image_format=image_format.lower(),  # type: ignore[arg-type]
+        overwrite=overwrite,
+    )
     typer.echo(f"{report.n} images in {report.seconds:.1f} s -> {report.manifest}")
     typer.echo("labels:   " + ", ".join(f"{k} {v}" for k, v in report.by_label.items()))
     typer.echo("variants: " + ", ".join(f"{k} {v}" for k, v in report.by_variant.items()))

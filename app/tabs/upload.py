@@ -129,40 +129,15 @@ def _counts(result) -> dict[str, int]:
 
 def _score(ctx: AppContext, item_ids: list[int], progress: gr.Progress) -> str:
     """Score exactly the new items with the live backend (the queue's order would put older
-    items first), the same way the worker does: view image, cheap signals, backend, record."""
-    from dataclasses import replace
-
-    from model.backends import ScoringInput
+    items first); `model.worker.score_items` does it the way the scoring worker does."""
     from model.loading import live_backend
-    from model.signals import compute_signals
-    from storage.images import open_view_image
-    from storage.models import Item
-    from storage.queue import record_prediction
+    from model.worker import score_items
 
     progress(0, desc="Loading the model")
     backend = live_backend(ctx.settings.model)
-    scored = 0
-    for n, item_id in enumerate(item_ids):
-        progress((n, len(item_ids)), desc="Scoring", unit="items")
-        with unit_of_work(ctx.engine) as s:
-            item = s.get(Item, item_id)
-            if item is None or item.status != "queued":
-                continue  # a scoring worker got there first
-            sha, text = item.view_sha256 or item.blob_sha256, item.text
-        image = open_view_image(ctx.blob_store, sha)
-        sig = compute_signals(image, ocr=ctx.settings.model.ocr, nsfw=ctx.settings.model.nsfw)
-        extra = sig.as_verdict_signals()
-        inp = ScoringInput(
-            image=image, text=text, ocr_text=sig.ocr_text, item_id=item_id, signals=extra
-        )
-        [verdict] = backend.score([inp], ctx.policy)
-        verdict = replace(
-            verdict,
-            signals={**extra, **verdict.signals},
-            ocr_text=verdict.ocr_text if verdict.ocr_text is not None else sig.ocr_text,
-        )
-        with unit_of_work(ctx.engine) as s:
-            record_prediction(s, item_id, verdict)
-        scored += 1
-    progress((len(item_ids), len(item_ids)), desc="Scoring", unit="items")
-    return f"scored {scored} new items with {backend.model_version}"
+
+    def on_progress(done: int, total: int) -> None:
+        progress((done, max(total, 1)), desc="Scoring", unit="items")
+
+    report = score_items(ctx.settings, backend, item_ids, policy=ctx.policy, progress=on_progress)
+    return f"scored {report.scored} new items with {backend.model_version}"

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
 from model.loading import load_backend
 from model.worker import run_worker
@@ -35,6 +35,16 @@ def worker_tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from model.tiny import make_tiny
 
     return make_tiny(tmp_path_factory.mktemp("worker-tiny") / "internvl", "internvl", seed=0)
+
+
+def scored_and_held(engine: Engine, holder: str) -> tuple[int, int]:
+    """(predictions stored, queued items leased to `holder`)."""
+    with unit_of_work(engine) as s:
+        scored = s.scalar(select(func.count(Prediction.id))) or 0
+        held = s.scalar(
+            select(func.count(Item.id)).where(Item.lease_holder == holder, Item.status == "queued")
+        )
+    return scored, held or 0
 
 
 def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
@@ -195,16 +205,7 @@ def test_killed_worker_loses_nothing(
         # Kill as soon as the worker holds a claimed item that it has not scored yet.
         while True:
             assert proc.poll() is None, proc.stdout.read().decode()[-2000:]  # type: ignore[union-attr]
-            with unit_of_work(engine) as s:
-                scored = s.scalar(select(func.count(Prediction.id))) or 0
-                held = (
-                    s.scalar(
-                        select(func.count(Item.id)).where(
-                            Item.lease_holder == "doomed", Item.status == "queued"
-                        )
-                    )
-                    or 0
-                )
+            scored, held = scored_and_held(engine, "doomed")
             if scored >= 1 and held >= 1:
                 break
             assert time.monotonic() < deadline, "the worker never got going"
@@ -215,16 +216,7 @@ def test_killed_worker_loses_nothing(
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == -signal.SIGKILL
-    with unit_of_work(engine) as s:
-        scored_before = s.scalar(select(func.count(Prediction.id))) or 0
-        abandoned = (
-            s.scalar(
-                select(func.count(Item.id)).where(
-                    Item.lease_holder == "doomed", Item.status == "queued"
-                )
-            )
-            or 0
-        )
+    scored_before, abandoned = scored_and_held(engine, "doomed")
     assert scored_before < n
     # The killed worker's claims are not free until its lease has run out.
     time.sleep(lease_s + 0.5)

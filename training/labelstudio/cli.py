@@ -14,41 +14,14 @@ Studio is down, push and pull leave their work in the outbox and say so.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import typer
 
-from storage.errors import WardenError
+from storage.cli import friendly_errors, open_db
 
 app = typer.Typer(help="Label Studio: project set-up, push, pull, status.", no_args_is_help=True)
-
-
-@contextmanager
-def _context() -> Iterator[tuple[Any, Any]]:
-    from sqlalchemy import inspect
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from storage.db import make_engine
-    from storage.settings import get_settings
-
-    settings = get_settings()
-    engine = make_engine(settings.database_url, settings.db)
-    try:
-        try:
-            if "labelstudio_tasks" not in inspect(engine).get_table_names():
-                raise WardenError(
-                    "the database is not initialised; run `warden init` or `warden db upgrade`"
-                )
-        except SQLAlchemyError as exc:
-            raise WardenError(f"cannot open the database: {exc.__class__.__name__}") from exc
-        yield settings, engine
-    except WardenError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    finally:
-        engine.dispose()
 
 
 def _delivery_line(what: str, report: Any) -> str:
@@ -61,6 +34,7 @@ def _delivery_line(what: str, report: Any) -> str:
 
 
 @app.command("setup")
+@friendly_errors
 def setup_command(
     regions: bool = typer.Option(False, "--regions", help="Add rectangle regions per category."),
     overlap: int | None = typer.Option(None, "--overlap", min=1, help="Annotators per task."),
@@ -73,7 +47,7 @@ def setup_command(
     """Create or update the Label Studio project from the policy."""
     from training.labelstudio.project import setup
 
-    with _context() as (settings, _engine):
+    with open_db() as (settings, _engine):
         state = setup(settings, regions=regions, overlap=overlap, webhook_url=webhook_url)
         typer.echo(
             f"project {state.project_id} on {state.url} (policy {state.policy_version}, "
@@ -84,6 +58,7 @@ def setup_command(
 
 
 @app.command("push")
+@friendly_errors
 def push_command(
     budget: int = typer.Option(100, "--budget", min=1, help="At most this many items."),
     strategy: list[str] = typer.Option(
@@ -99,7 +74,7 @@ def push_command(
     from training.labelstudio.select import STRATEGIES
     from training.labelstudio.sync import push
 
-    with _context() as (settings, engine):
+    with open_db() as (settings, engine):
         report = push(
             settings,
             engine,
@@ -117,11 +92,12 @@ def push_command(
 
 
 @app.command("pull")
+@friendly_errors
 def pull_command() -> None:
     """Reconcile: convert every annotation in the project into decisions (idempotent)."""
     from training.labelstudio.sync import pull
 
-    with _context() as (settings, engine):
+    with open_db() as (settings, engine):
         report = pull(settings, engine)
         for r in report.results:
             typer.echo(
@@ -133,11 +109,12 @@ def pull_command() -> None:
 
 
 @app.command("status")
+@friendly_errors
 def status_command(as_json: bool = typer.Option(False, "--json")) -> None:
     """Connection, project, tasks, decisions, outbox backlog, agreement per category."""
     from training.labelstudio.status import labelstudio_status
 
-    with _context() as (settings, engine):
+    with open_db() as (settings, engine):
         st = labelstudio_status(settings, engine)
         if as_json:
             typer.echo(json.dumps(st, indent=2, default=str))
@@ -160,6 +137,7 @@ def status_command(as_json: bool = typer.Option(False, "--json")) -> None:
 
 
 @app.command("serve-webhook")
+@friendly_errors
 def serve_webhook_command(
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8765, "--port"),
@@ -168,7 +146,7 @@ def serve_webhook_command(
     """Run the webhook receiver at /hooks/labelstudio and the outbox/reconcile loop."""
     from training.labelstudio.webhook import serve_webhook
 
-    with _context() as (settings, engine):
+    with open_db() as (settings, engine):
         serve_webhook(settings, engine, host=host, port=port, reconcile_s=reconcile_s)
 
 
