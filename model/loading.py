@@ -327,6 +327,55 @@ def load_backend(
         return backend
 
 
+@dataclass(frozen=True)
+class RegistryTarget:
+    """A registry entry as the loader needs it (duck-types training.registry.ModelVersionInfo)."""
+
+    name: str
+    uri: str
+    adapter_uri: str | None
+    calibration: dict[str, Any]
+
+
+def registry_target(database_url: str, name: str = "live") -> RegistryTarget | None:
+    """The registry entry called `name`, or the live one for "live"; None if there is none
+    (or the database has no registry yet)."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from storage.db import make_engine, unit_of_work
+    from storage.models import ModelVersion
+
+    engine = make_engine(database_url)
+    try:
+        with unit_of_work(engine) as s:
+            stmt = select(ModelVersion).order_by(ModelVersion.promoted_at.desc()).limit(1)
+            stmt = stmt.where(
+                ModelVersion.status == "live" if name == "live" else ModelVersion.name == name
+            )
+            row = s.scalars(stmt).first()
+            if row is None:
+                return None
+            return RegistryTarget(row.name, row.uri, row.adapter_uri, dict(row.calibration or {}))
+    except SQLAlchemyError:
+        return None
+    finally:
+        engine.dispose()
+
+
+def apply_calibration(backend: Backend, calibration: dict[str, Any] | None) -> None:
+    """Apply a stored calibration (model_versions.calibration) to a backend that supports it."""
+    setter = getattr(backend, "set_calibration", None)
+    if setter is None:
+        return
+    if calibration and calibration.get("categories"):
+        from model.calibration import Calibration
+
+        setter(Calibration.from_dict(calibration))
+    else:
+        setter(None)
+
+
 def _settings_for(target: Any, base: ModelSettings | None) -> tuple[ModelSettings, str | None]:
     """ModelSettings, or a registry entry (`uri`, `adapter_uri`, `name`), as settings."""
     if isinstance(target, ModelSettings):
@@ -346,6 +395,8 @@ def swap_live(target: Any, *, base: ModelSettings | None = None) -> Backend:
     `score` calls keep their reference to the old backend and finish on it."""
     settings, name = _settings_for(target, base)
     new = load_backend(settings, version_name=name)
+    if name is not None:
+        apply_calibration(new, getattr(target, "calibration", None))
     global _live
     with _live_lock:
         old, _live = _live, new
@@ -357,13 +408,19 @@ def swap_live(target: Any, *, base: ModelSettings | None = None) -> Backend:
     return new
 
 
-def live_backend(settings: ModelSettings | None = None) -> Backend:
-    """The live backend; the first call loads it from `settings` (default ModelSettings())."""
+def live_backend(
+    settings: ModelSettings | None = None, *, database_url: str | None = None
+) -> Backend:
+    """The live backend. The first call loads the registry's live model when `database_url`
+    has one (with its calibration), else the model named by `settings`."""
     global _live
     with _live_lock:
         current = _live
     if current is not None:
         return current
+    target = registry_target(database_url) if database_url else None
+    if target is not None:
+        return swap_live(target, base=settings)
     loaded = load_backend(settings or ModelSettings())
     with _live_lock:
         if _live is None:

@@ -19,45 +19,41 @@ from storage.cli import friendly_errors
 from storage.errors import WardenError
 
 if TYPE_CHECKING:
+    from model.loading import RegistryTarget
     from storage.settings import ModelSettings, Settings
 
 log = logging.getLogger(__name__)
 
 
-def resolve_model(settings: Settings, model: str | None) -> tuple[ModelSettings, str | None]:
-    """`--model` as (ModelSettings for `load_backend`, registry version name or None).
+def resolve_model(
+    settings: Settings, model: str | None
+) -> tuple[ModelSettings, RegistryTarget | None]:
+    """`--model` as (ModelSettings for `load_backend`, registry entry or None).
 
-    "live" is the model promoted in the registry (`model_versions`, status live): its URI and
-    adapter, with its registry name as the model version. "demo", a hub id, a local directory
-    and "openai" pass through to `model.loading.load_backend`, which knows them.
+    "live" is the model promoted in the registry (`model_versions`, status live); a registry
+    name is that version. Either loads its URI and adapter with its registry name as the model
+    version and its stored calibration. "demo", a hub id, a local directory and "openai" pass
+    through to `model.loading.load_backend`, which knows them.
     """
-    from sqlalchemy import select
-
+    from model.loading import registry_target
     from model.worker import check_database
-    from storage.db import make_engine, unit_of_work
-    from storage.models import ModelVersion
+    from storage.db import make_engine
 
     name = model or settings.model.name
     engine = make_engine(settings.database_url, settings.db)
     try:
         check_database(engine)  # before any model loads: a wrong URL fails in a second
-        if name != "live":
-            return settings.model.model_copy(update={"name": name}), None
-        with unit_of_work(engine) as s:
-            row = s.execute(
-                select(ModelVersion.name, ModelVersion.uri, ModelVersion.adapter_uri)
-                .where(ModelVersion.status == "live")
-                .order_by(ModelVersion.promoted_at.desc())
-                .limit(1)
-            ).first()
     finally:
         engine.dispose()
-    if row is None:
-        raise WardenError(
-            "no model is live yet: promote one (warden models promote NAME) or pass --model"
-        )
-    update = {"name": row.uri, "adapter": row.adapter_uri}
-    return settings.model.model_copy(update=update), row.name
+    target = registry_target(settings.database_url, name)
+    if target is None:
+        if name == "live":
+            raise WardenError(
+                "no model is live yet: promote one (warden models promote NAME) or pass --model"
+            )
+        return settings.model.model_copy(update={"name": name}), None
+    update = {"name": target.uri, "adapter": target.adapter_uri}
+    return settings.model.model_copy(update=update), target
 
 
 @friendly_errors
@@ -78,15 +74,19 @@ def score_command(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
 ) -> None:
     """Score queued items with the VLM and the cheap signals (OCR, NSFW)."""
-    from model.loading import load_backend
+    from model.loading import apply_calibration, load_backend
     from model.worker import run_worker
     from storage.policy import load_policy
     from storage.settings import get_settings
 
     settings = get_settings()
     policy = load_policy(settings.policy_path)
-    model_settings, version_name = resolve_model(settings, model)
-    backend = load_backend(model_settings, policy=policy, version_name=version_name)
+    model_settings, target = resolve_model(settings, model)
+    backend = load_backend(
+        model_settings, policy=policy, version_name=target.name if target else None
+    )
+    if target is not None:
+        apply_calibration(backend, target.calibration)
     report = run_worker(
         settings,
         backend,

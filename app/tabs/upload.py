@@ -134,7 +134,7 @@ def _score(ctx: AppContext, item_ids: list[int], progress: gr.Progress) -> str:
     from model.worker import score_items
 
     progress(0, desc="Loading the model")
-    backend = live_backend(ctx.settings.model)
+    backend = live_backend(ctx.settings.model, database_url=ctx.settings.database_url)
 
     def on_progress(done: int, total: int) -> None:
         progress((done, max(total, 1)), desc="Scoring", unit="items")
