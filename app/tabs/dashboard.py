@@ -95,7 +95,11 @@ def figures(ctx: AppContext, model_version: str | None) -> dict[str, object]:
     for name, sub in thr.groupby("reviewer") if not thr.empty else []:
         through.add_bar(x=sub["day"], y=sub["decisions"], name=plain(name))
     through.update_layout(
-        title="Moderator throughput (decisions per day)", barmode="stack", height=320
+        title="Moderator throughput (decisions per day)",
+        barmode="stack",
+        height=320,
+        # Whole days: with one day of data plotly would otherwise zoom into milliseconds.
+        xaxis=dict(type="date", tickformat="%b %d", dtick=86_400_000),
     )
 
     exposure = go.Figure()
