@@ -1,0 +1,373 @@
+"""One turn of Warden's loop, measured: serve -> correct -> build dataset -> post-train -> gate.
+
+Starts from the demo model (assets/model/demo), which never saw the adversarial variant
+`leetspeak` (withheld from its training). The turn:
+  1. ingest N leetspeak SynthMod images into a fresh SQLite ledger; score them with the live
+     model (the rendered text stands in for RapidOCR's, as in the demo's evaluation);
+  2. evaluate the live model: recall on a held-out leetspeak set, average recall on the original
+     (in-distribution) set, and on phrase families the demo never saw;
+  3. record one analyst decision per item through `storage.decisions.record_decision`
+     (source=loop, ground truth standing in for the analyst);
+  4. `build_dataset` with ~30% replay of the original SynthMod data;
+  5. `post_train` a LoRA adapter (TRL SFTTrainer + PEFT) on it;
+  6. evaluate the candidate on the same sets, run the gate, promote.
+Prints recall on the new variant and average recall on the original categories before and after,
+per-category deltas and the time of each stage; writes bench/results/loop.json.
+
+Run: .venv/bin/python bench/loop.py [--n 300] [--work /tmp/warden-loop]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shutil
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
+RESULTS = Path(__file__).resolve().parent / "results" / "loop.json"
+log = logging.getLogger("bench.loop")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.stages: dict[str, float] = {}
+
+    def run(self, name: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        out = fn(*args, **kwargs)
+        self.stages[name] = round(time.perf_counter() - t0, 1)
+        print(f"[{self.stages[name]:7.1f} s] {name}", flush=True)
+        return out
+
+
+def _write_pool(specs: list[Any], out: Path) -> tuple[Path, dict[str, dict[str, Any]]]:
+    """Render the correction pool: images + an unlabeled ingest manifest; truth kept aside."""
+    from training.synth import render_sample
+
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    truth: dict[str, dict[str, Any]] = {}
+    lines = []
+    for spec in specs:
+        image, rec = render_sample(spec)
+        name = f"images/{spec.index:06d}.png"
+        image.save(out / name, format="PNG", compress_level=1)
+        truth[Path(name).name] = rec
+        lines.append(json.dumps({"path": name, "text": rec["text"] or ""}))
+    manifest = out / "ingest.jsonl"
+    manifest.write_text("\n".join(lines) + "\n")
+    return manifest, truth
+
+
+def _score_and_record(
+    engine: Any, settings: Any, backend: Any, policy: Any, truth: dict[str, dict[str, Any]]
+) -> int:
+    """Score every ingested item with the live model and store the predictions."""
+    from PIL import Image
+    from sqlalchemy import select
+
+    from model.backends import ScoringInput
+    from storage.blobs import BlobStore
+    from storage.db import unit_of_work
+    from storage.models import Item
+    from storage.queue import record_prediction
+
+    store = BlobStore(settings.blobs_path)
+    with unit_of_work(engine) as s:
+        items = [
+            (i.id, i.view_sha256 or i.blob_sha256, i.filename, i.text)
+            for i in s.scalars(select(Item).order_by(Item.id))
+        ]
+    inputs = []
+    for _id, sha, filename, text in items:
+        rec = truth[Path(filename).name]
+        with Image.open(store.path(sha)) as im:
+            inputs.append(
+                ScoringInput(
+                    image=im.convert("RGB"),
+                    text=text or None,
+                    ocr_text=rec["rendered_text"],
+                    item_id=_id,
+                )
+            )
+    verdicts = backend.score(inputs, policy)
+    with unit_of_work(engine) as s:
+        for (item_id, *_), inp, v in zip(items, inputs, verdicts, strict=True):
+            record_prediction(s, item_id, replace(v, ocr_text=inp.ocr_text))
+    return len(items)
+
+
+def _decide(engine: Any, policy: Any, truth: dict[str, dict[str, Any]]) -> int:
+    from sqlalchemy import select
+
+    from storage.db import unit_of_work
+    from storage.decisions import record_decision
+    from storage.models import Item
+
+    n = 0
+    with unit_of_work(engine) as s:
+        for item in s.scalars(select(Item).order_by(Item.id)).all():
+            rec = truth[Path(item.filename).name]
+            record_decision(
+                s,
+                item_id=item.id,
+                categories=list(rec["labels"]),
+                source="loop",
+                reviewer="loop-analyst",
+                policy=policy,
+                external_ref=f"loop:{rec['external_id']}",
+            )
+            n += 1
+    return n
+
+
+def _evaluate(backend: Any, policy: Any, sets: dict[str, Path], name: str) -> dict[str, Any]:
+    from training.evaluate import evaluate_backend, manifest_key, read_manifest
+
+    out = {}
+    for set_name, manifest in sets.items():
+        rep = evaluate_backend(
+            backend,
+            policy,
+            read_manifest(manifest, policy),
+            model_name=name,
+            eval_key=manifest_key(manifest),
+        )
+        out[set_name] = rep
+    return out
+
+
+def _combined(reports: dict[str, Any], policy: Any, name: str) -> Any:
+    """One report over the in-distribution (retention) and leetspeak sets, from their scores."""
+    from training.evaluate import EvalRow, compute_report
+
+    rows, scores = [], []
+    for set_name in ("in_distribution", "leetspeak"):
+        for p in reports[set_name].predictions:
+            rows.append(
+                EvalRow(
+                    Path(p["path"]),
+                    tuple(p["labels"]),
+                    variant=p["variant"],
+                    family=p["family"],
+                    retention=set_name == "in_distribution",
+                )
+            )
+            scores.append(p["scores"])
+    key = "gate:" + "+".join(reports[s].eval_key for s in ("in_distribution", "leetspeak"))
+    return compute_report(name, rows, scores, policy, eval_key=key)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description="One measured turn of the Warden loop.")
+    p.add_argument("--n", type=int, default=300, help="Analyst corrections (<= 300).")
+    p.add_argument("--work", type=Path, default=Path("/tmp/warden-loop"))
+    p.add_argument("--model", type=Path, default=None, help="Default: assets/model/demo.")
+    p.add_argument("--epochs", type=float, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--replay-ratio", type=float, default=0.3)
+    p.add_argument(
+        "--negatives",
+        type=int,
+        default=2,
+        help="'No' rows kept per image (2 matches the demo's pre/mid Yes:No mix).",
+    )
+    p.add_argument("--keep", action="store_true", help="Keep an existing work folder.")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+
+    import torch
+
+    from model.loading import DEMO_MODEL_DIR, load_backend
+    from storage.db import make_engine, unit_of_work
+    from storage.ingest import ingest_paths
+    from storage.migrate import upgrade
+    from storage.policy import load_policy
+    from storage.settings import DEFAULT_POLICY, ModelSettings, Settings
+    from training import registry
+    from training.dataset import BuildOptions, build_dataset
+    from training.posttrain import post_train, register_run
+    from training.pretrain import DemoPlan, demo_eval_sets, demo_specs, write_eval_set
+    from training.recipes import load_recipe
+
+    torch.set_num_threads(min(4, os.cpu_count() or 1))
+    model_dir = Path(a.model or DEMO_MODEL_DIR)
+    recipe = load_recipe("demo")
+    plan: DemoPlan = recipe.demo
+    policy = load_policy(DEFAULT_POLICY)
+    work = a.work
+    if work.exists() and not a.keep:
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    clock = Clock()
+    t_start = time.perf_counter()
+
+    # Evaluation sets (cached under the demo work folder: the same ones the demo card reports).
+    eval_root = Path("/tmp/warden-demo-work")
+    sets = clock.run("render evaluation sets", demo_eval_sets, plan, eval_root)
+    # The correction pool: leetspeak items from another seed than the leetspeak eval set.
+    pool_specs = demo_specs(replace(plan, seed=plan.seed + 7), "leetspeak", a.n)
+    manifest, truth = clock.run("render correction pool", _write_pool, pool_specs, work / "pool")
+    replay_specs = demo_specs(plan, "train", 600)  # the demo's own training distribution
+    replay_manifest = clock.run(
+        "render replay set", write_eval_set, replay_specs, work / "replay", retention=True
+    )
+
+    url = f"sqlite:///{work / 'warden.db'}"
+    upgrade(url)
+    settings = Settings(data_dir=work / "data", WARDEN_DATABASE_URL=url)
+    engine = make_engine(url)
+    rep = clock.run(
+        "ingest", ingest_paths, engine, settings, [manifest], source="loop", policy=policy
+    )
+    live_settings = ModelSettings(name=str(model_dir), device="cpu", quant="none")
+    with unit_of_work(engine) as s:
+        registry.register_model(s, "demo-v0", str(model_dir), actor="bench", live=True)
+    live = load_backend(live_settings, version_name="demo-v0")
+    clock.run("score with live model", _score_and_record, engine, settings, live, policy, truth)
+    before = clock.run("evaluate live model", _evaluate, live, policy, sets, "demo-v0")
+    n_dec = clock.run("record analyst decisions", _decide, engine, policy, truth)
+
+    from storage.blobs import BlobStore
+
+    store = BlobStore(settings.blobs_path)
+    with unit_of_work(engine) as s:
+        ds = clock.run(
+            "build dataset",
+            build_dataset,
+            s,
+            work / "dataset",
+            policy,
+            read_image=store.read_bytes,
+            options=BuildOptions(
+                replay_ratio=a.replay_ratio, replay_manifest=replay_manifest, seed=0
+            ),
+        )
+    post = recipe.post
+    post = replace(post, negatives_per_image=a.negatives)
+    if a.epochs is not None:
+        post = replace(post, epochs=a.epochs)
+    if a.max_steps is not None:
+        post = replace(post, max_steps=a.max_steps)
+    if a.lr is not None:
+        post = replace(post, lr=a.lr)
+    res = clock.run(
+        "post-train (TRL SFT + LoRA)",
+        post_train,
+        str(model_dir),
+        work / "dataset",
+        work / "run",
+        post,
+        policy=policy,
+    )
+    with unit_of_work(engine) as s:
+        register_run(s, res, name="demo-v1", actor="bench")
+    cand = load_backend(
+        live_settings.model_copy(update={"adapter": res.adapter}), version_name="demo-v1"
+    )
+    after = clock.run("evaluate candidate", _evaluate, cand, policy, sets, "demo-v1")
+    # The gate compares what the team cares about: the original categories (the retention
+    # rows) and the new variant, on one combined set; the scores are the ones just measured.
+    g_before = _combined(before, policy, "demo-v0")
+    g_after = _combined(after, policy, "demo-v1")
+    with unit_of_work(engine) as s:
+        key = g_before.eval_key
+        registry.record_eval(s, "demo-v0", key, g_before.summary())
+        registry.record_eval(s, "demo-v1", key, g_after.summary())
+        gate = registry.promote(
+            s,
+            "demo-v1",
+            "bench",
+            tolerance=settings.train.promote_tolerance,
+            retention_tolerance=settings.train.retention_tolerance,
+        )
+    total = round(time.perf_counter() - t_start, 1)
+    engine.dispose()
+
+    def avg(r: dict[str, Any], k: str) -> float:
+        return r[k].average_recall or 0.0
+
+    orig_before, orig_after = before["in_distribution"], after["in_distribution"]
+    deltas = {
+        c: round(
+            (orig_after.per_category[c].recall or 0) - (orig_before.per_category[c].recall or 0), 4
+        )
+        for c in orig_before.per_category
+        if orig_before.per_category[c].recall is not None
+    }
+    result = {
+        "hardware": f"{os.cpu_count()}-core CPU ({platform.processor() or platform.machine()}), "
+        "no GPU",
+        "load_average_at_end": os.getloadavg(),
+        "corrections": n_dec,
+        "ingested": rep.summary if hasattr(rep, "summary") else None,
+        "dataset": {
+            "path": ds.path,
+            "counts": ds.counts["items"],
+            "sft": ds.counts["sft"],
+            "replay": ds.counts["replay"],
+            "preference": ds.counts["preference"],
+        },
+        "post_train": {k: v for k, v in res.metrics.items() if k != "sft"}
+        | {"sft": {k: v for k, v in res.metrics.get("sft", {}).items() if k != "losses"}},
+        "new_variant_recall": {
+            "before": avg(before, "leetspeak"),
+            "after": avg(after, "leetspeak"),
+        },
+        "original_average_recall": {
+            "before": avg(before, "in_distribution"),
+            "after": avg(after, "in_distribution"),
+        },
+        "unseen_families_average_recall": {
+            "before": avg(before, "unseen_families"),
+            "after": avg(after, "unseen_families"),
+        },
+        "per_category_recall_delta_original": deltas,
+        "per_category_recall_leetspeak": {
+            c: {
+                "before": before["leetspeak"].per_category[c].recall,
+                "after": after["leetspeak"].per_category[c].recall,
+            }
+            for c in before["leetspeak"].per_category
+            if before["leetspeak"].per_category[c].recall is not None
+        },
+        "gate": {
+            "promoted": gate.promoted,
+            "reasons": gate.reasons,
+            "checks": [c.__dict__ for c in gate.checks],
+        },
+        "stages_s": clock.stages,
+        "total_s": total,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2, default=str))
+
+    nv, oa = result["new_variant_recall"], result["original_average_recall"]
+    un = result["unseen_families_average_recall"]
+    print()
+    print(f"{'metric':40} {'before':>8} {'after':>8} {'delta':>8}")
+    for label, d in (
+        ("leetspeak recall (new variant)", nv),
+        ("average recall, original set", oa),
+        ("average recall, unseen phrase families", un),
+    ):
+        print(f"{label:40} {d['before']:8.3f} {d['after']:8.3f} {d['after'] - d['before']:+8.3f}")
+    print("per-category recall delta on the original set:")
+    for c, d in deltas.items():
+        print(f"  {c:16} {d:+.3f}")
+    print(f"gate: {gate.summary()}")
+    print(f"total {total:.0f} s ({result['hardware']}); stages: {json.dumps(clock.stages)}")
+    print(f"-> {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

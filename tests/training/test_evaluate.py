@@ -1,0 +1,111 @@
+"""Evaluation metrics on hand-computed cases, and a report written from scored rows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from storage.policy import parse_policy
+from training.evaluate import (
+    EvalRow,
+    average_recall,
+    category_metrics,
+    compute_report,
+    expected_calibration_error,
+    read_manifest,
+    unparsable_rate,
+    weighted_recall,
+    write_report,
+)
+
+POLICY = parse_policy(
+    {
+        "name": "t",
+        "categories": [
+            {"id": "scam", "title": "Scam", "description": "scam", "threshold": 0.5},
+            {"id": "drugs", "title": "Drugs", "description": "drugs", "threshold": 0.4},
+            {"id": "csam", "title": "C", "description": "c", "threshold": 0.3, "restricted": True},
+        ],
+    }
+)
+
+
+def test_category_metrics_hand_computed() -> None:
+    # truth / prediction per item:
+    #   1: {scam}        / {scam}          scam tp
+    #   2: {scam}        / {}              scam fn, safe fp
+    #   3: {}            / {scam}          scam fp, safe fn
+    #   4: {drugs}       / {drugs, scam}   drugs tp, scam fp
+    #   5: {}            / {}              safe tp
+    truth = [{"scam"}, {"scam"}, set(), {"drugs"}, set()]
+    pred = [{"scam"}, set(), {"scam"}, {"drugs", "scam"}, set()]
+    m = category_metrics(truth, pred, ["scam", "drugs", "csam"])
+    assert (m["scam"].tp, m["scam"].fp, m["scam"].fn) == (1, 2, 1)
+    assert m["scam"].precision == pytest.approx(1 / 3)
+    assert m["scam"].recall == pytest.approx(1 / 2)
+    assert m["scam"].f1 == pytest.approx(2 * (1 / 3) * (1 / 2) / (1 / 3 + 1 / 2))
+    assert m["drugs"].recall == 1.0 and m["drugs"].precision == 1.0
+    assert (m["safe"].tp, m["safe"].fp, m["safe"].fn) == (1, 1, 1)
+    assert m["csam"].recall is None and m["csam"].precision is None and m["csam"].support == 0
+    # average over categories with support: scam 0.5, drugs 1.0, safe 0.5
+    assert average_recall(m) == pytest.approx((0.5 + 1.0 + 0.5) / 3)
+    # weighted: tp 1 + 1 + 1 over support 2 + 1 + 2
+    assert weighted_recall(m) == pytest.approx(3 / 5)
+
+
+def test_ece_hand_computed() -> None:
+    # bin [0.9,1.0]: probs 0.9, 0.9 with outcomes 1, 0 -> |0.9 - 0.5| * 2/4
+    # bin [0.1,0.2): prob 0.1 outcome 0 -> |0.1 - 0| * 1/4 ; bin [0.6,0.7): 0.6 outcome 1 -> 0.4/4
+    ece = expected_calibration_error([0.9, 0.9, 0.1, 0.6], [True, False, False, True])
+    assert ece == pytest.approx(0.4 * 0.5 + 0.1 * 0.25 + 0.4 * 0.25)
+    assert expected_calibration_error([1.0], [True]) == pytest.approx(0.0)
+    assert expected_calibration_error([], []) is None
+
+
+def test_unparsable_rate_counts_only_asked() -> None:
+    assert unparsable_rate([True, False, None, False]) == pytest.approx(2 / 3)
+    assert unparsable_rate([None, None]) is None
+
+
+def test_report_subsets_and_html(tmp_path: Path) -> None:
+    rows = [
+        EvalRow(tmp_path / "a.png", ("scam",), variant="clean"),
+        EvalRow(tmp_path / "b.png", ("scam",), variant="leetspeak"),
+        EvalRow(tmp_path / "c.png", (), variant="leetspeak", retention=True),
+        EvalRow(tmp_path / "d.png", ("drugs",), variant="clean", retention=True),
+    ]
+    scores = [
+        {"scam": 0.9, "drugs": 0.1, "csam": 0.0},
+        {"scam": 0.2, "drugs": 0.1, "csam": 0.0},  # missed on the adversarial variant
+        {"scam": 0.1, "drugs": 0.45, "csam": 0.0},  # drugs over its 0.4 threshold: false flag
+        {"scam": 0.1, "drugs": 0.8, "csam": 0.0},
+    ]
+    rep = compute_report("m", rows, scores, POLICY)
+    # adversarial rows b, c: scam fn, safe fn -> weighted recall 0 / 2
+    assert rep.adversarial_recall == 0.0
+    # retention rows c, d: drugs recall 1, safe recall 0 -> 0.5
+    assert rep.retention == pytest.approx(0.5)
+    assert rep.per_variant["clean"] == pytest.approx(1.0)
+    s = rep.summary()
+    json.dumps(s)  # JSON-ready for the registry
+    assert s["per_category"]["scam"]["recall"] == pytest.approx(0.5)
+    out = write_report([rep], tmp_path / "r.html")
+    html = out.read_text()
+    assert "Recall per category" in html and "plotly" in html
+
+
+def test_read_manifest_resolves_paths_and_rejects_bad_rows(tmp_path: Path) -> None:
+    m = tmp_path / "m.jsonl"
+    m.write_text(
+        json.dumps({"path": "x.png", "labels": ["scam"], "rendered_text": "WIN", "variant": "blur"})
+        + "\n"
+    )
+    rows = read_manifest(m, POLICY)
+    assert rows[0].path == tmp_path / "x.png" and rows[0].ocr_text == "WIN"
+    m.write_text(json.dumps({"path": "x.png", "labels": ["nope"]}) + "\n")
+    from storage.errors import WardenError
+
+    with pytest.raises(WardenError, match="unknown category"):
+        read_manifest(m, POLICY)

@@ -1,0 +1,124 @@
+"""Pre/mid-training loop and the demo architecture: the loss falls, the result loads through
+model.loading and scores through the serving backend; recipes validate their keys."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from storage.errors import WardenError
+from storage.policy import load_policy
+from storage.settings import DEFAULT_POLICY, ModelSettings
+from training.pretrain import (
+    DemoArch,
+    Sample,
+    StageConfig,
+    build_demo_model,
+    ocr_noise,
+    pick_questions,
+    train_stage,
+)
+
+POLICY = load_policy(DEFAULT_POLICY)
+SMALL = DemoArch(vision_hidden=32, text_hidden=64, text_intermediate=128)
+
+
+def test_ocr_noise_rate_and_determinism() -> None:
+    gen = random.Random(0)
+    text = "".join(gen.choice("abcdefghijklmnopqrstuvwxyz0123456789 ") for _ in range(600))
+    noisy = ocr_noise(text, 0.05, random.Random(1))
+    assert noisy == ocr_noise(text, 0.05, random.Random(1))
+    from difflib import SequenceMatcher
+
+    similarity = SequenceMatcher(None, text, noisy, autojunk=False).ratio()
+    assert 0.9 < similarity < 0.99  # about 5% of the characters touched
+    assert ocr_noise(text, 0.0, random.Random(1)) == text
+
+
+def test_pick_questions_keeps_every_positive() -> None:
+    rng = random.Random(0)
+    for _ in range(50):
+        q = pick_questions(("scam_fraud", "privacy_pii"), POLICY, 4, rng)
+        ids = [POLICY.categories[i].id for i in q]
+        assert len(q) == 4 and len(set(q)) == 4
+        assert "scam_fraud" in ids and "privacy_pii" in ids
+    assert len(pick_questions((), POLICY, 99, rng)) == len(POLICY.categories)
+
+
+def test_stage_learns_and_loads_through_the_backend(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from model.backends import ScoringInput
+    from model.loading import load_backend
+
+    init = build_demo_model(tmp_path / "init", SMALL, seed=0)
+    white = Image.new("RGB", (224, 224), "white")
+    texts = [
+        ("WIN A FREE PHONE claim your prize now", ("scam_fraud",)),
+        ("buy weed delivered tonight", ("drugs",)),
+        ("Lunch menu: soup and bread", ()),
+    ]
+    samples = [Sample(white, labels, text) for text, labels in texts] * 4
+    cfg = StageConfig(
+        stage="pre",
+        train_modules=("model.multi_modal_projector", "model.language_model"),
+        lr=1e-2,
+        batch_size=6,
+        max_steps=12,
+        warmup_steps=2,
+        questions_per_image=11,
+        ocr_noise=0.0,
+    )
+    res = train_stage(init, samples, POLICY, cfg, tmp_path / "pre")
+    assert res.steps == 12 and res.last_loss < res.first_loss * 0.5, res.losses
+    # The vision tower was frozen: its weights are unchanged.
+    from safetensors.torch import load_file
+
+    a, b = load_file(init / "model.safetensors"), load_file(tmp_path / "pre" / "model.safetensors")
+    vision = [k for k in a if "vision_tower" in k]
+    assert vision and all((a[k] == b[k]).all() for k in vision)
+    assert any(not (a[k] == b[k]).all() for k in a if "language_model" in k)
+
+    # Same prompt, same backend, same scoring code as serving: the trained answers moved
+    # towards the training prior ("No" for most questions), away from the random init's.
+    def scores(path: Path) -> dict[str, float]:
+        backend = load_backend(
+            ModelSettings(name=str(path), device="cpu", quant="none", dtype="float32")
+        )
+        [v] = backend.score([ScoringInput(image=white, ocr_text=texts[2][0])], POLICY)
+        return v.scores
+
+    before, after = scores(init), scores(tmp_path / "pre")
+    assert set(after) == set(POLICY.ids)
+    assert sum(after.values()) < sum(before.values()) - 1.0, (before, after)
+
+
+def test_stage_refuses_unknown_modules(tmp_path: Path) -> None:
+    init = build_demo_model(tmp_path / "init", SMALL)
+    from PIL import Image
+
+    sample = Sample(Image.new("RGB", (224, 224)), (), "")
+    with pytest.raises(WardenError, match="no parameter matches"):
+        train_stage(
+            init,
+            [sample],
+            POLICY,
+            StageConfig(train_modules=("nope",), max_steps=1),
+            tmp_path / "o",
+        )
+
+
+def test_recipes_load_and_validate(tmp_path: Path) -> None:
+    from training.recipes import load_recipe
+
+    demo = load_recipe("demo")
+    assert demo.demo.withheld_variants == ("leetspeak",) and demo.demo.mid.max_steps
+    big = load_recipe("internvl3_5-2b")
+    assert big.post.qlora and big.base == "OpenGVLab/InternVL3_5-2B-HF"
+    assert big.pre.train_modules == ("model.multi_modal_projector",)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\npost:\n  lerning_rate: 1\n")
+    with pytest.raises(WardenError, match="unknown key 'lerning_rate'"):
+        load_recipe(bad)

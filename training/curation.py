@@ -1,0 +1,334 @@
+"""Curation rules that turn the decision ledger into training data (pure: no database, no torch).
+
+- conflict resolution: among an item's live decisions (retractions remove what they retract),
+  the highest reviewer role wins (admin > engineer > moderator > annotator > import), the
+  latest within a role; several Label Studio annotators on one item vote per category
+  (agreement = share of annotators who agree with the result);
+- restricted content is excluded: any decision or any prediction over threshold naming a
+  restricted category drops the item;
+- dedup: the same image (view/blob sha256), or a near-identical one (pHash within a distance)
+  carrying the same text, is kept once; a golden item always wins its group;
+- hard-example mining: the latest prediction disagrees with the resolved labels, or some
+  category's score lies within `margin` of its threshold;
+- class balance: classes (first label, or "safe") larger than `cap_factor` x the median class
+  are downsampled; hard examples are never dropped;
+- golden set: frozen (items already golden stay golden), topped up by a stratified draw;
+- stratified validation split.
+
+`training.dataset.build_dataset` applies these to rows read from the ledger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from statistics import median
+
+from storage.policy import SAFE, Policy
+
+ROLE_RANK: dict[str, int] = {"admin": 4, "engineer": 3, "moderator": 2, "annotator": 1, "import": 0}
+# Decisions by people outside Warden's users carry no role: infer one from the source.
+SOURCE_ROLE: dict[str, str] = {
+    "moderator": "moderator",
+    "bulk": "moderator",
+    "loop": "moderator",
+    "label_studio": "annotator",
+    "import": "import",
+}
+
+
+@dataclass(frozen=True)
+class LedgerDecision:
+    id: int
+    categories: tuple[str, ...]
+    action: str  # label | retract
+    source: str
+    role: str
+    reviewer: str | None
+    created_at: datetime
+    supersedes_id: int | None = None
+
+
+@dataclass(frozen=True)
+class LedgerPrediction:
+    scores: Mapping[str, float]
+    flagged: tuple[str, ...]
+    model_version: str
+    ocr_text: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class LedgerItem:
+    item_id: int
+    key: str  # sha256 of the image the model sees (view derivative, else original blob)
+    phash: str | None
+    text: str | None
+    decisions: tuple[LedgerDecision, ...]
+    predictions: tuple[LedgerPrediction, ...] = ()  # oldest first
+    meta: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def latest_prediction(self) -> LedgerPrediction | None:
+        return self.predictions[-1] if self.predictions else None
+
+
+@dataclass(frozen=True)
+class Resolution:
+    labels: tuple[str, ...]
+    decision_id: int
+    role: str
+    agreement: float | None  # share of same-role annotators agreeing; None when one reviewer
+    conflict: bool  # live decisions disagreed
+
+
+@dataclass(frozen=True)
+class CuratedItem:
+    key: str
+    item_id: int | None
+    labels: tuple[str, ...]
+    ocr_text: str
+    text: str | None
+    phash: str | None = None
+    role: str = "import"
+    agreement: float | None = None
+    conflict: bool = False
+    hard: bool = False
+    model_flagged: tuple[str, ...] | None = None  # latest prediction's flags
+    variant: str = "clean"
+    family: str | None = None
+    origin: str = "ledger"  # ledger | replay:<dataset> | replay:synth
+    split: str = "train"
+
+    @property
+    def primary(self) -> str:
+        return self.labels[0] if self.labels else SAFE
+
+
+AgreementFn = Callable[[Sequence[Sequence[str]]], Mapping[str, float]]
+
+
+def role_of(source: str, user_role: str | None) -> str:
+    if user_role in ROLE_RANK:
+        return user_role  # type: ignore[return-value]
+    return SOURCE_ROLE.get(source, "import")
+
+
+def live_decisions(decisions: Iterable[LedgerDecision]) -> list[LedgerDecision]:
+    """Label decisions that no retraction withdrew."""
+    decisions = list(decisions)
+    retracted = {d.supersedes_id for d in decisions if d.action == "retract"}
+    return [d for d in decisions if d.action == "label" and d.id not in retracted]
+
+
+def majority_agreement(label_sets: Sequence[Sequence[str]]) -> dict[str, float]:
+    """Per category, the share of annotators who chose it (Label Studio overlap)."""
+    n = len(label_sets)
+    counts = Counter(c for labels in label_sets for c in set(labels))
+    return {c: k / n for c, k in counts.items()}
+
+
+def resolve_labels(
+    decisions: Iterable[LedgerDecision], agreement: AgreementFn | None = None
+) -> Resolution | None:
+    """Resolve an item's live decisions to one label set; None when nothing live remains."""
+    live = live_decisions(decisions)
+    if not live:
+        return None
+    top = max(ROLE_RANK.get(d.role, 0) for d in live)
+    same_role = sorted(
+        (d for d in live if ROLE_RANK.get(d.role, 0) == top), key=lambda d: (d.created_at, d.id)
+    )
+    latest = same_role[-1]
+    conflict = len({tuple(sorted(d.categories)) for d in live}) > 1
+    # Several distinct Label Studio annotators (overlap > 1): vote per category on each
+    # annotator's latest answer instead of letting the last one to submit win.
+    by_reviewer: dict[str, LedgerDecision] = {}
+    for d in same_role:
+        if d.source == "label_studio" and d.reviewer:
+            by_reviewer[d.reviewer] = d
+    if len(by_reviewer) > 1:
+        sets = [list(d.categories) for d in by_reviewer.values()]
+        shares = (agreement or majority_agreement)(sets)
+        labels = tuple(sorted(c for c, s in shares.items() if s > 0.5))
+        agree = min((max(s, 1 - s) for s in shares.values()), default=1.0)
+        return Resolution(labels, latest.id, latest.role, agree, conflict)
+    return Resolution(tuple(latest.categories), latest.id, latest.role, None, conflict)
+
+
+def restricted_reason(item: LedgerItem, policy: Policy) -> str | None:
+    """Why an item may never enter a training set, or None."""
+    restricted = policy.restricted_ids
+    for d in item.decisions:
+        hit = restricted.intersection(d.categories)
+        if hit:
+            return f"decision {d.id} names {sorted(hit)[0]}"
+    for p in item.predictions:
+        for cat in restricted:
+            thr = policy.category(cat).threshold
+            if float(p.scores.get(cat, 0.0)) >= thr:
+                return f"prediction by {p.model_version} scores {cat} over threshold"
+    return None
+
+
+def is_hard(
+    labels: Sequence[str], prediction: LedgerPrediction | None, policy: Policy, margin: float
+) -> bool:
+    """Model wrong (flags differ from the labels) or unsure (a score within `margin` of its
+    category's threshold)."""
+    if prediction is None:
+        return False
+    flagged = set(policy.flagged(prediction.scores))
+    if flagged != set(labels):
+        return True
+    return any(
+        abs(float(prediction.scores.get(c.id, 0.0)) - c.threshold) < margin
+        for c in policy.categories
+    )
+
+
+def hamming(a: str, b: str) -> int:
+    return bin(int(a, 16) ^ int(b, 16)).count("1")
+
+
+def _norm_text(item: CuratedItem) -> str:
+    return " ".join(f"{item.text or ''} {item.ocr_text}".lower().split())
+
+
+def dedup(
+    items: Sequence[CuratedItem], *, max_distance: int, golden: set[str]
+) -> tuple[list[CuratedItem], dict[str, str]]:
+    """Keep one item per duplicate group; returns (kept, {dropped key: kept key}).
+
+    Same key (sha256) is a duplicate. A pHash within `max_distance` is a duplicate only when the
+    text (caption + OCR) is the same too: text-on-plain-background renders share pHashes across
+    different words. Priority inside a group: golden, then higher reviewer role, then first seen.
+    """
+    order = sorted(
+        range(len(items)),
+        key=lambda i: (items[i].key not in golden, -ROLE_RANK.get(items[i].role, 0), i),
+    )
+    kept: list[tuple[int, CuratedItem]] = []
+    by_key: dict[str, CuratedItem] = {}
+    by_text: dict[str, list[CuratedItem]] = defaultdict(list)
+    dropped: dict[str, str] = {}
+    for i in order:
+        it = items[i]
+        if it.key in by_key:
+            dropped.setdefault(it.key, it.key)
+            continue
+        twin = None
+        if it.phash:
+            for other in by_text[_norm_text(it)]:
+                if other.phash and hamming(it.phash, other.phash) <= max_distance:
+                    twin = other
+                    break
+        if twin is not None:
+            dropped[it.key] = twin.key
+            continue
+        kept.append((i, it))
+        by_key[it.key] = it
+        by_text[_norm_text(it)].append(it)
+    kept.sort(key=lambda pair: pair[0])
+    return [it for _, it in kept], dropped
+
+
+def _rng(seed: int, salt: str) -> random.Random:
+    return random.Random(int(hashlib.sha256(f"{seed}:{salt}".encode()).hexdigest()[:16], 16))
+
+
+def stratified_pick(
+    items: Sequence[CuratedItem], fraction: float, seed: int, salt: str
+) -> set[str]:
+    """Keys of a per-class random share (at least one per class with 3+ items)."""
+    by_class: dict[str, list[CuratedItem]] = defaultdict(list)
+    for it in items:
+        by_class[it.primary].append(it)
+    picked: set[str] = set()
+    for cls in sorted(by_class):
+        members = sorted(by_class[cls], key=lambda it: it.key)
+        _rng(seed, f"{salt}:{cls}").shuffle(members)
+        k = round(len(members) * fraction)
+        if k == 0 and len(members) >= 3 and fraction > 0:
+            k = 1
+        picked.update(it.key for it in members[:k])
+    return picked
+
+
+def assign_golden(
+    items: Sequence[CuratedItem],
+    frozen: set[str],
+    *,
+    fraction: float,
+    seed: int,
+    max_size: int | None = None,
+) -> set[str]:
+    """Frozen golden keys stay; new items top the set up to `fraction` of all items."""
+    golden = {it.key for it in items if it.key in frozen}
+    target = round(len(items) * fraction)
+    if max_size is not None:
+        target = min(target, max_size)
+    need = target - len(golden)
+    if need > 0:
+        fresh = [it for it in items if it.key not in frozen]
+        share = need / len(fresh) if fresh else 0.0
+        golden |= stratified_pick(fresh, share, seed, "golden")
+    return golden
+
+
+def balance(
+    items: Sequence[CuratedItem], *, cap_factor: float, seed: int
+) -> tuple[list[CuratedItem], int]:
+    """Downsample classes larger than cap_factor x median class size; hard items are kept."""
+    by_class: dict[str, list[CuratedItem]] = defaultdict(list)
+    for it in items:
+        by_class[it.primary].append(it)
+    if len(by_class) < 2 or cap_factor <= 0:
+        return list(items), 0
+    cap = max(1, round(cap_factor * median(len(v) for v in by_class.values())))
+    keep: set[str] = set()
+    for cls, members in by_class.items():
+        hard = [it for it in members if it.hard]
+        easy = sorted((it for it in members if not it.hard), key=lambda it: it.key)
+        _rng(seed, f"balance:{cls}").shuffle(easy)
+        room = max(0, cap - len(hard))
+        keep.update(it.key for it in hard + easy[:room])
+    kept = [it for it in items if it.key in keep]
+    return kept, len(items) - len(kept)
+
+
+def replay_count(n_new: int, ratio: float) -> int:
+    """How many replay rows make `ratio` of the final training set."""
+    if ratio <= 0 or n_new <= 0:
+        return 0
+    ratio = min(ratio, 0.95)
+    return round(n_new * ratio / (1 - ratio))
+
+
+def sample_replay(
+    pool: Sequence[CuratedItem], n: int, *, exclude: set[str], seed: int
+) -> list[CuratedItem]:
+    """A class-stratified draw of `n` replay items, never one in `exclude` (golden, new data)."""
+    cands = [it for it in pool if it.key not in exclude]
+    if n >= len(cands):
+        return cands
+    by_class: dict[str, list[CuratedItem]] = defaultdict(list)
+    for it in sorted(cands, key=lambda it: it.key):
+        by_class[it.primary].append(it)
+    for cls, members in by_class.items():
+        _rng(seed, f"replay:{cls}").shuffle(members)
+    out: list[CuratedItem] = []
+    # Round-robin over classes so a small replay draw still covers every class.
+    while len(out) < n:
+        for cls in sorted(by_class):
+            if by_class[cls] and len(out) < n:
+                out.append(by_class[cls].pop())
+    return out
+
+
+def with_split(items: Iterable[CuratedItem], split: str) -> list[CuratedItem]:
+    return [replace(it, split=split) for it in items]

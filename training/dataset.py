@@ -1,0 +1,657 @@
+"""Build a training dataset from the decision ledger: parquet splits, SFT rows, preference pairs.
+
+The ledger (items, their decisions and predictions) goes through `training.curation`
+(conflicts, restricted exclusion, dedup, golden freeze, hard examples, balance, replay, split),
+then is written as a Hugging Face dataset on disk:
+
+    DIR/README.md, DIR/card.json                 dataset card: counts, data hash, options
+    DIR/data/items-{train,validation,golden}.parquet   one row per image (image bytes embedded)
+    DIR/data/sft-{train,validation}.parquet     TRL prompt/completion rows, one per category
+    DIR/data/preference-train.parquet           prompt/chosen/rejected where analysts corrected
+
+SFT and preference prompts come from `model.prompts.build_messages` with the image's OCR text
+(the text the serving backend put in its prompt), so training and serving prompts are the same;
+completions are "Yes"/"No", the answers the shared-prefix scorer reads. `load_trl_split` attaches
+the images to SFT/preference rows for TRL. The golden split is never trained on, and once an
+image is golden it stays golden in every later build (tracked in the `datasets` table).
+
+Run: warden dataset build --out datasets/2026-11-22 [--replay-ratio 0.3] [--since 2026-11-01]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from model import prompts
+from storage.audit import record_audit
+from storage.errors import Conflict, WardenError
+from storage.models import Dataset as DatasetRow
+from storage.models import Decision as DecisionRow
+from storage.models import Item, Prediction, User
+from storage.policy import Policy
+from training import curation
+from training.curation import CuratedItem, LedgerDecision, LedgerItem, LedgerPrediction
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "golden")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    replay_ratio: float = 0.3
+    since: datetime | None = None
+    val_fraction: float = 0.1
+    golden_fraction: float = 0.1
+    golden_max: int | None = 1000
+    hard_margin: float = 0.15
+    hard_repeat: int = 2  # hard examples appear this many times in the SFT train rows
+    balance_cap: float = 3.0
+    dedup_distance: int = 4
+    seed: int = 0
+    # Replay sources: an earlier dataset's train split (default: the latest registered one)
+    # and/or a SynthMod / general JSONL manifest.
+    replay_from: Path | None = None
+    replay_manifest: Path | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    path: str
+    data_hash: str
+    counts: dict[str, Any]
+    card: dict[str, Any]
+
+
+# --- reading the ledger ---------------------------------------------------------------------
+
+
+def read_ledger(session: Session) -> list[LedgerItem]:
+    """Every item that has at least one decision, with its decisions and predictions."""
+    rows = session.execute(
+        select(DecisionRow, User.role)
+        .outerjoin(User, DecisionRow.reviewer_id == User.id)
+        .order_by(DecisionRow.item_id, DecisionRow.created_at, DecisionRow.id)
+    ).all()
+    users = dict(session.execute(select(User.id, User.username)).all())
+    decisions: dict[int, list[LedgerDecision]] = {}
+    for d, user_role in rows:
+        decisions.setdefault(d.item_id, []).append(
+            LedgerDecision(
+                id=d.id,
+                categories=tuple(d.categories or ()),
+                action=d.action,
+                source=d.source,
+                role=curation.role_of(d.source, user_role),
+                reviewer=users.get(d.reviewer_id) if d.reviewer_id else d.reviewer_name,
+                created_at=d.created_at,
+                supersedes_id=d.supersedes_id,
+            )
+        )
+    if not decisions:
+        return []
+    preds: dict[int, list[LedgerPrediction]] = {}
+    ids = sorted(decisions)
+    for chunk in range(0, len(ids), 500):
+        part = ids[chunk : chunk + 500]
+        for p in session.scalars(
+            select(Prediction)
+            .where(Prediction.item_id.in_(part))
+            .order_by(Prediction.item_id, Prediction.created_at, Prediction.id)
+        ):
+            preds.setdefault(p.item_id, []).append(
+                LedgerPrediction(
+                    scores=dict(p.scores or {}),
+                    flagged=tuple(p.flagged or ()),
+                    model_version=p.model_version,
+                    ocr_text=p.ocr_text,
+                    created_at=p.created_at,
+                )
+            )
+    items: list[LedgerItem] = []
+    for chunk in range(0, len(ids), 500):
+        part = ids[chunk : chunk + 500]
+        for it in session.scalars(select(Item).where(Item.id.in_(part)).order_by(Item.id)):
+            items.append(
+                LedgerItem(
+                    item_id=it.id,
+                    key=it.view_sha256 or it.blob_sha256,
+                    phash=it.phash,
+                    text=it.text,
+                    decisions=tuple(decisions[it.id]),
+                    predictions=tuple(preds.get(it.id, ())),
+                    meta=dict(it.meta or {}),
+                )
+            )
+    return items
+
+
+def frozen_golden(session: Session) -> set[str]:
+    """Image keys golden in any earlier build: they stay golden forever."""
+    keys: set[str] = set()
+    for card in session.scalars(select(DatasetRow.card)):
+        keys.update((card or {}).get("golden_keys") or [])
+    return keys
+
+
+def labelstudio_kappa(session: Session) -> dict[str, float]:
+    """Label Studio inter-annotator agreement (kappa per category) for the dataset card, when
+    the integration is installed; per-item conflicts are settled by `curation.resolve_labels`
+    (role, then recency; several annotators vote per category)."""
+    try:
+        from training.labelstudio.agreement import category_agreement
+    except ImportError:
+        return {}
+    try:
+        with session.begin_nested():
+            return dict(category_agreement(session))
+    except Exception:  # agreement is informative only; a missing table must not stop a build
+        log.warning("Label Studio agreement unavailable", exc_info=True)
+        return {}
+
+
+def _ocr_of(item: LedgerItem) -> str:
+    for p in reversed(item.predictions):
+        if p.ocr_text is not None:
+            return p.ocr_text
+    meta_ocr = item.meta.get("ocr_text") or item.meta.get("rendered_text")
+    return str(meta_ocr) if meta_ocr else ""
+
+
+def curate_ledger(
+    items: Sequence[LedgerItem], policy: Policy, options: BuildOptions
+) -> tuple[list[CuratedItem], dict[str, int]]:
+    """Resolve, filter and annotate ledger items (no split yet); returns (items, stats)."""
+    stats: Counter[str] = Counter()
+    out: list[CuratedItem] = []
+    for item in items:
+        reason = curation.restricted_reason(item, policy)
+        if reason:
+            stats["excluded_restricted"] += 1
+            continue
+        res = curation.resolve_labels(item.decisions)
+        if res is None:
+            stats["excluded_retracted"] += 1
+            continue
+        try:
+            labels = tuple(policy.validate_labels(list(res.labels)))
+        except ValueError:
+            stats["excluded_unknown_category"] += 1
+            continue
+        stats["conflicts_resolved"] += res.conflict
+        pred = item.latest_prediction
+        out.append(
+            CuratedItem(
+                key=item.key,
+                item_id=item.item_id,
+                labels=labels,
+                ocr_text=_ocr_of(item),
+                text=item.text,
+                phash=item.phash,
+                role=res.role,
+                agreement=res.agreement,
+                conflict=res.conflict,
+                hard=curation.is_hard(labels, pred, policy, options.hard_margin),
+                model_flagged=tuple(policy.flagged(pred.scores)) if pred else None,
+                variant=str(item.meta.get("variant") or "clean"),
+                family=str(item.meta["family"]) if item.meta.get("family") else None,
+            )
+        )
+    return out, dict(stats)
+
+
+def _is_since(item: LedgerItem, since: datetime | None) -> bool:
+    if since is None:
+        return True
+    since = since if since.tzinfo else since.replace(tzinfo=UTC)
+    return any(d.created_at >= since for d in item.decisions)
+
+
+# --- replay sources -------------------------------------------------------------------------
+
+
+def _replay_from_dataset(path: Path) -> tuple[list[CuratedItem], dict[str, bytes]]:
+    import pyarrow.parquet as pq
+
+    file = Path(path) / "data" / "items-train.parquet"
+    if not file.is_file():
+        raise WardenError(f"replay dataset {path} has no data/items-train.parquet")
+    table = pq.read_table(file).to_pylist()
+    name = Path(path).name
+    items, images = [], {}
+    for r in table:
+        images[r["key"]] = r["image"]["bytes"]
+        items.append(
+            CuratedItem(
+                key=r["key"],
+                item_id=None,
+                labels=tuple(r["labels"]),
+                ocr_text=r["ocr_text"] or "",
+                text=r["text"],
+                phash=r.get("phash"),
+                variant=r.get("variant") or "clean",
+                family=r.get("family"),
+                origin=f"replay:{name}",
+            )
+        )
+    return items, images
+
+
+def _replay_from_manifest(path: Path, policy: Policy) -> tuple[list[CuratedItem], dict[str, bytes]]:
+    from training.evaluate import read_manifest
+
+    items, images = [], {}
+    restricted = policy.restricted_ids
+    for row in read_manifest(path, policy):
+        if restricted.intersection(row.labels):
+            continue
+        data = row.path.read_bytes()
+        key = hashlib.sha256(data).hexdigest()
+        images[key] = data
+        items.append(
+            CuratedItem(
+                key=key,
+                item_id=None,
+                labels=row.labels,
+                ocr_text=row.ocr_text or "",
+                text=row.text,
+                variant=row.variant,
+                family=row.family,
+                origin="replay:synth",
+            )
+        )
+    return items, images
+
+
+def _latest_dataset_path(session: Session) -> Path | None:
+    for row in session.scalars(select(DatasetRow).order_by(DatasetRow.created_at.desc())):
+        if (Path(row.path) / "data" / "items-train.parquet").is_file():
+            return Path(row.path)
+    return None
+
+
+# --- TRL rows -------------------------------------------------------------------------------
+
+
+def sft_rows(item: CuratedItem, policy: Policy) -> list[dict[str, Any]]:
+    """One prompt/completion row per policy category (the scorer asks each question)."""
+    rows = []
+    for cat in policy.categories:
+        question = prompts.category_question(cat)
+        rows.append(
+            {
+                "key": item.key,
+                "category": cat.id,
+                "prompt": prompts.build_messages(
+                    policy, text=item.text, ocr_text=item.ocr_text, question=question
+                ),
+                "completion": prompts.answer_messages(prompts.yes_no(cat.id in item.labels)),
+                "origin": item.origin,
+            }
+        )
+    return rows
+
+
+def preference_rows(item: CuratedItem, policy: Policy) -> list[dict[str, Any]]:
+    """Where the analyst's answer differs from the model's: chosen = analyst, rejected = model."""
+    if item.model_flagged is None:
+        return []
+    rows = []
+    for cat in policy.categories:
+        truth, model_said = cat.id in item.labels, cat.id in item.model_flagged
+        if truth == model_said:
+            continue
+        rows.append(
+            {
+                "key": item.key,
+                "category": cat.id,
+                "prompt": prompts.build_messages(
+                    policy,
+                    text=item.text,
+                    ocr_text=item.ocr_text,
+                    question=prompts.category_question(cat),
+                ),
+                "chosen": prompts.answer_messages(prompts.yes_no(truth)),
+                "rejected": prompts.answer_messages(prompts.yes_no(model_said)),
+            }
+        )
+    return rows
+
+
+# --- writing --------------------------------------------------------------------------------
+
+
+def _write_items(path: Path, items: Sequence[CuratedItem], images: dict[str, bytes]) -> None:
+    import datasets
+
+    cols: dict[str, list[Any]] = {
+        "key": [], "item_id": [], "image": [], "labels": [], "ocr_text": [], "text": [],
+        "phash": [], "role": [], "agreement": [], "conflict": [], "hard": [],
+        "model_flagged": [], "variant": [], "family": [], "origin": [], "split": [],
+    }  # fmt: skip
+    for it in items:
+        d = asdict(it)
+        for k in cols:
+            if k == "image":
+                cols[k].append({"bytes": images[it.key], "path": None})
+            elif k in ("labels", "model_flagged"):
+                cols[k].append(list(d[k]) if d[k] is not None else None)
+            else:
+                cols[k].append(d[k])
+    features = datasets.Features(
+        {
+            "key": datasets.Value("string"),
+            "item_id": datasets.Value("int64"),
+            "image": datasets.Image(),
+            "labels": datasets.List(datasets.Value("string")),
+            "ocr_text": datasets.Value("string"),
+            "text": datasets.Value("string"),
+            "phash": datasets.Value("string"),
+            "role": datasets.Value("string"),
+            "agreement": datasets.Value("float64"),
+            "conflict": datasets.Value("bool"),
+            "hard": datasets.Value("bool"),
+            "model_flagged": datasets.List(datasets.Value("string")),
+            "variant": datasets.Value("string"),
+            "family": datasets.Value("string"),
+            "origin": datasets.Value("string"),
+            "split": datasets.Value("string"),
+        }
+    )
+    datasets.Dataset.from_dict(cols, features=features).to_parquet(str(path))
+
+
+def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # Messages are stored as JSON text: parquet structs would turn the image block's missing
+    # "text" into null and differ from what model.prompts builds.
+    enc = [{k: json.dumps(v) if isinstance(v, list) else v for k, v in r.items()} for r in rows]
+    table = pa.Table.from_pylist(enc) if enc else pa.table({"key": pa.array([], pa.string())})
+    pq.write_table(table, path)
+
+
+def _data_hash(items: Sequence[CuratedItem]) -> str:
+    h = hashlib.sha256()
+    for it in sorted(items, key=lambda i: (i.split, i.key)):
+        h.update(json.dumps([it.split, it.key, list(it.labels), it.ocr_text, it.origin]).encode())
+    return h.hexdigest()
+
+
+def _card_markdown(name: str, card: dict[str, Any]) -> str:
+    configs = [
+        ("items", [(s, f"data/items-{s}.parquet") for s in SPLITS]),
+        ("sft", [(s, f"data/sft-{s}.parquet") for s in ("train", "validation")]),
+        ("preference", [("train", "data/preference-train.parquet")]),
+    ]
+    yaml_lines = ["---", "configs:"]
+    for cfg, files in configs:
+        yaml_lines += [f"- config_name: {cfg}", "  data_files:"]
+        for split, path in files:
+            yaml_lines += [f"  - split: {split}", f"    path: {path}"]
+    yaml_lines.append("---")
+    counts = card["counts"]
+    body = [
+        f"# Warden dataset {name}",
+        "",
+        "Built from the Warden decision ledger by `warden dataset build`.",
+        f"Data hash: `{card['data_hash']}`. Policy: `{card['policy_version']}`. "
+        f"Built {card['built_at']}.",
+        "",
+        "| split | images | SFT rows |",
+        "|---|---|---|",
+    ]
+    for s in SPLITS:
+        body.append(f"| {s} | {counts['items'].get(s, 0)} | {counts['sft'].get(s, '-')} |")
+    body += [
+        "",
+        f"Preference pairs (analyst corrected the model): {counts['preference']}.",
+        f"Replay rows in train: {counts['replay']} (ratio {card['options']['replay_ratio']}).",
+        f"Hard examples in train: {counts['hard']}. Curation: {json.dumps(counts['curation'])}.",
+        f"Class counts in train: {json.dumps(counts['classes_train'])}.",
+        "",
+        "The golden split is frozen (an image once golden stays golden) and never trained on.",
+        "Restricted categories never appear: items with a restricted category in any decision",
+        "or in any prediction over threshold are excluded.",
+    ]
+    return "\n".join(yaml_lines + body) + "\n"
+
+
+def build_dataset(
+    session: Session,
+    out: Path,
+    policy: Policy,
+    *,
+    read_image: Callable[[str], bytes],
+    options: BuildOptions | None = None,
+    actor: str = "system",
+) -> DatasetInfo:
+    """Curate the ledger into `out` and register it in `datasets`; see the module docstring.
+
+    `read_image(key)` returns the bytes of the image with that sha256 (the blob store).
+    """
+    options = options or BuildOptions()
+    out = Path(out).resolve()
+    if (out / "card.json").exists():
+        raise Conflict(f"{out} already holds a dataset; choose a new --out")
+    name = options.name or out.name
+    if session.scalars(select(DatasetRow).where(DatasetRow.name == name)).first():
+        raise Conflict(f"a dataset named {name!r} is already registered; choose a new --out")
+
+    ledger = read_ledger(session)
+    frozen = frozen_golden(session)
+    curated, stats = curate_ledger(ledger, policy, options)
+    if not curated:
+        raise WardenError("the ledger has no usable decisions yet; review some items first")
+    recent = {li.key for li in ledger if _is_since(li, options.since)}
+    kept, dropped = curation.dedup(curated, max_distance=options.dedup_distance, golden=frozen)
+    stats["duplicates_dropped"] = len(dropped)
+
+    golden = curation.assign_golden(
+        kept,
+        frozen,
+        fraction=options.golden_fraction,
+        seed=options.seed,
+        max_size=options.golden_max,
+    )
+    golden_items = [it for it in kept if it.key in golden]
+    # A near-duplicate of a golden image must not be trained on either.
+    rest = [it for it in kept if it.key not in golden and it.key in recent]
+    rest, n_balanced = curation.balance(rest, cap_factor=options.balance_cap, seed=options.seed)
+    stats["balanced_out"] = n_balanced
+    val_keys = curation.stratified_pick(rest, options.val_fraction, options.seed, "validation")
+    train = [it for it in rest if it.key not in val_keys]
+    val = [it for it in rest if it.key in val_keys]
+
+    images = {it.key: read_image(it.key) for it in train + val + golden_items}
+
+    replay: list[CuratedItem] = []
+    # Hard examples appear hard_repeat times in the SFT rows: count them so, or the replay
+    # share of the rows the model actually trains on would fall below the ratio asked for.
+    n_rows = len(train) + sum(it.hard for it in train) * (max(1, options.hard_repeat) - 1)
+    n_replay = curation.replay_count(n_rows, options.replay_ratio)
+    if n_replay:
+        pool: list[CuratedItem] = []
+        src = options.replay_from or _latest_dataset_path(session)
+        if src is not None:
+            items, imgs = _replay_from_dataset(src)
+            pool += items
+            images.update(imgs)
+        if options.replay_manifest is not None:
+            items, imgs = _replay_from_manifest(options.replay_manifest, policy)
+            pool += items
+            images.update(imgs)
+        # Earlier data (older than --since) may come back as replay; golden never, and an
+        # image already in this build's train/validation is not repeated.
+        exclude = golden | {it.key for it in rest} | set(dropped)
+        replay = curation.sample_replay(pool, n_replay, exclude=exclude, seed=options.seed)
+        if not pool:
+            log.warning("replay ratio %.2f asked but no replay source found", options.replay_ratio)
+
+    train_all = curation.with_split(train + replay, "train")
+    val = curation.with_split(val, "validation")
+    golden_items = curation.with_split(golden_items, "golden")
+
+    (out / "data").mkdir(parents=True, exist_ok=True)
+    for split, rows in (("train", train_all), ("validation", val), ("golden", golden_items)):
+        _write_items(out / "data" / f"items-{split}.parquet", rows, images)
+    sft_train: list[dict[str, Any]] = []
+    for it in train_all:
+        rows = sft_rows(it, policy)
+        sft_train += rows * (options.hard_repeat if it.hard else 1)
+    sft_val = [r for it in val for r in sft_rows(it, policy)]
+    prefs = [r for it in train for r in preference_rows(it, policy)]
+    _write_rows(out / "data" / "sft-train.parquet", sft_train)
+    _write_rows(out / "data" / "sft-validation.parquet", sft_val)
+    _write_rows(out / "data" / "preference-train.parquet", prefs)
+
+    all_items = train_all + val + golden_items
+    data_hash = _data_hash(all_items)
+    counts: dict[str, Any] = {
+        "items": {"train": len(train_all), "validation": len(val), "golden": len(golden_items)},
+        "sft": {"train": len(sft_train), "validation": len(sft_val)},
+        "preference": len(prefs),
+        "replay": len(replay),
+        "hard": sum(it.hard for it in train),
+        "classes_train": dict(Counter(it.primary for it in train_all)),
+        "curation": {**stats, "ledger_items": len(ledger)},
+    }
+    card = {
+        "name": name,
+        "data_hash": data_hash,
+        "policy_version": policy.version,
+        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "counts": counts,
+        "options": {
+            k: str(v) if isinstance(v, Path | datetime) else v for k, v in asdict(options).items()
+        },
+        "golden_keys": sorted(golden),
+        "replay_sources": sorted({it.origin for it in replay}),
+        "labelstudio_kappa": labelstudio_kappa(session),
+    }
+    (out / "card.json").write_text(json.dumps(card, indent=2), encoding="utf-8")
+    (out / "README.md").write_text(_card_markdown(name, card), encoding="utf-8")
+    session.add(DatasetRow(name=name, path=str(out), data_hash=data_hash, counts=counts, card=card))
+    session.flush()
+    record_audit(
+        session,
+        actor,
+        "dataset.build",
+        name=name,
+        path=str(out),
+        data_hash=data_hash,
+        counts=counts["items"],
+    )
+    return DatasetInfo(name=name, path=str(out), data_hash=data_hash, counts=counts, card=card)
+
+
+# --- loading for training -------------------------------------------------------------------
+
+
+def read_card(path: Path) -> dict[str, Any]:
+    file = Path(path) / "card.json"
+    if not file.is_file():
+        raise WardenError(
+            f"{path} is not a Warden dataset (no card.json); run `warden dataset build`"
+        )
+    return json.loads(file.read_text(encoding="utf-8"))
+
+
+def load_trl_split(path: Path, config: str = "sft", split: str = "train") -> list[dict[str, Any]]:
+    """Rows in TRL's vision format: {images: [PIL], prompt: messages, completion|chosen|rejected}.
+
+    Images come from the items config (stored once per image, not once per question).
+    """
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    if split == "golden":
+        raise WardenError("the golden split is for evaluation only; it is never trained on")
+    path = Path(path)
+    read_card(path)
+    file = path / "data" / f"{config}-{split}.parquet"
+    if not file.is_file():
+        raise WardenError(f"{path} has no {config}/{split} data")
+    rows = pq.read_table(file).to_pylist()
+    if not rows or "prompt" not in rows[0]:
+        return []
+    needed = {r["key"] for r in rows}
+    images: dict[str, Any] = {}
+    for s in ("train", "validation"):
+        f = path / "data" / f"items-{s}.parquet"
+        if f.is_file():
+            for r in pq.read_table(f, columns=["key", "image"]).to_pylist():
+                if r["key"] in needed and r["key"] not in images:
+                    images[r["key"]] = Image.open(io.BytesIO(r["image"]["bytes"])).convert("RGB")
+    out = []
+    for r in rows:
+        row = {
+            k: json.loads(v) if k in ("prompt", "completion", "chosen", "rejected") else v
+            for k, v in r.items()
+        }
+        row["images"] = [images[r["key"]]]
+        out.append(row)
+    return out
+
+
+def load_items(path: Path, split: str) -> list[dict[str, Any]]:
+    """Item rows of one split (image bytes included), e.g. to evaluate on golden."""
+    import pyarrow.parquet as pq
+
+    file = Path(path) / "data" / f"items-{split}.parquet"
+    if not file.is_file():
+        raise WardenError(f"{path} has no items/{split} data")
+    return pq.read_table(file).to_pylist()
+
+
+def export_manifest(path: Path, split: str, out: Path) -> Path:
+    """Write a split as images + a JSONL manifest that `warden eval` reads."""
+    out = Path(out)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    lines = []
+    for r in load_items(path, split):
+        img = out / "images" / f"{r['key']}.png"
+        img.write_bytes(r["image"]["bytes"])
+        lines.append(
+            json.dumps(
+                {
+                    "path": f"images/{img.name}",
+                    "labels": r["labels"],
+                    "rendered_text": r["ocr_text"],
+                    "text": r["text"],
+                    "variant": r["variant"],
+                    "family": r["family"],
+                    "retention": r["origin"] != "ledger",
+                }
+            )
+        )
+    manifest = out / "manifest.jsonl"
+    manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return manifest
+
+
+__all__ = [
+    "BuildOptions",
+    "DatasetInfo",
+    "build_dataset",
+    "export_manifest",
+    "load_items",
+    "load_trl_split",
+    "read_card",
+    "read_ledger",
+]

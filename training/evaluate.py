@@ -1,0 +1,471 @@
+"""Evaluation: per-category precision/recall/F1, average recall, adversarial recall, ECE, retention.
+
+The metric functions are pure (lists of label sets and scores in, numbers out) and unit-tested on
+hand-computed cases. `evaluate_backend` scores a manifest through any `model.backends.Backend`
+(the same code that serves), and `write_report` renders a self-contained plotly HTML report.
+
+"safe" is scored as a category of its own (true: no labels; predicted: nothing flagged), so a
+model that flags every harmless image loses average recall. Categories with no positive example
+in the set have an undefined recall and are left out of the average.
+
+Run: warden eval --model NAME|DIR --manifest eval/manifest.jsonl [--against live] [--json]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from storage.errors import WardenError
+from storage.policy import SAFE, Policy
+
+if TYPE_CHECKING:
+    from model.backends import Backend
+
+log = logging.getLogger(__name__)
+
+CLEAN = "clean"
+
+
+# --- pure metrics ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CategoryMetrics:
+    category: str
+    tp: int
+    fp: int
+    fn: int
+    support: int  # items that truly carry the category
+    precision: float | None  # None: nothing predicted
+    recall: float | None  # None: no positive example
+    f1: float | None
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+def category_metrics(
+    y_true: Sequence[Collection[str]],
+    y_pred: Sequence[Collection[str]],
+    categories: Sequence[str],
+    *,
+    include_safe: bool = True,
+) -> dict[str, CategoryMetrics]:
+    """Per-category counts and scores; `safe` is true/predicted when the label set is empty."""
+    if len(y_true) != len(y_pred):
+        raise ValueError(f"{len(y_true)} truths against {len(y_pred)} predictions")
+    cats = list(categories) + ([SAFE] if include_safe else [])
+    out: dict[str, CategoryMetrics] = {}
+    for cat in cats:
+        tp = fp = fn = 0
+        for t, p in zip(y_true, y_pred, strict=True):
+            in_t = (not t) if cat == SAFE else cat in t
+            in_p = (not p) if cat == SAFE else cat in p
+            tp += in_t and in_p
+            fp += in_p and not in_t
+            fn += in_t and not in_p
+        precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
+        f1 = None
+        if precision is not None and recall is not None:
+            f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        out[cat] = CategoryMetrics(cat, tp, fp, fn, tp + fn, precision, recall, f1)
+    return out
+
+
+def average_recall(metrics: Mapping[str, CategoryMetrics]) -> float | None:
+    """Unweighted mean recall over categories that have positive examples (the headline)."""
+    recalls = [m.recall for m in metrics.values() if m.recall is not None]
+    return sum(recalls) / len(recalls) if recalls else None
+
+
+def weighted_recall(metrics: Mapping[str, CategoryMetrics]) -> float | None:
+    """Recall weighted by support: all true labels found over all true labels."""
+    support = sum(m.support for m in metrics.values())
+    return sum(m.tp for m in metrics.values()) / support if support else None
+
+
+def unparsable_rate(parse_ok: Sequence[bool | None]) -> float | None:
+    """Share of replies that did not parse, among items where a reply was asked for."""
+    asked = [p for p in parse_ok if p is not None]
+    return sum(1 for p in asked if not p) / len(asked) if asked else None
+
+
+def expected_calibration_error(
+    probs: Sequence[float], labels: Sequence[bool], *, n_bins: int = 10
+) -> float | None:
+    """Binary ECE over (item, category) pairs: sum over equal-width bins of
+    |bin share| * |mean predicted probability - observed positive rate|."""
+    if len(probs) != len(labels):
+        raise ValueError("probs and labels differ in length")
+    if not probs:
+        return None
+    bins: list[list[tuple[float, bool]]] = [[] for _ in range(n_bins)]
+    for p, y in zip(probs, labels, strict=True):
+        idx = min(int(p * n_bins), n_bins - 1)  # p == 1.0 goes to the last bin
+        bins[idx].append((p, y))
+    total = len(probs)
+    ece = 0.0
+    for b in bins:
+        if b:
+            conf = sum(p for p, _ in b) / len(b)
+            acc = sum(1 for _, y in b if y) / len(b)
+            ece += len(b) / total * abs(conf - acc)
+    return ece
+
+
+def metric_delta(
+    after: Mapping[str, CategoryMetrics], before: Mapping[str, CategoryMetrics]
+) -> dict[str, float]:
+    """Per-category recall change (after - before) where both are defined."""
+    return {
+        c: after[c].recall - before[c].recall  # type: ignore[operator]
+        for c in after
+        if c in before and after[c].recall is not None and before[c].recall is not None
+    }
+
+
+# --- evaluation rows ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvalRow:
+    """One labelled image: the manifest's `path` (resolved), labels ([] = safe), and metadata."""
+
+    path: Path
+    labels: tuple[str, ...]
+    ocr_text: str | None = None
+    text: str | None = None
+    variant: str = CLEAN
+    family: str | None = None
+    retention: bool = False
+
+
+def read_manifest(path: Path, policy: Policy | None = None) -> list[EvalRow]:
+    """Read a JSONL manifest (SynthMod's format: path, labels, rendered_text, variant, family).
+
+    Rows with `"retention": true` (or `"subset": "retention"`) form the retention set. Labels
+    are validated against `policy` when given; restricted categories are kept (evaluation may
+    measure them; they never enter training).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WardenError(f"manifest {path} does not exist")
+    rows: list[EvalRow] = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+            img = Path(raw["path"])
+            labels = list(raw.get("labels") or [])
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise WardenError(f"{path}:{lineno}: not a manifest row ({exc})") from exc
+        if policy is not None:
+            try:
+                labels = policy.validate_labels(labels)
+            except ValueError as exc:
+                raise WardenError(f"{path}:{lineno}: {exc}") from exc
+        rows.append(
+            EvalRow(
+                path=img if img.is_absolute() else path.parent / img,
+                labels=tuple(labels),
+                ocr_text=raw.get("rendered_text", raw.get("ocr_text")),
+                text=raw.get("text"),
+                variant=raw.get("variant") or CLEAN,
+                family=raw.get("family"),
+                retention=bool(raw.get("retention")) or raw.get("subset") == "retention",
+            )
+        )
+    if not rows:
+        raise WardenError(f"manifest {path} has no rows")
+    return rows
+
+
+def manifest_key(path: Path) -> str:
+    """Identity of an evaluation set: sha256 of the manifest bytes (first 16 hex)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+# --- reports --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    model: str
+    n: int
+    per_category: dict[str, CategoryMetrics]
+    average_recall: float | None
+    adversarial_recall: float | None  # weighted recall over rows with variant != clean
+    per_variant: dict[str, float | None]  # average recall per variant
+    unparsable_rate: float | None
+    ece: float | None
+    retention: float | None  # average recall on the retention rows
+    seconds: float
+    eval_key: str | None = None
+    predictions: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready numbers, as stored in the registry and compared by the gate."""
+        return {
+            "model": self.model,
+            "n": self.n,
+            "average_recall": self.average_recall,
+            "adversarial_recall": self.adversarial_recall,
+            "per_variant": self.per_variant,
+            "unparsable_rate": self.unparsable_rate,
+            "ece": self.ece,
+            "retention": self.retention,
+            "seconds": round(self.seconds, 2),
+            "eval_key": self.eval_key,
+            "per_category": {c: asdict(m) for c, m in self.per_category.items()},
+        }
+
+
+def compute_report(
+    model: str,
+    rows: Sequence[EvalRow],
+    scores: Sequence[Mapping[str, float]],
+    policy: Policy,
+    *,
+    parse_ok: Sequence[bool | None] | None = None,
+    seconds: float = 0.0,
+    eval_key: str | None = None,
+) -> EvalReport:
+    """All metrics from per-row scores; a category is predicted when its score >= threshold."""
+    cats = [c.id for c in policy.categories]
+    preds = [set(policy.flagged(s)) for s in scores]
+    truths = [set(r.labels) for r in rows]
+    per_cat = category_metrics(truths, preds, cats)
+
+    def subset_avg(mask: Callable[[EvalRow], bool]) -> float | None:
+        idx = [i for i, r in enumerate(rows) if mask(r)]
+        if not idx:
+            return None
+        m = category_metrics([truths[i] for i in idx], [preds[i] for i in idx], cats)
+        return average_recall(m)
+
+    adv_idx = [i for i, r in enumerate(rows) if r.variant != CLEAN]
+    adversarial = None
+    if adv_idx:
+        m = category_metrics([truths[i] for i in adv_idx], [preds[i] for i in adv_idx], cats)
+        adversarial = weighted_recall(m)
+    variants = sorted({r.variant for r in rows})
+    probs = [float(s.get(c, 0.0)) for s in scores for c in cats]
+    labels = [c in t for t in truths for c in cats]
+    predictions = [
+        {
+            "path": str(r.path),
+            "labels": list(r.labels),
+            "predicted": sorted(p),
+            "variant": r.variant,
+            "family": r.family,
+            "scores": {c: round(float(s.get(c, 0.0)), 4) for c in cats},
+        }
+        for r, p, s in zip(rows, preds, scores, strict=True)
+    ]
+    return EvalReport(
+        model=model,
+        n=len(rows),
+        per_category=per_cat,
+        average_recall=average_recall(per_cat),
+        adversarial_recall=adversarial,
+        per_variant={v: subset_avg(lambda r, v=v: r.variant == v) for v in variants},
+        unparsable_rate=unparsable_rate(list(parse_ok or [])),
+        ece=expected_calibration_error(probs, labels),
+        retention=subset_avg(lambda r: r.retention),
+        seconds=seconds,
+        eval_key=eval_key,
+        predictions=predictions,
+    )
+
+
+OcrMode = Literal["manifest", "rapidocr", "none"]
+
+
+def evaluate_backend(
+    backend: Backend,
+    policy: Policy,
+    rows: Sequence[EvalRow],
+    *,
+    model_name: str | None = None,
+    batch_size: int = 16,
+    ocr: OcrMode = "manifest",
+    rationale: bool = False,
+    eval_key: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> EvalReport:
+    """Score `rows` through the serving backend and compute every metric.
+
+    `ocr="manifest"` passes each row's rendered text as the OCR hint (RapidOCR reads these
+    renders with ~0.99 character accuracy, FACTS.md, at ~0.25 s/image); `"rapidocr"` runs the
+    real OCR signal; `"none"` gives no hint.
+    """
+    from PIL import Image
+
+    from model.backends import ScoringInput
+
+    compute_signals = None
+    if ocr == "rapidocr":
+        from model.signals import compute_signals
+    t0 = time.perf_counter()
+    scores: list[Mapping[str, float]] = []
+    parse_ok: list[bool | None] = []
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start : start + batch_size]
+        inputs = []
+        for r in chunk:
+            with Image.open(r.path) as im:
+                image = im.convert("RGB")
+            hint = r.ocr_text if ocr == "manifest" else None
+            if compute_signals is not None:
+                hint = compute_signals(image, ocr=True, nsfw=False).ocr_text
+            inputs.append(ScoringInput(image=image, text=r.text, ocr_text=hint or ""))
+        verdicts = backend.score(inputs, policy, rationale=rationale)
+        scores.extend(v.scores for v in verdicts)
+        parse_ok.extend(v.parse_ok if rationale else None for v in verdicts)
+        if progress:
+            progress(min(start + batch_size, len(rows)), len(rows))
+    return compute_report(
+        model_name or backend.model_version,
+        rows,
+        scores,
+        policy,
+        parse_ok=parse_ok,
+        seconds=time.perf_counter() - t0,
+        eval_key=eval_key,
+    )
+
+
+def format_table(report: EvalReport, against: EvalReport | None = None) -> str:
+    """Plain-text table of per-category metrics (and deltas against another report)."""
+
+    def f(x: float | None) -> str:
+        return "   -  " if x is None else f"{x:6.3f}"
+
+    head = f"{'category':16} {'prec':>6} {'recall':>6} {'f1':>6} {'support':>7}"
+    if against:
+        head += f" {'live rec':>8} {'delta':>7}"
+    lines = [f"model {report.model}: {report.n} items, {report.seconds:.1f} s", head]
+    for cat, m in report.per_category.items():
+        line = f"{cat:16} {f(m.precision)} {f(m.recall)} {f(m.f1)} {m.support:7d}"
+        if against and cat in against.per_category:
+            o = against.per_category[cat].recall
+            d = None if (o is None or m.recall is None) else m.recall - o
+            line += f"   {f(o)} {'   -   ' if d is None else f'{d:+7.3f}'}"
+        lines.append(line)
+    pairs = [
+        ("average recall", report.average_recall, against.average_recall if against else None),
+        ("adversarial recall", report.adversarial_recall, against and against.adversarial_recall),
+        ("retention", report.retention, against.retention if against else None),
+        ("ECE", report.ece, against.ece if against else None),
+        ("unparsable rate", report.unparsable_rate, against and against.unparsable_rate),
+    ]
+    for name, a, b in pairs:
+        line = f"{name:20} {f(a)}"
+        if against:
+            line += f"   live {f(b)}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _reliability(report: EvalReport, n_bins: int = 10) -> tuple[list[float], list[float]]:
+    conf: list[float] = []
+    acc: list[float] = []
+    pairs = [(p["scores"][c], c in p["labels"]) for p in report.predictions for c in p["scores"]]
+    for b in range(n_bins):
+        lo, hi = b / n_bins, (b + 1) / n_bins
+        sel = [(s, y) for s, y in pairs if lo <= s < hi or (b == n_bins - 1 and s == 1.0)]
+        if sel:
+            conf.append(sum(s for s, _ in sel) / len(sel))
+            acc.append(sum(1 for _, y in sel if y) / len(sel))
+    return conf, acc
+
+
+def write_report(
+    reports: Sequence[EvalReport], out: Path, *, title: str = "Warden evaluation"
+) -> Path:
+    """A self-contained HTML report (plotly.js embedded, so it opens offline)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(
+        rows=2,
+        cols=2,
+        subplot_titles=(
+            "Recall per category",
+            "Precision per category",
+            "Recall per variant",
+            "Reliability (all category scores)",
+        ),
+    )
+    for rep in reports:
+        cats = list(rep.per_category)
+        fig.add_trace(
+            go.Bar(
+                name=f"{rep.model} recall", x=cats, y=[rep.per_category[c].recall for c in cats]
+            ),
+            row=1,
+            col=1,
+        )
+        fig.add_trace(
+            go.Bar(
+                name=f"{rep.model} precision",
+                x=cats,
+                y=[rep.per_category[c].precision for c in cats],
+            ),
+            row=1,
+            col=2,
+        )
+        variants = list(rep.per_variant)
+        fig.add_trace(
+            go.Bar(
+                name=f"{rep.model} variants", x=variants, y=[rep.per_variant[v] for v in variants]
+            ),
+            row=2,
+            col=1,
+        )
+        conf, acc = _reliability(rep)
+        fig.add_trace(
+            go.Scatter(name=f"{rep.model} reliability", x=conf, y=acc, mode="lines+markers"),
+            row=2,
+            col=2,
+        )
+    fig.add_trace(
+        go.Scatter(
+            name="perfect calibration", x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot"}
+        ),
+        row=2,
+        col=2,
+    )
+    fig.update_layout(title=title, barmode="group", height=900)
+    rows_html = "".join(
+        f"<tr><td>{html.escape(r.model)}</td><td>{r.n}</td><td>{_fmt(r.average_recall)}</td>"
+        f"<td>{_fmt(r.adversarial_recall)}</td><td>{_fmt(r.retention)}</td>"
+        f"<td>{_fmt(r.ece)}</td><td>{_fmt(r.unparsable_rate)}</td></tr>"
+        for r in reports
+    )
+    table = (
+        "<table border=1 cellpadding=4><tr><th>model</th><th>items</th><th>average recall</th>"
+        "<th>adversarial recall</th><th>retention</th><th>ECE</th><th>unparsable</th></tr>"
+        f"{rows_html}</table>"
+    )
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    page = fig.to_html(include_plotlyjs=True, full_html=True)
+    head = f"<body><h2>{html.escape(title)}</h2>{table}"
+    out.write_text(page.replace("<body>", head, 1), encoding="utf-8")
+    return out
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"

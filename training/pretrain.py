@@ -1,0 +1,665 @@
+"""Pre- and mid-training stages, and the small demo checkpoint built with them.
+
+Stages (after the Xuanwu recipe): `pre` aligns the projector with the encoders frozen; `mid`
+trains on domain data mixed with general data. Both use the scorer's own objective: for every
+image, each policy category's yes/no question (`model.prompts`), answered "Yes"/"No", read at
+the same position `model.scoring` reads it. The loop reuses the scorer's shared prefix: the
+image + text + OCR hint runs once per image, its KV cache is repeated for the N category
+questions, and the loss is cross-entropy on the N answer tokens. This is a plain PyTorch loop
+(TRL's SFTTrainer would run the image prefix once per question, N times the work on this CPU);
+post-training (`training.posttrain`) uses TRL + PEFT.
+
+The demo model (`warden train demo`) is a 0.67M-parameter InternVL (tokenizer from `model.tiny`)
+trained on SynthMod with each image's rendered text, with ~5% character noise, as the OCR hint
+in exactly the place the backend puts RapidOCR's text. A model this small cannot learn to read
+pixels on a CPU (FACTS.md): it is a classifier over the OCR text and knows nothing about
+text-free images beyond "no text, no violation". Because its language model starts from random
+weights, its `pre` stage trains the language model too (a real base keeps it frozen).
+
+Run: warden train demo --out assets/model/demo --seed 0
+     warden train pre --base DIR --manifest synth/manifest.jsonl --out DIR
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import random
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from storage.errors import WardenError
+from storage.policy import Policy
+from training.evaluate import EvalRow, read_manifest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DemoArch:
+    """Shapes of the demo InternVL: 16 image tokens (patch 28, pixel shuffle 0.5) and a 2-layer
+    Qwen3 decoder of width 128 (FACTS used 256; this CPU is shared by many processes). Pixels
+    carry no label in SynthMod beyond "photo or text", so the vision side is kept small."""
+
+    vision_hidden: int = 64
+    vision_layers: int = 2
+    vision_heads: int = 2
+    patch_size: int = 28
+    image_size: int = 224
+    text_hidden: int = 128
+    text_layers: int = 2
+    text_heads: int = 4
+    text_kv_heads: int = 2
+    text_intermediate: int = 256
+
+    @property
+    def image_tokens(self) -> int:
+        return (self.image_size // self.patch_size) ** 2 // 4
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """One training stage (pre or mid); recipes in training/recipes/ fill these from YAML."""
+
+    stage: str = "mid"
+    # Parameter-name prefixes that train; all others stay frozen.
+    train_modules: tuple[str, ...] = ("model.multi_modal_projector",)
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    batch_size: int = 16
+    max_steps: int | None = None
+    max_seconds: float | None = None
+    epochs: float | None = None
+    warmup_steps: int = 30
+    ocr_noise: float = 0.05  # per-character corruption rate applied to the OCR hint
+    yes_weight: float = 1.0  # weight of "Yes" answers in the loss
+    questions_per_image: int = 5  # all positives + random negatives (see pick_questions)
+    bf16: bool = True  # autocast: ~2x faster on CPUs with AMX / AVX512-bf16
+    seed: int = 0
+    log_every: int = 25
+
+
+@dataclass(frozen=True)
+class StageResult:
+    stage: str
+    steps: int
+    samples: int
+    seconds: float
+    first_loss: float
+    last_loss: float
+    trainable_params: int
+    losses: list[float] = field(default_factory=list)
+
+
+# --- OCR-like noise -------------------------------------------------------------------------
+
+_NOISE_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,'-"
+# What RapidOCR confuses on renders (FACTS: l->I, 7->1) plus the usual suspects.
+_CONFUSIONS = {"l": "I", "I": "l", "7": "1", "0": "O", "O": "0", "1": "l", "5": "S", "rn": "m"}
+
+
+def ocr_noise(text: str, rate: float, rng: random.Random) -> str:
+    """Corrupt ~`rate` of the characters: look-alike swaps, substitutions, drops, insertions."""
+    if rate <= 0 or not text:
+        return text
+    out: list[str] = []
+    for ch in text:
+        r = rng.random()
+        if r >= rate:
+            out.append(ch)
+            continue
+        op = rng.random()
+        if op < 0.4 and ch in _CONFUSIONS:
+            out.append(_CONFUSIONS[ch])
+        elif op < 0.65:
+            out.append(rng.choice(_NOISE_CHARS))
+        elif op < 0.85:
+            continue  # dropped
+        else:
+            out.append(ch + rng.choice(_NOISE_CHARS))
+    return "".join(out)
+
+
+# --- the demo architecture ------------------------------------------------------------------
+
+
+def build_demo_model(out: Path, arch: DemoArch | None = None, seed: int = 0) -> Path:
+    """A random-weight demo InternVL with `model.tiny`'s tokenizer and chat template."""
+    import torch
+    import transformers as tf
+
+    from model.tiny import make_tiny
+
+    arch = arch or DemoArch()
+    out = Path(out)
+    with tempfile.TemporaryDirectory() as tmp:
+        make_tiny(Path(tmp), "internvl", seed=seed)  # tokenizer, template, processor classes
+        processor = tf.AutoProcessor.from_pretrained(tmp)
+    tok = processor.tokenizer
+    config = tf.InternVLConfig(
+        vision_config=tf.InternVLVisionConfig(
+            hidden_size=arch.vision_hidden,
+            num_hidden_layers=arch.vision_layers,
+            num_attention_heads=arch.vision_heads,
+            intermediate_size=arch.vision_hidden * 2,
+            image_size=arch.image_size,
+            patch_size=arch.patch_size,
+        ),
+        text_config=tf.Qwen3Config(
+            vocab_size=len(tok),
+            hidden_size=arch.text_hidden,
+            intermediate_size=arch.text_intermediate,
+            num_hidden_layers=arch.text_layers,
+            num_attention_heads=arch.text_heads,
+            num_key_value_heads=arch.text_kv_heads,
+            head_dim=arch.text_hidden // arch.text_heads,
+            max_position_embeddings=4096,
+            tie_word_embeddings=True,
+            bos_token_id=None,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        ),
+        image_token_id=tok.context_image_token_id,
+        image_seq_length=arch.image_tokens,
+        tie_word_embeddings=True,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = tf.InternVLForConditionalGeneration(config)
+    processor.image_seq_length = arch.image_tokens
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+# --- samples --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    image: Any  # PIL image (RGB)
+    labels: tuple[str, ...]
+    ocr_text: str
+    text: str | None = None
+
+
+def load_samples(rows: Sequence[EvalRow], policy: Policy) -> list[Sample]:
+    """Decode manifest rows; restricted categories never enter training."""
+    from PIL import Image
+
+    restricted = policy.restricted_ids
+    out = []
+    for r in rows:
+        if restricted.intersection(r.labels):
+            continue
+        with Image.open(r.path) as im:
+            image = im.convert("RGB")
+        out.append(Sample(image, tuple(r.labels), r.ocr_text or "", r.text))
+    return out
+
+
+# --- the training loop ----------------------------------------------------------------------
+
+
+def _set_trainable(model: Any, prefixes: Sequence[str]) -> int:
+    n = 0
+    for name, p in model.named_parameters():
+        p.requires_grad = any(name.startswith(pre) for pre in prefixes)
+        n += p.numel() if p.requires_grad else 0
+    if n == 0:
+        names = sorted({".".join(k.split(".")[:2]) for k, _ in model.named_parameters()})
+        raise WardenError(f"no parameter matches {list(prefixes)}; modules: {', '.join(names)}")
+    return n
+
+
+_PIXELS: dict[int, Any] = {}  # id(image) -> pixel_values [1, 3, H, W], for the training loop
+
+
+def _prefix_inputs(
+    processor: Any, prefixes: list[str], batch: Sequence[Sample], device: Any, dtype: Any
+) -> Any:
+    """Processor output for a prefix batch. For InternVL-style processors (one tile per image,
+    a fixed number of image tokens) the image preprocessing is cached per sample, since
+    every sample is seen many times; other processors run as the scorer runs them."""
+    import torch
+    from transformers import BatchFeature
+
+    from model import scoring
+
+    needed = ("start_image_token", "end_image_token", "image_token", "image_seq_length")
+    if not all(hasattr(processor, a) for a in needed):
+        return scoring._processor_inputs(
+            processor, prefixes, [s.image for s in batch], device, dtype
+        )
+    pixels = []
+    for s in batch:
+        key = id(s.image)
+        if key not in _PIXELS:
+            out = processor.image_processor(images=[s.image], return_tensors="pt")
+            if int(out["num_patches"][0]) != 1:
+                raise WardenError("the demo training loop expects one tile per image")
+            _PIXELS[key] = out["pixel_values"]
+        pixels.append(_PIXELS[key])
+    run = processor.image_token * processor.image_seq_length
+    expanded = processor.start_image_token + run + processor.end_image_token
+    texts = [p.replace(processor.image_token, expanded, 1) for p in prefixes]
+    enc = processor.tokenizer(
+        texts, padding=True, padding_side="left", return_tensors="pt", add_special_tokens=False
+    )
+    enc = BatchFeature({**enc, "pixel_values": torch.cat(pixels).to(dtype)}).to(device)
+    return enc
+
+
+def pick_questions(labels: Sequence[str], policy: Policy, k: int, rng: random.Random) -> list[int]:
+    """k category indices for one image: every positive one, then random negatives.
+
+    Asking all N questions of every image costs N suffix passes; k < N keeps every "Yes" and a
+    random share of the "No"s, which also evens out the Yes/No balance.
+    """
+    n = len(policy.categories)
+    if k >= n:
+        return list(range(n))
+    pos = [i for i, c in enumerate(policy.categories) if c.id in labels][:k]
+    neg = [i for i in range(n) if i not in pos]
+    return pos + rng.sample(neg, k - len(pos))
+
+
+def shared_prefix_loss(
+    model: Any,
+    processor: Any,
+    batch: Sequence[Sample],
+    policy: Policy,
+    ocr_texts: Sequence[str],
+    yes_no: tuple[int, int],
+    yes_weight: float,
+    questions: Sequence[Sequence[int]] | None = None,
+) -> Any:
+    """Weighted cross-entropy of the category answers of B images, in one prefix pass and one
+    suffix pass (the scorer's computation, with gradients). `questions[b]` lists which
+    categories image b is asked (same count per image; default all)."""
+    import torch
+
+    from model import scoring
+
+    core = scoring.core_model(model)
+    parts = [
+        scoring.render_prompt_parts(processor, policy, text=s.text, ocr_text=o)
+        for s, o in zip(batch, ocr_texts, strict=True)
+    ]
+    n_img = len(batch)
+    if questions is None:
+        questions = [list(range(len(policy.categories)))] * n_img
+    k = len(questions[0])
+    enc = _prefix_inputs(processor, [p.prefix for p in parts], batch, model.device, model.dtype)
+    prefix_pos, next_pos = scoring._prefix_positions(core, enc)
+    out = core(**enc, position_ids=prefix_pos, use_cache=True)
+    cache = out.past_key_values
+    cache.batch_repeat_interleave(k)  # [B, H, Lp, Dh] -> [B*k, H, Lp, Dh], image-major
+    suffixes = [parts[b].suffixes[q] for b in range(n_img) for q in questions[b]]
+    ids, suf_mask, suf_len = scoring._suffix_batch(processor.tokenizer, suffixes, model.device)
+    width = ids.shape[1]  # ids: [B*k, Ls]
+    attn = torch.cat([enc["attention_mask"].repeat_interleave(k, 0), suf_mask], dim=1)
+    pos = next_pos.repeat_interleave(k)[:, None] + torch.arange(width, device=ids.device)[None, :]
+    hidden = core(
+        input_ids=ids, attention_mask=attn, position_ids=pos, past_key_values=cache
+    ).last_hidden_state  # [B*k, Ls, D]
+    picked = hidden[torch.arange(hidden.shape[0], device=ids.device), suf_len - 1]  # [B*k, D]
+    logits = model.get_output_embeddings()(picked).float()  # [B*k, V]
+    truth = torch.tensor(
+        [policy.categories[q].id in batch[b].labels for b in range(n_img) for q in questions[b]],
+        dtype=torch.bool,
+        device=logits.device,
+    )
+    target = torch.where(truth, yes_no[0], yes_no[1])
+    weight = torch.where(truth, yes_weight, 1.0)
+    loss = torch.nn.functional.cross_entropy(logits, target, reduction="none")
+    return (loss * weight).sum() / weight.sum()
+
+
+def train_stage(
+    model_dir: Path,
+    samples: Sequence[Sample],
+    policy: Policy,
+    config: StageConfig,
+    out: Path,
+    *,
+    progress: Callable[[int, float], None] | None = None,
+) -> StageResult:
+    """Train `model_dir` on `samples` per `config` and save the full model into `out`."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from model import scoring
+
+    if not samples:
+        raise WardenError("no training samples")
+    if config.max_steps is None and config.max_seconds is None and config.epochs is None:
+        raise WardenError("a stage needs max_steps, max_seconds or epochs")
+    torch.manual_seed(config.seed)
+    torch.set_flush_denormal(True)  # denormals slow CPU training down as weights settle
+    rng = random.Random(config.seed)
+    processor = AutoProcessor.from_pretrained(model_dir)
+    model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)
+    if torch.cuda.is_available():
+        model = model.to("cuda")
+    model.train()
+    n_train = _set_trainable(model, config.train_modules)
+    yes_no = scoring.answer_token_ids(processor.tokenizer)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    steps_by_epochs = (
+        math.ceil(config.epochs * len(samples) / config.batch_size) if config.epochs else None
+    )
+    max_steps = min(s for s in (config.max_steps, steps_by_epochs, 10**9) if s is not None)
+    total_for_schedule = max_steps if max_steps < 10**9 else None
+
+    def lr_at(step: int, elapsed: float) -> float:
+        warm = min(1.0, (step + 1) / max(1, config.warmup_steps))
+        if total_for_schedule:
+            frac = step / total_for_schedule
+        elif config.max_seconds:
+            frac = elapsed / config.max_seconds
+        else:
+            frac = 0.0
+        return config.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
+
+    order: list[int] = []
+    losses: list[float] = []
+    t0 = time.perf_counter()
+    step = seen = 0
+    while step < max_steps:
+        elapsed = time.perf_counter() - t0
+        if config.max_seconds is not None and elapsed >= config.max_seconds:
+            break
+        if len(order) < config.batch_size:
+            fresh = list(range(len(samples)))
+            rng.shuffle(fresh)
+            order += fresh
+        idx, order = order[: config.batch_size], order[config.batch_size :]
+        batch = [samples[i] for i in idx]
+        # Fresh OCR noise every time a sample is seen, like a new OCR pass.
+        hints = [ocr_noise(s.ocr_text, config.ocr_noise, rng) for s in batch]
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, elapsed)
+        questions = [
+            pick_questions(s.labels, policy, config.questions_per_image, rng) for s in batch
+        ]
+        with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=config.bf16):
+            loss = shared_prefix_loss(
+                model, processor, batch, policy, hints, yes_no, config.yes_weight, questions
+            )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        losses.append(float(loss.detach()))
+        step += 1
+        seen += len(batch)
+        if step % config.log_every == 0:
+            recent = sum(losses[-config.log_every :]) / config.log_every
+            log.info(
+                "%s step %d loss %.4f (%.0f samples/s)",
+                config.stage,
+                step,
+                recent,
+                seen / (time.perf_counter() - t0),
+            )
+            if progress:
+                progress(step, recent)
+    seconds = time.perf_counter() - t0
+    model.eval()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    k = max(1, min(25, len(losses) // 4))
+    result = StageResult(
+        stage=config.stage,
+        steps=step,
+        samples=seen,
+        seconds=round(seconds, 1),
+        first_loss=sum(losses[:k]) / k,
+        last_loss=sum(losses[-k:]) / k,
+        trainable_params=n_train,
+        losses=[round(x, 4) for x in losses[:: max(1, len(losses) // 200)]],
+    )
+    _append_manifest(model_dir, out, {"stage": asdict(config), "result": asdict(result)})
+    return result
+
+
+def _append_manifest(base: Path, out: Path, entry: dict[str, Any]) -> None:
+    """out/warden_training.json = the base model's stage history + this stage."""
+    src = Path(base) / "warden_training.json"
+    data = json.loads(src.read_text()) if src.exists() else {"stages": []}
+    data["stages"].append(entry)
+    (Path(out) / "warden_training.json").write_text(json.dumps(data, indent=2, default=str))
+
+
+def run_stage(
+    base: Path,
+    manifests: Sequence[Path],
+    policy: Policy,
+    config: StageConfig,
+    out: Path,
+) -> StageResult:
+    """`warden train pre|mid`: train `base` on one or more manifests into `out`."""
+    rows: list[EvalRow] = []
+    for m in manifests:
+        rows += read_manifest(m, policy)
+    samples = load_samples(rows, policy)
+    return train_stage(Path(base), samples, policy, config, Path(out))
+
+
+# --- the demo checkpoint --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """What `warden train demo` does; the recipe training/recipes/demo.yaml fills it."""
+
+    seed: int = 0
+    n_train: int = 3000
+    n_eval: int = 300
+    image_size: int = 224  # the processor resizes to 224 anyway; smaller renders are faster
+    withheld_variants: tuple[str, ...] = ("leetspeak",)  # kept for the loop benchmark
+    heldout_family_share: float = 0.15  # phrase families never trained on ("unseen" eval)
+    arch: DemoArch = DemoArch()
+    # Step budgets, not time budgets, so the same seed gives the same checkpoint on any
+    # machine (~10 min on an idle 2-core CPU; longer when the CPU is shared).
+    pre: StageConfig = StageConfig(
+        stage="pre",
+        train_modules=("model.multi_modal_projector", "model.language_model"),
+        lr=3e-3,
+        max_steps=80,
+        questions_per_image=3,
+    )
+    mid: StageConfig = StageConfig(
+        stage="mid",
+        train_modules=("model.multi_modal_projector", "model.language_model"),
+        lr=2e-3,
+        max_steps=320,
+        questions_per_image=3,
+    )
+
+
+def is_heldout_family(family: str, share: float) -> bool:
+    """Stable pick of the phrase families kept out of training (bare photos always train)."""
+    if family.startswith("photo") or share <= 0:
+        return False
+    digest = int(hashlib.sha256(family.encode()).hexdigest()[:8], 16)
+    return digest / 0xFFFFFFFF < share
+
+
+def _render(specs: Sequence[Any]) -> list[Sample]:
+    from training.synth import render_sample
+
+    out = []
+    for spec in specs:
+        image, rec = render_sample(spec)
+        out.append(
+            Sample(
+                image.convert("RGB"),
+                tuple(rec["labels"]),
+                rec["rendered_text"],
+                rec["text"] or None,
+            )
+        )
+    return out
+
+
+def write_eval_set(specs: Sequence[Any], out: Path, *, retention: bool = False) -> Path:
+    """Render specs into `out/images` + `out/manifest.jsonl` (what `warden eval` reads)."""
+    from training.synth import render_sample
+
+    out = Path(out)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    lines = []
+    for spec in specs:
+        image, rec = render_sample(spec)
+        rel = f"images/{spec.index:06d}-{spec.variant}.png"
+        image.save(out / rel, format="PNG", compress_level=1)
+        lines.append(json.dumps({"path": rel, **rec, "retention": retention}, ensure_ascii=False))
+    (out / "manifest.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out / "manifest.jsonl"
+
+
+def demo_specs(plan: DemoPlan, split: str, n: int) -> list[Any]:
+    """SynthMod specs for one demo split.
+
+    train: seed, every variant but the withheld ones, families not held out;
+    in_distribution: another seed, same families and variants;
+    unseen_families: another seed, held-out families only;
+    `<variant>` (a withheld one): another seed, training families, that variant.
+    """
+    from training.synth import VARIANTS, make_specs, with_variant
+
+    allowed = [v for v in VARIANTS if v not in plan.withheld_variants]
+    seed = plan.seed if split == "train" else plan.seed + 1000 + sum(map(ord, split))
+    share = plan.heldout_family_share
+    out: list[Any] = []
+    start = 0
+    while len(out) < n:
+        batch = make_specs(4 * n, seed, variants=allowed, size=plan.image_size, start=start)
+        start += 4 * n
+        for spec in batch:
+            held = is_heldout_family(spec.family, share)
+            if split == "unseen_families":
+                keep = held
+            else:
+                keep = not held
+            if keep and split in plan.withheld_variants:
+                try:
+                    spec = with_variant(spec, split)
+                except ValueError:
+                    keep = False  # e.g. leetspeak cannot change Hangul or a bare photo
+            if keep:
+                out.append(spec)
+            if len(out) >= n:
+                break
+        if start > 40 * n:
+            raise WardenError(f"SynthMod gives too few samples for the {split} split")
+    return out
+
+
+def train_demo(
+    out: Path,
+    *,
+    plan: DemoPlan | None = None,
+    work: Path | None = None,
+    policy: Policy | None = None,
+    evaluate: bool = True,
+) -> dict[str, Any]:
+    """Build, pre-train, mid-train and evaluate the demo checkpoint into `out`.
+
+    `work` keeps the evaluation sets (in-distribution, unseen families, each withheld variant)
+    for `warden eval` and bench/loop.py. Returns the demo card (also written to
+    `out/demo_card.json`).
+    """
+    from storage.policy import load_policy
+    from storage.settings import DEFAULT_POLICY
+
+    plan = plan or DemoPlan()
+    policy = policy or load_policy(DEFAULT_POLICY)
+    out = Path(out)
+    work = Path(work or Path(tempfile.gettempdir()) / "warden-demo-work")
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    train_specs = demo_specs(plan, "train", plan.n_train)
+    samples = _render(train_specs)
+    render_s = time.perf_counter() - t0
+    log.info("demo: rendered %d training samples in %.0f s", len(samples), render_s)
+    init = build_demo_model(work / "init", plan.arch, seed=plan.seed)
+    clean = [s for s, spec in zip(samples, train_specs, strict=True) if spec.variant == "clean"]
+    pre = train_stage(init, clean, policy, replace(plan.pre, seed=plan.seed), work / "pre")
+    mid = train_stage(work / "pre", samples, policy, replace(plan.mid, seed=plan.seed), out)
+    card: dict[str, Any] = {
+        "model": "warden-demo",
+        "description": (
+            "Tiny InternVL trained by `warden train demo` on SynthMod with the rendered text as "
+            "OCR hint: a classifier over OCR text, not a reader of pixels."
+        ),
+        "plan": asdict(plan),
+        "render_seconds": round(render_s, 1),
+        "stages": [asdict(pre), asdict(mid)],
+        "parameters": _count_params(out),
+        "train_samples": len(samples),
+    }
+    if evaluate:
+        card["eval"] = evaluate_demo(out, plan, work, policy)
+    card["total_seconds"] = round(time.perf_counter() - t0, 1)
+    (out / "demo_card.json").write_text(json.dumps(card, indent=2, default=str))
+    return card
+
+
+def _count_params(path: Path) -> int:
+    from safetensors.torch import load_file
+
+    return sum(t.numel() for f in Path(path).glob("*.safetensors") for t in load_file(f).values())
+
+
+def demo_eval_sets(plan: DemoPlan, work: Path) -> dict[str, Path]:
+    """Render (once) the demo's evaluation manifests under `work/eval/<name>/`."""
+    sets = {"in_distribution": False, "unseen_families": False}
+    sets |= {v: False for v in plan.withheld_variants}
+    paths = {}
+    for name in sets:
+        manifest = Path(work) / "eval" / name / "manifest.jsonl"
+        if not manifest.exists():
+            write_eval_set(
+                demo_specs(plan, name, plan.n_eval),
+                manifest.parent,
+                retention=name == "in_distribution",
+            )
+        paths[name] = manifest
+    return paths
+
+
+def evaluate_demo(model_dir: Path, plan: DemoPlan, work: Path, policy: Policy) -> dict[str, Any]:
+    """Average recall (and more) of `model_dir` on each demo evaluation set."""
+    from model.loading import load_backend
+    from storage.settings import ModelSettings
+    from training.evaluate import evaluate_backend, manifest_key
+
+    backend = load_backend(ModelSettings(name=str(model_dir), device="cpu", quant="none"))
+    results = {}
+    for name, manifest in demo_eval_sets(plan, work).items():
+        rep = evaluate_backend(
+            backend, policy, read_manifest(manifest, policy), eval_key=manifest_key(manifest)
+        )
+        results[name] = {
+            "manifest": str(manifest),
+            "average_recall": rep.average_recall,
+            "per_category_recall": {c: m.recall for c, m in rep.per_category.items()},
+            "ece": rep.ece,
+            "n": rep.n,
+            "seconds": round(rep.seconds, 1),
+        }
+        log.info("demo eval %s: average recall %.3f", name, rep.average_recall or 0.0)
+    return results

@@ -1,0 +1,102 @@
+"""Training recipes: small validated dataclasses loaded from the YAML files in this folder.
+
+A recipe names a base model and the settings of each stage: `pre` and `mid`
+(`training.pretrain.StageConfig`), `post` (`training.posttrain.PostTrainConfig`) and, for the
+demo checkpoint, `demo` (`training.pretrain.DemoPlan` fields). Unknown keys are errors, so a
+typo never silently falls back to a default.
+
+    recipe = load_recipe("demo")             # training/recipes/demo.yaml
+    recipe = load_recipe("my/recipe.yaml")   # any file
+Run: warden train post --recipe internvl3_5-2b --base OpenGVLab/InternVL3_5-2B-HF ...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from storage.errors import WardenError
+
+RECIPES_DIR = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    base: str | None = None
+    description: str = ""
+    pre: Any = None  # StageConfig
+    mid: Any = None  # StageConfig
+    post: Any = None  # PostTrainConfig
+    demo: Any = None  # DemoPlan
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+def _build(cls: type, raw: Any, where: str, **extra: Any) -> Any:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise WardenError(f"{where}: expected a mapping")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(raw) - names
+    if unknown:
+        raise WardenError(f"{where}: unknown key {sorted(unknown)[0]!r}; known: {sorted(names)}")
+    values = dict(raw)
+    for key, value in values.items():
+        if isinstance(value, list):
+            values[key] = tuple(value)
+    try:
+        return cls(**values, **extra)
+    except TypeError as exc:
+        raise WardenError(f"{where}: {exc}") from None
+
+
+def recipe_path(name_or_path: str | Path) -> Path:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") and path.exists():
+        return path
+    candidate = RECIPES_DIR / f"{name_or_path}.yaml"
+    if candidate.exists():
+        return candidate
+    known = ", ".join(sorted(p.stem for p in RECIPES_DIR.glob("*.yaml")))
+    raise WardenError(f"no recipe {name_or_path!r}; built-in recipes: {known}")
+
+
+def load_recipe(name_or_path: str | Path) -> Recipe:
+    from training.posttrain import PostTrainConfig
+    from training.pretrain import DemoArch, DemoPlan, StageConfig
+
+    path = recipe_path(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise WardenError(f"{path}: not valid YAML: {exc}") from None
+    known = {"name", "base", "description", "pre", "mid", "post", "demo", "notes"}
+    unknown = set(raw) - known
+    if unknown:
+        raise WardenError(f"{path}: unknown key {sorted(unknown)[0]!r}")
+    stages = {k: _build(StageConfig, raw.get(k), f"{path}:{k}", stage=k) for k in ("pre", "mid")}
+    for k in ("pre", "mid"):
+        if raw.get(k) and "stage" in raw[k]:
+            raise WardenError(f"{path}:{k}: 'stage' is implied by the section name")
+    demo = None
+    if raw.get("demo") is not None:
+        d = dict(raw["demo"])
+        arch = _build(DemoArch, d.pop("arch", None), f"{path}:demo.arch") or DemoArch()
+        d.setdefault("pre", stages["pre"])
+        d.setdefault("mid", stages["mid"])
+        demo = _build(DemoPlan, {k: v for k, v in d.items()}, f"{path}:demo", arch=arch)
+    return Recipe(
+        name=str(raw.get("name") or path.stem),
+        base=raw.get("base"),
+        description=str(raw.get("description") or ""),
+        pre=stages["pre"],
+        mid=stages["mid"],
+        post=_build(PostTrainConfig, raw.get("post"), f"{path}:post"),
+        demo=demo,
+        notes=dict(raw.get("notes") or {}),
+    )

@@ -1,0 +1,351 @@
+"""Model registry and promotion gate: which model versions exist, which one is live.
+
+A model version is a row in `model_versions` (candidate | live | retired | rolled_back). A
+candidate becomes live only through `promote`, which runs the gate: it must beat the live model
+on average recall (measured on the same evaluation set) while no category's recall, nor
+retention on the replay/general set, drops by more than the configured tolerance. `rollback`
+puts the previous live model back. Every change writes an audit event, and the process-local
+swap hook (`model.loading.swap_live` when present, plus any `on_live_change` listener) is told
+so a running app serves the new live model without a restart.
+
+Run: warden models list | warden models promote NAME | warden models rollback
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
+
+from storage.audit import record_audit
+from storage.errors import Conflict, NotFound, WardenError
+from storage.models import ModelVersion
+
+log = logging.getLogger(__name__)
+
+CANDIDATE, LIVE, RETIRED, ROLLED_BACK = "candidate", "live", "retired", "rolled_back"
+
+
+@dataclass(frozen=True)
+class ModelVersionInfo:
+    id: int
+    name: str
+    uri: str
+    base_model: str | None
+    adapter_uri: str | None
+    status: str
+    metrics: dict[str, Any]
+    manifest: dict[str, Any]
+    created_at: datetime
+    promoted_at: datetime | None
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    name: str
+    candidate: float | None
+    live: float | None
+    delta: float | None
+    limit: float
+    passed: bool
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """Outcome of `promote`: whether the candidate went live, and every check with its numbers."""
+
+    promoted: bool
+    candidate: str
+    live: str | None
+    eval_key: str | None
+    checks: list[GateCheck] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    forced: bool = False
+
+    def summary(self) -> str:
+        head = "promoted" if self.promoted else "refused"
+        if self.forced:
+            head += " (forced)"
+        return f"{head}: {self.candidate} (live was {self.live or 'none'}); " + (
+            "; ".join(self.reasons) or "all checks passed"
+        )
+
+
+def _info(row: ModelVersion) -> ModelVersionInfo:
+    return ModelVersionInfo(
+        id=row.id,
+        name=row.name,
+        uri=row.uri,
+        base_model=row.base_model,
+        adapter_uri=row.adapter_uri,
+        status=row.status,
+        metrics=dict(row.metrics or {}),
+        manifest=dict(row.manifest or {}),
+        created_at=row.created_at,
+        promoted_at=row.promoted_at,
+    )
+
+
+# --- live-change hooks ----------------------------------------------------------------------
+
+_listeners: list[Callable[[ModelVersionInfo | None], None]] = []
+
+
+def on_live_change(fn: Callable[[ModelVersionInfo | None], None]) -> Callable[[], None]:
+    """Call `fn(new_live)` after promote/rollback in this process; returns an unsubscribe."""
+    _listeners.append(fn)
+    return lambda: _listeners.remove(fn) if fn in _listeners else None
+
+
+def _notify_after_commit(session: Session, live: ModelVersionInfo) -> None:
+    """Tell the swap hook only once the change is committed (the caller owns the unit of work)."""
+    event.listen(session, "after_commit", lambda _s: _notify(live), once=True)
+
+
+def _notify(live: ModelVersionInfo | None) -> None:
+    try:
+        from model import loading  # optional: the app's process-wide backend cache
+    except ImportError:
+        loading = None  # type: ignore[assignment]
+    swap = getattr(loading, "swap_live", None) if loading is not None else None
+    # Only a process that serves (has a live backend loaded: the app, a worker) swaps; a CLI
+    # `warden models promote` must not load a model just to drop it. Other processes see the
+    # change through `live_model(session)`.
+    serving = loading is not None and getattr(loading, "_live", None) is not None
+    if swap is not None and live is not None and serving:
+        try:
+            swap(live)
+        except Exception:  # the DB change stands; a running app re-reads live on next load
+            log.exception("model.loading.swap_live failed for %s", live.name)
+    for fn in list(_listeners):
+        try:
+            fn(live)
+        except Exception:
+            log.exception("live-change listener failed")
+
+
+# --- queries --------------------------------------------------------------------------------
+
+
+def _get(session: Session, name: str) -> ModelVersion:
+    row = session.scalars(select(ModelVersion).where(ModelVersion.name == name)).first()
+    if row is None:
+        raise NotFound(f"no model version named {name!r}; see `warden models list`")
+    return row
+
+
+def get_model(session: Session, name: str) -> ModelVersionInfo:
+    return _info(_get(session, name))
+
+
+def list_models(session: Session) -> list[ModelVersionInfo]:
+    rows = session.scalars(select(ModelVersion).order_by(ModelVersion.id)).all()
+    return [_info(r) for r in rows]
+
+
+def live_model(session: Session) -> ModelVersionInfo | None:
+    row = session.scalars(
+        select(ModelVersion)
+        .where(ModelVersion.status == LIVE)
+        .order_by(ModelVersion.promoted_at.desc(), ModelVersion.id.desc())
+    ).first()
+    return _info(row) if row else None
+
+
+def register_model(
+    session: Session,
+    name: str,
+    uri: str,
+    *,
+    actor: str,
+    base_model: str | None = None,
+    adapter_uri: str | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    manifest: Mapping[str, Any] | None = None,
+    live: bool = False,
+) -> ModelVersionInfo:
+    """Add a candidate (or, with `live=True` and no live model yet, the first live model)."""
+    if not name.strip():
+        raise WardenError("a model version needs a non-empty name")
+    if session.scalars(select(ModelVersion).where(ModelVersion.name == name)).first():
+        raise Conflict(f"model version {name!r} already exists")
+    status = CANDIDATE
+    now = datetime.now(UTC)
+    if live:
+        if live_model(session) is not None:
+            raise Conflict("a live model exists; register as candidate and `promote` it")
+        status = LIVE
+    row = ModelVersion(
+        name=name,
+        uri=uri,
+        base_model=base_model,
+        adapter_uri=adapter_uri,
+        status=status,
+        metrics=dict(metrics or {}),
+        manifest=dict(manifest or {}),
+        promoted_at=now if live else None,
+    )
+    session.add(row)
+    session.flush()
+    record_audit(session, actor, "model.register", name=name, uri=uri, status=status)
+    return _info(row)
+
+
+def record_eval(
+    session: Session, name: str, eval_key: str, summary: Mapping[str, Any]
+) -> ModelVersionInfo:
+    """Store an evaluation summary under `metrics["evals"][eval_key]` (the manifest's hash)."""
+    row = _get(session, name)
+    metrics = dict(row.metrics or {})
+    evals = dict(metrics.get("evals") or {})
+    evals[eval_key] = dict(summary)
+    metrics["evals"] = evals
+    metrics["last_eval"] = eval_key
+    row.metrics = metrics  # reassign: JSON columns do not track in-place mutation
+    session.flush()
+    return _info(row)
+
+
+# --- the gate -------------------------------------------------------------------------------
+
+
+def gate(
+    candidate: Mapping[str, Any],
+    live: Mapping[str, Any],
+    *,
+    tolerance: float,
+    retention_tolerance: float,
+) -> tuple[bool, list[GateCheck], list[str]]:
+    """Compare two evaluation summaries (see `training.evaluate.EvalReport.summary`).
+
+    Passes when the candidate's average recall is strictly higher, no category's recall drops
+    by more than `tolerance`, and retention drops by no more than `retention_tolerance`.
+    """
+    checks: list[GateCheck] = []
+    reasons: list[str] = []
+    c_avg, l_avg = candidate.get("average_recall"), live.get("average_recall")
+    if c_avg is None or l_avg is None:
+        reasons.append("average recall missing from an evaluation")
+        return False, checks, reasons
+    ok = c_avg > l_avg
+    checks.append(GateCheck("average_recall", c_avg, l_avg, c_avg - l_avg, 0.0, ok))
+    if not ok:
+        reasons.append(f"average recall {c_avg:.3f} does not beat live {l_avg:.3f}")
+    c_cats = candidate.get("per_category") or {}
+    l_cats = live.get("per_category") or {}
+    for cat in sorted(set(c_cats) & set(l_cats)):
+        c_r, l_r = c_cats[cat].get("recall"), l_cats[cat].get("recall")
+        if c_r is None or l_r is None:
+            continue
+        ok = (l_r - c_r) <= tolerance + 1e-12
+        checks.append(GateCheck(f"recall[{cat}]", c_r, l_r, c_r - l_r, tolerance, ok))
+        if not ok:
+            reasons.append(f"{cat} recall drops {l_r - c_r:.3f} (> {tolerance:.3f})")
+    c_ret, l_ret = candidate.get("retention"), live.get("retention")
+    if c_ret is not None and l_ret is not None:
+        ok = (l_ret - c_ret) <= retention_tolerance + 1e-12
+        checks.append(GateCheck("retention", c_ret, l_ret, c_ret - l_ret, retention_tolerance, ok))
+        if not ok:
+            reasons.append(f"retention drops {l_ret - c_ret:.3f} (> {retention_tolerance:.3f})")
+    return not reasons, checks, reasons
+
+
+def _common_eval(cand: ModelVersion, live: ModelVersion) -> str | None:
+    c_evals = (cand.metrics or {}).get("evals") or {}
+    l_evals = (live.metrics or {}).get("evals") or {}
+    last = (cand.metrics or {}).get("last_eval")
+    if last in c_evals and last in l_evals:
+        return last
+    common = [k for k in c_evals if k in l_evals]
+    return common[-1] if common else None
+
+
+def promote(
+    session: Session,
+    name: str,
+    actor: str,
+    *,
+    force: bool = False,
+    tolerance: float = 0.03,
+    retention_tolerance: float = 0.01,
+) -> GateResult:
+    """Make `name` live if it passes the gate against the current live model (or `force`)."""
+    cand = _get(session, name)
+    if cand.status == LIVE:
+        raise Conflict(f"{name!r} is already live")
+    current = session.scalars(select(ModelVersion).where(ModelVersion.status == LIVE)).first()
+    checks: list[GateCheck] = []
+    reasons: list[str] = []
+    eval_key: str | None = None
+    passed = True
+    if current is not None:
+        eval_key = _common_eval(cand, current)
+        if eval_key is None:
+            passed = False
+            reasons.append(
+                "candidate and live have no evaluation on a common set; run "
+                f"`warden eval --model {name} --manifest FILE --against live`"
+            )
+        else:
+            passed, checks, reasons = gate(
+                cand.metrics["evals"][eval_key],
+                current.metrics["evals"][eval_key],
+                tolerance=tolerance,
+                retention_tolerance=retention_tolerance,
+            )
+    result = GateResult(
+        promoted=passed or force,
+        candidate=name,
+        live=current.name if current else None,
+        eval_key=eval_key,
+        checks=checks,
+        reasons=reasons,
+        forced=force and not passed,
+    )
+    record_audit(
+        session,
+        actor,
+        "model.promote" if result.promoted else "model.promote_refused",
+        name=name,
+        previous=result.live,
+        eval_key=eval_key,
+        forced=result.forced,
+        reasons=reasons,
+    )
+    if not result.promoted:
+        return result
+    now = datetime.now(UTC)
+    if current is not None:
+        current.status = RETIRED
+    cand.status = LIVE
+    cand.promoted_at = now
+    session.flush()
+    _notify_after_commit(session, _info(cand))
+    return result
+
+
+def rollback(session: Session, actor: str) -> ModelVersionInfo:
+    """Put the previously live model back; the current one is marked rolled_back."""
+    current = session.scalars(select(ModelVersion).where(ModelVersion.status == LIVE)).first()
+    if current is None:
+        raise Conflict("no live model to roll back")
+    previous = session.scalars(
+        select(ModelVersion)
+        .where(ModelVersion.status == RETIRED, ModelVersion.promoted_at.is_not(None))
+        .order_by(ModelVersion.promoted_at.desc(), ModelVersion.id.desc())
+    ).first()
+    if previous is None:
+        raise Conflict(f"{current.name!r} is the only model ever live; nothing to roll back to")
+    current.status = ROLLED_BACK
+    previous.status = LIVE
+    # The restored model keeps its original promoted_at: rollback history lives in the audit.
+    session.flush()
+    record_audit(session, actor, "model.rollback", name=previous.name, from_name=current.name)
+    info = _info(previous)
+    _notify_after_commit(session, info)
+    return info
