@@ -475,6 +475,38 @@ def models_rollback() -> None:
     typer.echo(f"live model is now {info.name}")
 
 
+@models_app.command("calibrate")
+@friendly_errors
+def models_calibrate(
+    name: str = typer.Argument(..., help="Registry name of the model version."),
+    method: str = typer.Option("platt", "--method", help="platt or temperature."),
+    model_version: str | None = typer.Option(
+        None, "--model-version", help="Predictions' model_version (default: NAME)."
+    ),
+) -> None:
+    """Fit per-category calibration on decided items; store it with the version; print ECE."""
+    from storage.db import unit_of_work
+    from storage.policy import load_policy
+    from training.calibrate import calibrate_model
+
+    with open_db() as (settings, engine), unit_of_work(engine) as s:
+        res = calibrate_model(
+            s,
+            name,
+            load_policy(settings.policy_path),
+            actor=CLI_ACTOR,
+            method=method,
+            model_version=model_version,
+        )
+    typer.echo(
+        f"{res.name}: {res.method} calibration on {res.items} decided items; "
+        f"held-out ECE {res.ece_before:.4f} -> {res.ece_after:.4f}"
+    )
+    for cid, c in res.per_category.items():
+        detail = f"a={c['a']:.3f} b={c['b']:.3f}" if c["method"] != "identity" else c["note"]
+        typer.echo(f"  {cid:16} {c['method']:11} n={c['n']:<6} {detail}")
+
+
 def register(cli: typer.Typer) -> None:
     cli.add_typer(dataset_app, name="dataset")
     cli.add_typer(train_app, name="train")

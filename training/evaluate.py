@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from model.calibration import expected_calibration_error as _ece
 from storage.errors import WardenError
 from storage.policy import SAFE, Policy
 
@@ -103,24 +104,12 @@ def unparsable_rate(parse_ok: Sequence[bool | None]) -> float | None:
 def expected_calibration_error(
     probs: Sequence[float], labels: Sequence[bool], *, n_bins: int = 10
 ) -> float | None:
-    """Binary ECE over (item, category) pairs: sum over equal-width bins of
-    |bin share| * |mean predicted probability - observed positive rate|."""
+    """Binary ECE over (item, category) pairs (model.calibration's definition); None if empty."""
     if len(probs) != len(labels):
         raise ValueError("probs and labels differ in length")
     if not probs:
         return None
-    bins: list[list[tuple[float, bool]]] = [[] for _ in range(n_bins)]
-    for p, y in zip(probs, labels, strict=True):
-        idx = min(int(p * n_bins), n_bins - 1)  # p == 1.0 goes to the last bin
-        bins[idx].append((p, y))
-    total = len(probs)
-    ece = 0.0
-    for b in bins:
-        if b:
-            conf = sum(p for p, _ in b) / len(b)
-            acc = sum(1 for _, y in b if y) / len(b)
-            ece += len(b) / total * abs(conf - acc)
-    return ece
+    return _ece(probs, labels, n_bins=n_bins)
 
 
 def metric_delta(
