@@ -181,6 +181,13 @@ def main(argv: list[str] | None = None) -> None:
         default=2,
         help="'No' rows kept per image (2 matches the demo's pre/mid Yes:No mix).",
     )
+    p.add_argument(
+        "--replay-all-negatives",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="Keep every 'No' row of replay images (anchors the original categories).",
+    )
+    p.add_argument("--lora-r", type=int, default=None)
     p.add_argument("--keep", action="store_true", help="Keep an existing work folder.")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -253,7 +260,11 @@ def main(argv: list[str] | None = None) -> None:
             ),
         )
     post = recipe.post
-    post = replace(post, negatives_per_image=a.negatives)
+    post = replace(
+        post, negatives_per_image=a.negatives, replay_all_negatives=a.replay_all_negatives
+    )
+    if a.lora_r is not None:
+        post = replace(post, lora_r=a.lora_r, lora_alpha=2 * a.lora_r)
     if a.epochs is not None:
         post = replace(post, epochs=a.epochs)
     if a.max_steps is not None:

@@ -76,6 +76,10 @@ class PostTrainConfig:
     # re-reads the image, so on a CPU this is the main cost knob; the negatives kept are a
     # seeded random draw, different categories for different images.
     negatives_per_image: int | None = None
+    # Replay rows (origin "replay:...") keep all their "No" rows even when negatives are
+    # subsampled: they anchor the old decision boundary of every category, which the new
+    # data's few negatives cannot (bench/loop.py measured the forgetting it prevents).
+    replay_all_negatives: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,8 +128,11 @@ def to_text_rows(rows: list[dict[str, Any]], processor: Any) -> list[dict[str, A
     return out
 
 
-def subsample_negatives(rows: list[dict[str, Any]], k: int, seed: int) -> list[dict[str, Any]]:
-    """All rows answered "Yes", and up to `k` "No" rows per image (by its key or image id)."""
+def subsample_negatives(
+    rows: list[dict[str, Any]], k: int, seed: int, *, keep_replay: bool = False
+) -> list[dict[str, Any]]:
+    """All rows answered "Yes", and up to `k` "No" rows per image (by its key or image id);
+    with `keep_replay`, every row of a replay image (origin "replay:...") is kept."""
     import random
 
     rng = random.Random(seed)
@@ -134,6 +141,9 @@ def subsample_negatives(rows: list[dict[str, Any]], k: int, seed: int) -> list[d
         by_image.setdefault(r.get("key") or id(r["images"][0]), []).append(r)
     out = []
     for group in by_image.values():
+        if keep_replay and str(group[0].get("origin") or "").startswith("replay"):
+            out += group
+            continue
         yes = [r for r in group if _answer(r["completion"]) == "Yes"]
         no = [r for r in group if _answer(r["completion"]) != "Yes"]
         out += yes + rng.sample(no, min(k, len(no)))
@@ -174,6 +184,7 @@ def _replay_rows(manifest: str, n: int, policy: Any, seed: int) -> list[dict[str
                         question=prompts.category_question(cat),
                     ),
                     "completion": prompts.answer_messages(prompts.yes_no(cat.id in r.labels)),
+                    "origin": "replay:manifest",
                 }
             )
     return out[:n]
@@ -333,7 +344,12 @@ def post_train(
             metrics["replay_rows_added"] = len(extra)
             rows += extra
         if config.negatives_per_image is not None:
-            rows = subsample_negatives(rows, config.negatives_per_image, config.seed)
+            rows = subsample_negatives(
+                rows,
+                config.negatives_per_image,
+                config.seed,
+                keep_replay=config.replay_all_negatives,
+            )
         if not rows:
             raise WardenError(f"{data} has no SFT rows to train on")
         train = datasets.Dataset.from_list(to_text_rows(rows, processor))

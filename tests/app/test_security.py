@@ -18,9 +18,9 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from storage.signing import Signer
 from storage.db import unit_of_work
 from storage.models import AuditEvent
+from storage.signing import Signer
 from tests.app.conftest import PASSWORD, LiveApp
 
 COOKIE = "warden_session"
