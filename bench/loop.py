@@ -178,8 +178,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--negatives",
         type=int,
-        default=2,
-        help="'No' rows kept per image (2 matches the demo's pre/mid Yes:No mix).",
+        default=None,
+        help="'No' rows kept per image (default: all; the demo's pre/mid asks every question).",
     )
     p.add_argument(
         "--replay-all-negatives",
@@ -359,6 +359,7 @@ def main(argv: list[str] | None = None) -> None:
         "stages_s": clock.stages,
         "total_s": total,
     }
+    result["args"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items()}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2, default=str))
 
