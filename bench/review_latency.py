@@ -42,18 +42,8 @@ from storage.models import Blob, Item, Prediction
 from storage.policy import load_policy
 from storage.scratch_db import DEFAULT_ADMIN_URL, create_scratch_database, drop_scratch_database
 from storage.settings import Settings
+from tests.app.conftest import CHROMIUM_ARGS  # the flags FACTS.md gives for offline Chromium
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
-]
 PASSWORD = "bench-password-1"
 PG_ADMIN_URL = DEFAULT_ADMIN_URL
 ITEM_BOX = "#wd-item-id textarea, #wd-item-id input"

@@ -138,3 +138,32 @@ def test_qlora_on_cpu(tiny: Path, data: Path, tmp_path: Path) -> None:
     assert len(res.metrics["sft"]["losses"]) == 3
     assert all(x == x for x in res.metrics["sft"]["losses"])  # no NaN
     assert (Path(res.adapter) / "adapter_model.safetensors").exists()
+
+
+def test_negative_subsampling_keeps_every_yes_and_optionally_all_replay_rows() -> None:
+    from model import prompts
+    from training.posttrain import subsample_negatives
+
+    def rows(key: str, yes: set[int], origin: str | None) -> list[dict]:
+        return [
+            {
+                "key": key,
+                "images": [key],
+                "completion": prompts.answer_messages(prompts.yes_no(i in yes)),
+                **({"origin": origin} if origin else {}),
+            }
+            for i in range(11)
+        ]
+
+    new = rows("new", {3}, None)
+    replay = rows("old", {5}, "replay:manifest")
+
+    def answers(kept: list[dict], key: str) -> list[str]:
+        return [r["completion"][0]["content"][0]["text"] for r in kept if r["key"] == key]
+
+    kept = subsample_negatives(new + replay, 2, seed=0)
+    assert sorted(answers(kept, "new")) == ["No", "No", "Yes"]
+    assert sorted(answers(kept, "old")) == ["No", "No", "Yes"]
+    kept = subsample_negatives(new + replay, 2, seed=0, keep_replay=True)
+    assert sorted(answers(kept, "new")) == ["No", "No", "Yes"]
+    assert answers(kept, "old").count("No") == 10
