@@ -224,26 +224,15 @@ class _Run:
         self.lease_s = settings.queue.score_lease_s
         self.scored = self.failed = self.given_up = 0
         self.errors: dict[int, str] = {}
-        self.views: dict[int, str] = {}
         self.done: set[int] = set()  # recorded or charged a failure in this run
 
     def claim(self, n: int, item_ids: Sequence[int] | None = None) -> list[ClaimedItem]:
-        from sqlalchemy import select
-
-        from storage.models import Item
         from storage.queue import claim_for_scoring
 
         with unit_of_work(self.factory) as s:
-            claimed = claim_for_scoring(
+            return claim_for_scoring(
                 s, self.worker_id, limit=n, lease_s=self.lease_s, item_ids=item_ids
             )
-            ids = [c.item_id for c in claimed]
-            # The model sees the normalised view (EXIF applied, first frame, RGB) made at
-            # ingest; the original bytes stay untouched as evidence.
-            rows = s.execute(select(Item.id, Item.view_sha256).where(Item.id.in_(ids)))
-            views = {row[0]: row[1] for row in rows}
-        self.views.update({i: v for i, v in views.items() if v})
-        return claimed
 
     def fail(self, item_id: int, error: str) -> None:
         log.warning("item %s failed to score: %s", item_id, error)
@@ -283,7 +272,9 @@ class _Run:
 
     def prepare(self, claimed: ClaimedItem) -> tuple[ScoringInput, Signals] | None:
         try:
-            sha = self.views.pop(claimed.item_id, claimed.blob_sha256)
+            # The model sees the normalised view (EXIF applied, first frame, RGB) made at
+            # ingest; the original bytes stay untouched as evidence.
+            sha = claimed.view_sha256 or claimed.blob_sha256
             image = _load_image(self.store, sha)
         except Exception as exc:  # noqa: BLE001 - a bad file must not stop the batch
             self.fail(claimed.item_id, f"image: {type(exc).__name__}: {exc}")

@@ -94,3 +94,5 @@ class ClaimedItem:
     text: str | None = None
     source: str | None = None
     filename: str | None = None
+    # The normalised RGB view made at ingest (what the model and UI see); None for old rows.
+    view_sha256: str | None = None

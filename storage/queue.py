@@ -247,6 +247,7 @@ def _claimed(row: Any, holder: str) -> ClaimedItem:
         text=row.text,
         source=row.source,
         filename=row.filename,
+        view_sha256=row.view_sha256,
     )
 
 
@@ -259,6 +260,7 @@ _RETURNING = (
     ITEMS.c.text,
     ITEMS.c.source,
     ITEMS.c.filename,
+    ITEMS.c.view_sha256,
 )
 
 
