@@ -15,10 +15,19 @@ given up: status `failed`, audit event `score_given_up`. A failure of the backen
 server that cannot be reached; an exception with `systemic = True`) stops the worker instead,
 without charging the items, since every item would fail the same way.
 
+When no queued item is left, `run_worker` backfills (unless `backfill=False`): it scores the
+items outside the queue (imported ground truth, decided, escalated, scored by another model)
+that have no prediction for its model and policy, so agreement plots and calibration have
+predictions to work with. Backfill claims use the same leases (an item a reviewer holds is left
+alone; a killed worker's claims expire), change no status, decision or priority, and give way
+to queued items: every batch asks the queue first. One pass per run, oldest item first; an
+item that fails is retried on the next run, up to `max_attempts` failures in all.
+
 `score_items` scores chosen items (an upload's new items) the same way, under the same leases,
 without waiting for their turn in the queue.
 
 Run: warden score [--model M] [--limit N] [--batch-size B] [--worker-id ID] [--rationale]
+                  [--no-backfill]
 """
 
 from __future__ import annotations
@@ -66,6 +75,7 @@ class WorkerReport:
     model_version: str
     policy_version: str
     scored: int = 0
+    backfilled: int = 0  # of `scored`, items scored by the backfill (not from the queue)
     failed: int = 0  # attempts that failed and were left for retry
     given_up: int = 0  # items marked `failed` after max_attempts
     batches: int = 0
@@ -160,15 +170,18 @@ def record_scoring_failure(
     error: str,
     *,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    backfill: bool = False,
 ) -> bool:
     """Charge one failed scoring attempt to an item; returns True when it was given up.
 
     Releases the worker's lease (`storage.queue.release`) so the item can be retried by any
-    worker at once; after `max_attempts` failures the item's status becomes `failed`, which
-    no claim selects, and an audit event says so.
+    worker at once; after `max_attempts` failures a queued item's status becomes `failed`,
+    which no claim selects, and an audit event says so. A `backfill` item keeps its status
+    (decided, escalated, ...): the audit event says it was given up, and the backfill's own
+    attempt limit stops selecting it.
     """
     from storage.models import Item
-    from storage.queue import release
+    from storage.queue import BACKFILL_STATUSES, release
 
     try:
         release(session, item_id, holder, reason="score_failed")
@@ -183,13 +196,28 @@ def record_scoring_failure(
     meta["score_error"] = error[:500]
     item.meta = meta  # reassign: JSON columns do not track in-place mutation
     record_audit(session, holder, "score_failed", item_id, attempt=attempts, error=error[:500])
-    given_up = attempts >= max_attempts and item.status == ItemStatus.queued.value
-    if given_up:
+    if attempts < max_attempts:
+        return False
+    if item.status == ItemStatus.queued.value:
         item.status = FAILED_STATUS
         record_audit(
             session, holder, "score_given_up", item_id, attempts=attempts, error=error[:500]
         )
-    return given_up
+        return True
+    if backfill and item.status in BACKFILL_STATUSES:
+        # A backfilled item (decided, escalated, ...) keeps its status; the backfill no
+        # longer selects it (storage.queue.claim_for_backfill's max_attempts).
+        record_audit(
+            session,
+            holder,
+            "score_given_up",
+            item_id,
+            attempts=attempts,
+            error=error[:500],
+            backfill=True,
+        )
+        return True
+    return False
 
 
 class _Run:
@@ -222,9 +250,11 @@ class _Run:
         self.factory = session_factory(self.engine)
         self.store = BlobStore(settings.blobs_path)
         self.lease_s = settings.queue.score_lease_s
-        self.scored = self.failed = self.given_up = 0
+        self.scored = self.failed = self.given_up = self.backfilled = 0
         self.errors: dict[int, str] = {}
         self.done: set[int] = set()  # recorded or charged a failure in this run
+        self.backfill_after = 0  # the backfill's cursor: highest item id it has claimed
+        self.backfill_ids: set[int] = set()  # claimed by the backfill in this run
 
     def claim(self, n: int, item_ids: Sequence[int] | None = None) -> list[ClaimedItem]:
         from storage.queue import claim_for_scoring
@@ -234,12 +264,38 @@ class _Run:
                 s, self.worker_id, limit=n, lease_s=self.lease_s, item_ids=item_ids
             )
 
+    def claim_backfill(self, n: int) -> list[ClaimedItem]:
+        """Up to `n` items outside the queue with no prediction for this model and policy,
+        past the items this run's backfill has already claimed."""
+        from storage.queue import claim_for_backfill
+
+        with unit_of_work(self.factory) as s:
+            claimed = claim_for_backfill(
+                s,
+                self.worker_id,
+                model_version=self.backend.model_version,
+                policy_version=self.policy.version,
+                limit=n,
+                lease_s=self.lease_s,
+                after_id=self.backfill_after,
+                max_attempts=self.max_attempts,
+            )
+        if claimed:
+            self.backfill_after = max(self.backfill_after, *(c.item_id for c in claimed))
+            self.backfill_ids.update(c.item_id for c in claimed)
+        return claimed
+
     def fail(self, item_id: int, error: str) -> None:
         log.warning("item %s failed to score: %s", item_id, error)
         self.errors[item_id] = error
         with unit_of_work(self.factory) as s:
             gave_up = record_scoring_failure(
-                s, item_id, self.worker_id, error, max_attempts=self.max_attempts
+                s,
+                item_id,
+                self.worker_id,
+                error,
+                max_attempts=self.max_attempts,
+                backfill=item_id in self.backfill_ids,
             )
         self.failed += 1
         self.given_up += int(gave_up)
@@ -268,6 +324,7 @@ class _Run:
             # check and our insert: the unique constraint kept one, which is the point.
             log.info("item %s was scored concurrently by another worker", item_id)
         self.scored += 1
+        self.backfilled += int(item_id in self.backfill_ids)
         self.done.add(item_id)
 
     def prepare(self, claimed: ClaimedItem) -> tuple[ScoringInput, Signals] | None:
@@ -360,6 +417,7 @@ class _Run:
             model_version=self.backend.model_version,
             policy_version=self.policy.version,
             scored=self.scored,
+            backfilled=self.backfilled,
             failed=self.failed,
             given_up=self.given_up,
             batches=batches,
@@ -398,25 +456,34 @@ def run_worker(
     rationale: bool = False,
     policy: Policy | None = None,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    backfill: bool = True,
 ) -> WorkerReport:
     """Score queued items until the queue is empty or `limit` items were handled.
 
-    `limit` counts items taken from the queue (scored or failed). Returns the counts and the
-    elapsed time; `WorkerReport.items_per_s` is the throughput.
+    With `backfill` (the default), once no queued item is left, go on with the items outside
+    the queue that have no prediction for this model and policy (see the module docstring);
+    queued items that arrive meanwhile still come first. `limit` counts items taken (scored
+    or failed), backfill included. Returns the counts and the elapsed time;
+    `WorkerReport.items_per_s` is the throughput.
     """
     if batch_size < 1:
         raise WardenError("--batch-size must be at least 1")
     if limit is not None and limit < 0:
         raise WardenError("--limit must be zero or more")
     run = _Run(settings, backend, policy, worker_id, rationale=rationale, max_attempts=max_attempts)
-    bar = _progress_bar(_expected_total(run, limit) if progress else None, enabled=progress)
+    total = _expected_total(run, limit, backfill=backfill) if progress else None
+    bar = _progress_bar(total, enabled=progress)
     taken = 0
 
     def next_batch() -> list[ClaimedItem]:
         nonlocal taken
         if limit is not None and taken >= limit:
             return []
-        claimed = run.claim(batch_size if limit is None else min(batch_size, limit - taken))
+        n = batch_size if limit is None else min(batch_size, limit - taken)
+        # The queue first, every batch: moderators wait for those; the backfill does not.
+        claimed = run.claim(n)
+        if not claimed and backfill:
+            claimed = run.claim_backfill(n)
         taken += len(claimed)
         return claimed
 
@@ -473,15 +540,31 @@ def score_items(
     return run.drive(next_batch, after_batch)
 
 
-def _expected_total(run: _Run, limit: int | None) -> int:
-    """Queued items now (other workers may take some: the bar is a guide, not a promise)."""
-    from sqlalchemy import func, select
+def _expected_total(run: _Run, limit: int | None, *, backfill: bool = False) -> int:
+    """Queued items now, plus with `backfill` the items it would score (other workers may take
+    some: the bar is a guide, not a promise)."""
+    from sqlalchemy import exists, func, select
 
-    from storage.models import Item
+    from storage.models import Item, Prediction
+    from storage.queue import BACKFILL_STATUSES
 
     with unit_of_work(run.factory) as s:
-        queued = s.scalar(select(func.count(Item.id)).where(Item.status == "queued")) or 0
-    return queued if limit is None else min(limit, queued)
+        total = s.scalar(select(func.count(Item.id)).where(Item.status == "queued")) or 0
+        if backfill:
+            has_prediction = exists().where(
+                Prediction.item_id == Item.id,
+                Prediction.model_version == run.backend.model_version,
+                Prediction.policy_version == run.policy.version,
+            )
+            total += (
+                s.scalar(
+                    select(func.count(Item.id)).where(
+                        Item.status.in_(BACKFILL_STATUSES), ~has_prediction
+                    )
+                )
+                or 0
+            )
+    return total if limit is None else min(limit, total)
 
 
 def _progress_bar(total: int | None, *, enabled: bool) -> Any:

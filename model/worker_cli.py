@@ -4,6 +4,7 @@
     warden score --model live            # the model promoted in the registry
     warden score --model ./runs/r7/model --limit 100 --batch-size 16
     warden score --model openai          # an OpenAI-compatible server (WARDEN_MODEL__OPENAI_*)
+    warden score --no-backfill           # queued items only, no backfill of decided items
 
 Several workers may run at once against one PostgreSQL; each claims its own batches.
 """
@@ -72,8 +73,16 @@ def score_command(
         False, "--rationale/--no-rationale", help="Also generate a JSON rationale per item."
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
+    backfill: bool = typer.Option(
+        True,
+        "--backfill/--no-backfill",
+        help="Once the queue is empty, also score decided (e.g. imported) and other non-queued "
+        "items that have no prediction for this model and policy; status, decision and "
+        "priority are left as they are.",
+    ),
 ) -> None:
-    """Score queued items with the VLM and the cheap signals (OCR, NSFW)."""
+    """Score queued items with the VLM and the cheap signals (OCR, NSFW); then, with
+    --backfill (the default), items outside the queue that this model has not scored."""
     from model.loading import apply_calibration, load_backend
     from model.worker import run_worker
     from storage.policy import load_policy
@@ -96,9 +105,11 @@ def score_command(
         progress=progress,
         rationale=rationale,
         policy=policy,
+        backfill=backfill,
     )
     typer.echo(
-        f"scored {report.scored} item(s), {report.failed} failed attempt(s), "
+        f"scored {report.scored} item(s) ({report.backfilled} by backfill), "
+        f"{report.failed} failed attempt(s), "
         f"{report.given_up} given up; model {report.model_version}, "
         f"policy {report.policy_version}"
     )

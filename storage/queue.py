@@ -457,6 +457,52 @@ def claim_for_scoring(
         pick = _scoring_pick(dialect, limit, now)
     else:
         pick = _scoring_pick_ids(dialect, item_ids, limit, now)
+    return _lease_for_scoring(session, worker, pick, lease_s=lease_s, now=now)
+
+
+def claim_for_backfill(
+    session: Session,
+    worker: str,
+    *,
+    model_version: str,
+    policy_version: str,
+    limit: int,
+    lease_s: int = 900,
+    now: datetime | None = None,
+    after_id: int = 0,
+    max_attempts: int | None = None,
+) -> list[ClaimedItem]:
+    """Lease up to `limit` items outside the scoring queue that have no prediction for
+    (`model_version`, `policy_version`): imported ground truth, decided or escalated items,
+    items scored by another model. Oldest id first, only ids above `after_id` (a worker's
+    cursor, so one pass over the ledger does not re-walk what it has already passed).
+
+    Under the same leases and claim tokens as `claim_for_scoring`: an item with a live lease
+    (a reviewer's, another worker's) is left alone, and a killed worker's claims come free
+    when they expire. Status, decision and priority are not touched, here or by
+    `record_prediction`. Items in review, queued (`claim_for_scoring` takes those), failed,
+    or charged `max_attempts` failed scoring attempts already are not backfilled.
+    """
+    if limit <= 0:
+        return []
+    now = _now(now)
+    pick = _backfill_pick(
+        _dialect(session), model_version, policy_version, after_id, max_attempts, limit, now
+    )
+    return _lease_for_scoring(session, worker, pick, lease_s=lease_s, now=now, backfill=True)
+
+
+def _lease_for_scoring(
+    session: Session,
+    worker: str,
+    pick: Any,
+    *,
+    lease_s: int,
+    now: datetime,
+    backfill: bool = False,
+) -> list[ClaimedItem]:
+    """Lease the items `pick` selects to `worker`: the lease on the item, a `score` claim in
+    the history (ending any expired one), an audit event each."""
     # One token per batch plus the item id keeps each claim's token unique within 36 chars.
     batch = uuid.uuid4().hex[:20]
     expires = now + timedelta(seconds=lease_s)
@@ -493,8 +539,9 @@ def claim_for_scoring(
             for i in ids
         ],
     )
+    extra = {"backfill": True} if backfill else {}
     for i in ids:
-        record_audit(session, worker, "item.claimed_for_scoring", i, lease_s=lease_s)
+        record_audit(session, worker, "item.claimed_for_scoring", i, lease_s=lease_s, **extra)
     rows = sorted(rows, key=lambda r: (-r.priority, r.id))
     return [_claimed(r, worker) for r in rows]
 
@@ -556,6 +603,58 @@ def _scoring_pick_ids(dialect: str, item_ids: Sequence[int], limit: int, now: da
         .limit(limit)
     )
     # As in _scoring_pick: concurrent claimers on PostgreSQL skip rows another one is taking.
+    return pick.with_for_update(skip_locked=True) if dialect == "postgresql" else pick
+
+
+# Statuses a backfill scores: items out of the scoring queue. Not queued (the normal claim
+# takes those first), not in_review (a reviewer holds it, or the expiry sweep is about to
+# requeue it), not failed (scoring gave up on it).
+BACKFILL_STATUSES = (ItemStatus.scored.value, ItemStatus.decided.value, ItemStatus.escalated.value)
+
+_BF_PRED = aliased(Prediction, name="bf_pred")
+
+
+def _backfill_pick(
+    dialect: str,
+    model_version: str,
+    policy_version: str,
+    after_id: int,
+    max_attempts: int | None,
+    limit: int,
+    now: datetime,
+) -> Any:
+    """Ids above `after_id`, in id order, of items in BACKFILL_STATUSES without a live lease
+    and without a prediction for the model and policy.
+
+    A walk up the primary key from `after_id`, each row probed with NOT EXISTS against
+    uq_prediction (item_id, model_version, policy_version): a worker's pass over the ledger
+    costs one index probe per item, however many items are already scored.
+    """
+    q, p = _Q, _BF_PRED
+    statuses = ", ".join(f"'{v}'" for v in BACKFILL_STATUSES)
+    # Wrapped, as in _scoring_pick, so that neither planner reaches for ix_items_claimable
+    # (status first) and then sorts every decided item by id.
+    if dialect == "sqlite":
+        in_backfill = f"+q.status IN ({statuses})"
+    else:
+        in_backfill = f"(q.status || '') IN ({statuses})"
+    where: list[Any] = [
+        q.id > after_id,
+        text(in_backfill),
+        or_(q.lease_holder.is_(None), q.lease_expires_at < now),
+        ~exists(
+            select(literal(1)).where(
+                p.item_id == q.id,
+                p.model_version == model_version,
+                p.policy_version == policy_version,
+            )
+        ),
+    ]
+    if max_attempts is not None:
+        attempts = func.coalesce(q.meta["score_attempts"].as_integer(), 0)
+        where.append(attempts < max_attempts)
+    pick = select(q.id).where(*where).order_by(q.id).limit(limit)
+    # Concurrent backfilling workers on PostgreSQL skip rows another one is taking.
     return pick.with_for_update(skip_locked=True) if dialect == "postgresql" else pick
 
 
@@ -653,7 +752,9 @@ def record_prediction(
 ) -> int:
     """Store a verdict; idempotent per (item, model_version, policy_version).
 
-    A queued item becomes scored; the scoring lease held by `holder` ends.
+    A queued item becomes scored; the scoring lease held by `holder` ends. Any other status
+    stays as it is (a backfill scores decided items), and only an open item's priority gets
+    the first-score boost.
     """
     now = utcnow()
     item = require_item(session, item_id, for_update=True)
@@ -695,12 +796,15 @@ def record_prediction(
     values: dict[str, Any] = {}
     if status == ItemStatus.queued.value:
         values["status"] = ItemStatus.scored.value
-    if holder is not None and item.lease_holder == holder and status == ItemStatus.queued.value:
+    if holder is not None and item.lease_holder == holder:
+        # The scoring lease ends with the prediction, whatever the status (a backfilled
+        # decided item keeps its status; only the worker's lease goes).
         values.update(lease_holder=None, lease_expires_at=None, lease_token=None)
         close_open_claims(session, item_id, "scored", now)
-    if first_score and created:
+    if first_score and created and status in OPEN_STATUSES:
         # Reviewers see likely violations first; the boost is applied once, on the first
-        # score an item gets, so re-scoring with another model does not inflate it.
+        # score an item gets, so re-scoring with another model does not inflate it. Only an
+        # item still in the queue is reordered: a backfilled decided item keeps its priority.
         boost = scoring_priority(verdict)
         if boost:
             values["priority"] = ITEMS.c.priority + boost

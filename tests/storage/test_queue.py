@@ -5,14 +5,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from storage.audit import list_audit
 from storage.db import unit_of_work
+from storage.decisions import current_decision, record_decision
 from storage.errors import Conflict, NotFound
 from storage.models import Claim, Item, utcnow
 from storage.queue import (
     QueueFilters,
+    claim_for_backfill,
     claim_for_scoring,
     claim_next,
     escalate,
@@ -22,7 +24,7 @@ from storage.queue import (
     release,
     renew_lease,
 )
-from tests.storage._core_factories import make_item, verdict
+from tests.storage._core_factories import POLICY_VERSION, make_item, verdict
 
 
 def _status(engine: Engine, item_id: int) -> str:
@@ -222,3 +224,105 @@ def test_first_score_puts_likely_violations_first(engine: Engine) -> None:
         before = s.get(Item, flagged).priority
         record_prediction(s, flagged, verdict({"weapons": 0.9}, model_version="m2"))
         assert s.get(Item, flagged).priority == before
+
+
+def _imported(session, *, priority: int = 0, categories: tuple[str, ...] = ()) -> int:
+    """A queued item given ground truth by an import: decided, with no prediction at all."""
+    item = make_item(session, status="queued", priority=priority)
+    record_decision(session, item_id=item, categories=list(categories), source="import")
+    return item
+
+
+def _backfill(engine: Engine, worker: str, **kw) -> list[int]:
+    kw.setdefault("model_version", "m1")
+    kw.setdefault("policy_version", POLICY_VERSION)
+    kw.setdefault("limit", 10)
+    with unit_of_work(engine) as s:
+        return [c.item_id for c in claim_for_backfill(s, worker, **kw)]
+
+
+def test_backfill_claims_items_outside_the_queue_without_a_prediction(engine: Engine) -> None:
+    t0 = utcnow()
+    with unit_of_work(engine) as s:
+        queued = make_item(s, status="queued")
+        decided = _imported(s, priority=7)
+        escalated = _imported(s)
+        s.execute(update(Item).where(Item.id == escalated).values(status="escalated"))
+        old_model = make_item(s, status="scored")  # a prediction by "factory", not by m1
+        done = _imported(s)
+        record_prediction(s, done, verdict({"weapons": 0.2}))  # already has m1's prediction
+        failed = make_item(s, status="queued")
+        s.execute(update(Item).where(Item.id == failed).values(status="failed"))
+        reviewing = make_item(s, status="scored", priority=1)  # the reviewer's next item
+        held = _imported(s)
+        s.execute(
+            update(Item)
+            .where(Item.id == held)
+            .values(lease_holder="alice", lease_expires_at=t0 + timedelta(seconds=60))
+        )
+        hopeless = _imported(s)
+        s.execute(update(Item).where(Item.id == hopeless).values(meta={"score_attempts": 3}))
+    with unit_of_work(engine) as s:
+        assert claim_next(s, "bob", QueueFilters(include_unscored=False)).item_id == reviewing
+
+    got = _backfill(engine, "w1", max_attempts=3, now=t0)
+    assert got == sorted([decided, escalated, old_model])
+    assert queued not in got and done not in got and failed not in got
+    assert reviewing not in got and held not in got and hopeless not in got
+    # Without an attempt limit the item that kept failing is a candidate again.
+    assert _backfill(engine, "w2", now=t0) == [hopeless]
+    # Nothing twice: the first worker's leases are live.
+    assert _backfill(engine, "w3", now=t0) == []
+    # The reviewer's lease on the decided item is respected until it runs out.
+    assert _backfill(engine, "w3", now=t0 + timedelta(seconds=61)) == [held]
+    # A cursor: only ids above after_id.
+    assert _backfill(engine, "w4", now=t0 + timedelta(hours=1), after_id=escalated) == sorted(
+        [old_model, held, hopeless]
+    )
+
+    with unit_of_work(engine) as s:
+        item = s.get(Item, decided)
+        assert (item.status, item.priority, item.lease_holder) == ("decided", 7, "w1")
+        claim = s.scalar(select(Claim).where(Claim.item_id == decided, Claim.holder == "w1"))
+        assert claim.kind == "score" and claim.token == item.lease_token
+        events = list_audit(s, action="item.claimed_for_scoring", item_id=decided)
+        assert events[0].details["backfill"] is True
+        assert s.get(Item, reviewing).lease_holder == "bob"
+        assert s.get(Item, reviewing).status == "in_review"
+
+
+def test_backfill_prediction_keeps_status_decision_and_priority(engine: Engine) -> None:
+    with unit_of_work(engine) as s:
+        decided = _imported(s, priority=3, categories=("weapons",))
+        queued = make_item(s, status="queued", priority=3)
+    assert _backfill(engine, "w1") == [decided]
+    flagged = verdict({"weapons": 0.95})
+    with unit_of_work(engine) as s:
+        before = current_decision(s, decided)
+        p1 = record_prediction(s, decided, flagged, holder="w1")
+        record_prediction(s, queued, flagged)
+    with unit_of_work(engine) as s:
+        item = s.get(Item, decided)
+        assert (item.status, item.priority) == ("decided", 3)  # no first-score boost
+        assert item.lease_holder is None and item.lease_token is None
+        assert current_decision(s, decided) == before
+        claim = s.scalar(select(Claim).where(Claim.item_id == decided))
+        assert claim.outcome == "scored" and claim.ended_at is not None
+        # The queued item still gets the boost, as before.
+        assert s.get(Item, queued).priority > 3
+        # Idempotent: a second verdict for the same model and policy stores nothing new.
+        assert record_prediction(s, decided, flagged) == p1
+    assert _backfill(engine, "w2") == []
+
+
+def test_killed_backfill_claims_expire_and_are_taken_again(engine: Engine) -> None:
+    t0 = utcnow()
+    with unit_of_work(engine) as s:
+        decided = _imported(s)
+    assert _backfill(engine, "doomed", lease_s=5, now=t0) == [decided]
+    assert _backfill(engine, "rescuer", now=t0 + timedelta(seconds=4)) == []
+    assert _backfill(engine, "rescuer", now=t0 + timedelta(seconds=6)) == [decided]
+    with unit_of_work(engine) as s:
+        claims = s.scalars(select(Claim).where(Claim.item_id == decided).order_by(Claim.id)).all()
+        assert [(c.holder, c.outcome) for c in claims] == [("doomed", "expired"), ("rescuer", None)]
+        assert s.get(Item, decided).status == "decided"
