@@ -78,6 +78,10 @@ class StageConfig:
     epochs: float | None = None
     warmup_steps: int = 30
     ocr_noise: float = 0.05  # per-character corruption rate applied to the OCR hint
+    # Share of words dropped from the OCR hint (texts of 4+ words): the label has to be read
+    # from several cues, not one template-specific token, which is what carries a classifier
+    # over to phrasings it has never seen.
+    word_dropout: float = 0.0
     yes_weight: float = 1.0  # weight of "Yes" answers in the loss
     questions_per_image: int = 5  # all positives + random negatives (see pick_questions)
     bf16: bool = True  # autocast: ~2x faster on CPUs with AMX / AVX512-bf16
@@ -124,6 +128,16 @@ def ocr_noise(text: str, rate: float, rng: random.Random) -> str:
         else:
             out.append(ch + rng.choice(_NOISE_CHARS))
     return "".join(out)
+
+
+def word_dropout(text: str, rate: float, rng: random.Random) -> str:
+    """Drop each word with probability `rate`; texts under 4 words, and at least one word of
+    the rest, are kept (a Chinese or Korean line without spaces is left whole)."""
+    words = text.split(" ")
+    if rate <= 0 or len(words) < 4:
+        return text
+    kept = [w for w in words if rng.random() >= rate]
+    return " ".join(kept or [rng.choice(words)])
 
 
 # --- the demo architecture ------------------------------------------------------------------
@@ -385,7 +399,10 @@ def train_stage(
         idx, order = order[: config.batch_size], order[config.batch_size :]
         batch = [samples[i] for i in idx]
         # Fresh OCR noise every time a sample is seen, like a new OCR pass.
-        hints = [ocr_noise(s.ocr_text, config.ocr_noise, rng) for s in batch]
+        hints = [
+            ocr_noise(word_dropout(s.ocr_text, config.word_dropout, rng), config.ocr_noise, rng)
+            for s in batch
+        ]
         for g in opt.param_groups:
             g["lr"] = lr_at(step, elapsed)
         questions = [
@@ -624,13 +641,26 @@ def _count_params(path: Path) -> int:
     return sum(t.numel() for f in Path(path).glob("*.safetensors") for t in load_file(f).values())
 
 
+def eval_fingerprint(plan: DemoPlan) -> str:
+    """Identifies what the evaluation sets hold: the plan's data fields and SynthMod's own
+    code (phrase bank, renderer), so a cached set is never reused after either changes."""
+    src = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    fields = (plan.seed, plan.n_eval, plan.image_size, plan.withheld_variants)
+    h.update(repr((*fields, plan.heldout_family_share)).encode())
+    for f in sorted(src.glob("synth*.py")):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def demo_eval_sets(plan: DemoPlan, work: Path) -> dict[str, Path]:
-    """Render (once) the demo's evaluation manifests under `work/eval/<name>/`."""
+    """Render (once) the demo's evaluation manifests under `work/eval-<fingerprint>/<name>/`."""
     sets = {"in_distribution": False, "unseen_families": False}
     sets |= {v: False for v in plan.withheld_variants}
     paths = {}
+    root = Path(work) / f"eval-{eval_fingerprint(plan)}"
     for name in sets:
-        manifest = Path(work) / "eval" / name / "manifest.jsonl"
+        manifest = root / name / "manifest.jsonl"
         if not manifest.exists():
             write_eval_set(
                 demo_specs(plan, name, plan.n_eval),

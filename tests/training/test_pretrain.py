@@ -13,12 +13,15 @@ from storage.policy import load_policy
 from storage.settings import DEFAULT_POLICY, ModelSettings
 from training.pretrain import (
     DemoArch,
+    DemoPlan,
     Sample,
     StageConfig,
     build_demo_model,
+    eval_fingerprint,
     ocr_noise,
     pick_questions,
     train_stage,
+    word_dropout,
 )
 
 POLICY = load_policy(DEFAULT_POLICY)
@@ -35,6 +38,28 @@ def test_ocr_noise_rate_and_determinism() -> None:
     similarity = SequenceMatcher(None, text, noisy, autojunk=False).ratio()
     assert 0.9 < similarity < 0.99  # about 5% of the characters touched
     assert ocr_noise(text, 0.0, random.Random(1)) == text
+
+
+def test_word_dropout_rate_keeps_short_texts_and_at_least_one_word() -> None:
+    words = [f"w{i}" for i in range(2000)]
+    kept = word_dropout(" ".join(words), 0.1, random.Random(3)).split(" ")
+    assert 0.87 < len(kept) / len(words) < 0.93
+    assert kept == [w for w in words if w in set(kept)]  # order kept, nothing invented
+    assert word_dropout("buy cheap pills", 0.9, random.Random(0)) == "buy cheap pills"
+    assert (
+        word_dropout("每天保证收益，立即翻倍返还", 0.9, random.Random(0))
+        == "每天保证收益，立即翻倍返还"
+    )
+    for seed in range(20):
+        assert word_dropout("a b c d e", 1.0, random.Random(seed)) in {"a", "b", "c", "d", "e"}
+    assert word_dropout("a b c d e", 0.0, random.Random(0)) == "a b c d e"
+
+
+def test_eval_sets_are_keyed_by_what_they_hold() -> None:
+    plan = DemoPlan()
+    assert eval_fingerprint(plan) == eval_fingerprint(DemoPlan())
+    assert eval_fingerprint(plan) != eval_fingerprint(DemoPlan(n_eval=plan.n_eval + 1))
+    assert eval_fingerprint(plan) != eval_fingerprint(DemoPlan(seed=plan.seed + 1))
 
 
 def test_pick_questions_keeps_every_positive() -> None:
