@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import random
 import subprocess
 from pathlib import Path
 
@@ -20,7 +21,9 @@ from storage.manifests import ManifestRow, read_manifest
 from storage.policy import load_policy
 from storage.settings import get_settings
 from training import synth
+from training import synth_phrases as phrases
 from training.synth_render import fit_text, fonts_for, load_font, render_image
+from training.synth_text import LATIN_ONLY, TEXT_TRANSFORMS
 
 ROOT = Path(__file__).resolve().parents[2]
 WARDEN = ROOT / ".venv" / "bin" / "warden"
@@ -253,3 +256,17 @@ def test_rapidocr_reads_a_clean_english_sample() -> None:
     expected = " ".join(record["rendered_text"].split())
     ratio = difflib.SequenceMatcher(None, read.lower(), expected.lower()).ratio()
     assert ratio > 0.9, (read, expected)
+
+
+def test_every_phrase_template_fills_and_survives_the_text_variants() -> None:
+    for template in phrases.TEMPLATES:
+        for seed in range(3):
+            text = phrases.fill_template(template.text, template.lang, random.Random(seed))
+            assert "{" not in text and "}" not in text, (template.family, text)
+            for name, transform in TEXT_TRANSFORMS.items():
+                if template.lang == "en" or name not in LATIN_ONLY:
+                    transform(text, random.Random(seed))  # raises if nothing to change
+    assert len({t.family for t in phrases.TEMPLATES}) == len(phrases.TEMPLATES)
+    for category in synth.TEXT_CATEGORIES:
+        english = [t for t in phrases.TEMPLATES if t.labels == (category,) and t.lang == "en"]
+        assert len(english) >= 24, (category, len(english))
