@@ -287,8 +287,19 @@ def _common_args(config: PostTrainConfig, out: Path, bf16: bool, epochs: float) 
         remove_unused_columns=False,
         dataloader_num_workers=0,
         max_length=None,  # never truncate image tokens
-        gradient_checkpointing=False,
+        # Off: the tiny and LoRA-on-2B runs fit without it, and it costs a second forward.
+        # transformers 5.x renamed the flag; pass the name this version knows.
+        **{_checkpointing_flag(): False},
     )
+
+
+def _checkpointing_flag() -> str:
+    from dataclasses import fields
+
+    from transformers import TrainingArguments
+
+    new = "activation_checkpointing"
+    return new if new in {f.name for f in fields(TrainingArguments)} else "gradient_checkpointing"
 
 
 def post_train(
@@ -303,10 +314,11 @@ def post_train(
     """Train a LoRA adapter on `data` (a `warden dataset build` directory) over `base`."""
     import datasets
     import torch
-    from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
+    from trl import DPOConfig, DPOTrainer, SFTConfig
 
     from storage.policy import load_policy
     from storage.settings import DEFAULT_POLICY
+    from training.answer_loss import AnswerLossSFTTrainer
 
     config = config or PostTrainConfig()
     data, out = Path(data), Path(out)
@@ -357,7 +369,7 @@ def post_train(
             **_common_args(config, out / "checkpoints-sft", bf16, config.epochs),
             completion_only_loss=True,
         )
-        trainer = SFTTrainer(
+        trainer = AnswerLossSFTTrainer(
             model=model, args=args, train_dataset=train, processing_class=processor
         )
         ckpt = _last_checkpoint(out / "checkpoints-sft") if resume else None

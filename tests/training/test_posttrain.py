@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -167,3 +168,48 @@ def test_negative_subsampling_keeps_every_yes_and_optionally_all_replay_rows() -
     kept = subsample_negatives(new + replay, 2, seed=0, keep_replay=True)
     assert sorted(answers(kept, "new")) == ["No", "No", "Yes"]
     assert answers(kept, "old").count("No") == 10
+
+
+def test_answer_only_loss_equals_trls_full_sequence_loss(tiny: Path, data: Path) -> None:
+    """The LM head sees only the answer positions, and the loss is TRL's own (all positions
+    projected) to float precision, gradients included."""
+    import torch
+    from trl import SFTConfig, SFTTrainer
+
+    from training.answer_loss import AnswerLossSFTTrainer, answer_positions
+    from training.dataset import load_trl_split
+    from training.posttrain import PostTrainConfig, load_for_training, to_text_rows
+
+    model, processor = load_for_training(str(tiny), PostTrainConfig(lora_r=4))
+    rows = to_text_rows(load_trl_split(data, "sft", "train")[:6], processor)
+    import datasets
+
+    args = SFTConfig(
+        output_dir=str(data / "tmp-trainer"),
+        use_cpu=True,
+        report_to="none",
+        max_length=None,
+        completion_only_loss=True,
+        remove_unused_columns=False,
+        bf16=False,
+    )
+    train = datasets.Dataset.from_list(rows)
+    ours = AnswerLossSFTTrainer(
+        model=model, args=args, train_dataset=train, processing_class=processor
+    )
+    trl = SFTTrainer(model=model, args=args, train_dataset=train, processing_class=processor)
+    batch = ours.data_collator([dict(r) for r in rows])
+    assert int(answer_positions(batch["labels"]).sum()) == int((batch["labels"] != -100).sum())
+
+    def loss_and_grad(trainer: Any) -> tuple[float, torch.Tensor]:
+        model.zero_grad()
+        loss = trainer.compute_loss(model, {k: v.clone() for k, v in batch.items()})
+        loss.backward()
+        lora = [p for n, p in model.named_parameters() if "lora_A" in n and p.grad is not None]
+        return float(loss), torch.cat([p.grad.flatten() for p in lora])
+
+    model.train()
+    a_loss, a_grad = loss_and_grad(ours)
+    b_loss, b_grad = loss_and_grad(trl)
+    assert a_loss > 0 and abs(a_loss - b_loss) < 1e-5 * max(1.0, b_loss), (a_loss, b_loss)
+    assert torch.allclose(a_grad, b_grad, rtol=1e-4, atol=1e-7)
