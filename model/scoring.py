@@ -18,6 +18,8 @@ Run: python bench/scoring.py
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -94,6 +96,24 @@ def _answer_logits(model: Any, hidden: torch.Tensor, yes_no: tuple[int, int]) ->
             logits = logits + head.bias[ids]
         return logits
     return head(hidden)[:, ids]  # quantized / wrapped head: full row, then pick
+
+
+@functools.cache
+def _cache_arg(model_class: type) -> str:
+    """transformers 5 renamed `past_key_values` to `cache` (the old name is removed in 5.40)."""
+    params = inspect.signature(model_class.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def kv_cache(out: Any) -> Any:
+    """The KV cache of a forward's output, under either name."""
+    found = getattr(out, "cache", None)
+    return found if found is not None else out.past_key_values
+
+
+def with_cache(core: Any, cache: Any) -> dict[str, Any]:
+    """Keyword arguments passing `cache` to `core.forward` under the name it takes."""
+    return {_cache_arg(type(core)): cache}
 
 
 def _uses_mrope(core: Any, enc: Any) -> bool:
@@ -188,7 +208,7 @@ def score_shared_prefix(
         )
         prefix_pos, next_pos = _prefix_positions(core, enc)  # next_pos: [B]
         out = core(**enc, position_ids=prefix_pos, use_cache=True)
-        cache = out.past_key_values
+        cache = kv_cache(out)
         # [B, H, Lp, Dh] -> [B*N, H, Lp, Dh], image-major (row b*N + n).
         cache.batch_repeat_interleave(n_cat)
 
@@ -207,8 +227,8 @@ def score_shared_prefix(
             input_ids=ids,
             attention_mask=attn,
             position_ids=pos,
-            past_key_values=cache,
             use_cache=True,
+            **with_cache(core, cache),
         ).last_hidden_state  # [B*N, Ls, D]
         last = (suf_len - 1).repeat(n_img)  # [B*N]
         picked = hidden[torch.arange(hidden.shape[0], device=device), last]  # [B*N, D]
