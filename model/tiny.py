@@ -12,6 +12,7 @@ Run: warden model make-tiny /tmp/tiny-internvl --arch internvl
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -87,26 +88,39 @@ def _corpus() -> list[str]:
     return lines * 8
 
 
-def _train_tokenizer(specials: list[str]) -> Any:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+def _train_tokenizer(
+    specials: list[str],
+    extra_corpus: Sequence[str] = (),
+    vocab_size: int = VOCAB_SIZE,
+    lowercase: bool = False,
+) -> Any:
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
+    if lowercase:
+        tok.normalizer = normalizers.Lowercase()
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=VOCAB_SIZE,
+        vocab_size=vocab_size,
         special_tokens=specials,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(_corpus(), trainer=trainer)
+    tok.train_from_iterator([*_corpus(), *extra_corpus], trainer=trainer)
     for word in (prompts.ANSWER_YES, prompts.ANSWER_NO, f" {prompts.ANSWER_YES}"):
         if len(tok.encode(word).ids) != 1:
             raise RuntimeError(f"tiny tokenizer split {word!r}; the corpus must contain it")
     return tok
 
 
-def _hf_tokenizer(arch: Arch, template: str) -> Any:
+def _hf_tokenizer(
+    arch: Arch,
+    template: str,
+    extra_corpus: Sequence[str] = (),
+    vocab_size: int = VOCAB_SIZE,
+    lowercase: bool = False,
+) -> Any:
     from transformers import PreTrainedTokenizerFast
 
     specials = _BASE_SPECIALS + _ARCH_SPECIALS[arch]
@@ -124,7 +138,7 @@ def _hf_tokenizer(arch: Arch, template: str) -> Any:
     elif arch == "llava":
         extra = {"image_token": "<image>"}
     return PreTrainedTokenizerFast(
-        tokenizer_object=_train_tokenizer(specials),
+        tokenizer_object=_train_tokenizer(specials, extra_corpus, vocab_size, lowercase),
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
         padding_side="left",
@@ -273,8 +287,19 @@ def _build(arch: Arch, tok: Any, template: str) -> tuple[Any, Any]:
     return model, processor
 
 
-def make_tiny(out: Path, arch: Arch = "internvl", seed: int = 0) -> Path:
-    """Build and save a tiny random-weight VLM of `arch` into `out`; returns `out`."""
+def make_tiny(
+    out: Path,
+    arch: Arch = "internvl",
+    seed: int = 0,
+    *,
+    extra_corpus: Sequence[str] = (),
+    vocab_size: int = VOCAB_SIZE,
+    lowercase: bool = False,
+) -> Path:
+    """Build and save a tiny random-weight VLM of `arch` into `out`; returns `out`.
+
+    The byte-level BPE tokenizer is trained on Warden's prompt text plus `extra_corpus` (the
+    demo model adds SynthMod's phrases, so content words become tokens instead of bytes)."""
     import torch
 
     if arch not in ARCHS:
@@ -284,7 +309,7 @@ def make_tiny(out: Path, arch: Arch = "internvl", seed: int = 0) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     template = chatml_template(_IMAGE_MARKUP[arch])
-    tok = _hf_tokenizer(arch, template)
+    tok = _hf_tokenizer(arch, template, extra_corpus, vocab_size, lowercase)
     # fork_rng: a seeded build must not change the caller's random stream.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

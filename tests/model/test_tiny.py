@@ -59,3 +59,19 @@ def test_unknown_arch_is_a_user_error(tmp_path):
 
     with pytest.raises(WardenError, match="unknown tiny architecture"):
         make_tiny(tmp_path / "x", "gpt5")  # type: ignore[arg-type]
+
+
+def test_extra_corpus_turns_content_words_into_tokens(tmp_path):
+    words = "cocaine worthless giveaway"
+    plain = AutoProcessor.from_pretrained(make_tiny(tmp_path / "plain", "internvl")).tokenizer
+    rich_dir = make_tiny(
+        tmp_path / "rich", "internvl", extra_corpus=[f"{words} {words}"] * 50, vocab_size=1024
+    )
+    rich = AutoProcessor.from_pretrained(rich_dir).tokenizer
+    assert len(plain) <= 768 < len(rich) <= 1024  # BPE stops when merges run out
+    assert len(rich(words, add_special_tokens=False)["input_ids"]) == 3
+    assert len(plain(words, add_special_tokens=False)["input_ids"]) > 3
+    assert len(rich(" Yes", add_special_tokens=False)["input_ids"]) == 1
+    # The scorer's prompt still renders and the answer ids are unchanged in kind.
+    yes, no = answer_token_ids(rich)
+    assert rich.decode([yes]) == prompts.ANSWER_YES and rich.decode([no]) == prompts.ANSWER_NO
