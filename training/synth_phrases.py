@@ -3,8 +3,8 @@
 Every template has a stable `family` id (``<labels>.<lang>.<k>``) so a trainer can hold out
 whole phrase families. Everything named here is invented: extremist groups, the peoples they
 attack and their slogans are fictional; phone, card and identity numbers come from reserved or
-invalid ranges (555-01xx, issuer prefix 0, SSN area 000, RFC 2606 domains); self-harm phrases are
-abstract and never describe a method.
+invalid ranges (555-01xx, issuer prefix 0, SSN area 000, RFC 2606 domains, RFC 5737 addresses);
+self-harm phrases are abstract and never describe a method.
 
 Used by `training.synth`; run `warden synth --help` to render images from it.
 """
@@ -87,6 +87,111 @@ _BANK: dict[tuple[str, ...], dict[str, list[str]]] = {
                 "Congrats, you are our 1,000,000th visitor! Spin the wheel at {site} to collect "
                 "your reward"
             ),
+            "YOU WON! Claim now at {url}",
+            "Free airdrop! Connect your wallet at {url} to claim 500 {token}",
+            "{token} presale is live. Buy before it goes 100x, send USDT to {crypto}",
+            (
+                "Your wallet has been flagged. Enter your 12-word seed phrase at {url} to keep "
+                "your funds safe"
+            ),
+            (
+                "Dear valued customer, your refund of {amount} is pending. Verify your bank "
+                "details at {url}"
+            ),
+            (
+                "WARNING: your computer is infected with {n} viruses. Call {brand} tech support at "
+                "{phone} now"
+            ),
+            (
+                "This is {brand} technical support. We detected a hacker on your PC. Install our "
+                "remote access app so we can fix it"
+            ),
+            (
+                "Hi handsome, I saw your profile and felt a connection. I just need {price} for a "
+                "flight to see you"
+            ),
+            (
+                "My love, customs is holding my gold shipment. Send {amount} today and I will "
+                "repay you double"
+            ),
+            (
+                "Hiring now! Earn {amount} a day liking videos. Just pay {price} for your training "
+                "package"
+            ),
+            (
+                "Remote job offer: data entry, {amount} per week. Send us your online banking "
+                "login so we can deposit your salary"
+            ),
+            (
+                "Task job: complete 40 orders a day and earn {pct}% commission. Top up your "
+                "account first"
+            ),
+            (
+                "Your {brand} subscription renews today for {amount}. To cancel, call {phone} "
+                "immediately"
+            ),
+            "Invoice {num} is overdue. Pay {amount} at {url} today to avoid legal action",
+            (
+                "Unclaimed inheritance of {amount} from a distant relative. Send {price} to "
+                "release the funds"
+            ),
+            (
+                "Government relief grant: {amount} is reserved for you. Apply at {url} with your "
+                "card details"
+            ),
+            (
+                "Your {brand} parcel could not be delivered. Reschedule at {url}, small redelivery "
+                "fee {price}"
+            ),
+            (
+                "Earn passive income with our AI trading robot. {pct}% every month, withdraw "
+                "whenever you like"
+            ),
+            "Free {brand} gift card worth {amount}! Complete a short survey at {url}",
+            "Verify your account or it will be deleted in 24 hours: {url}",
+            "Exclusive investment club, only {n} seats left. Minimum {amount}, returns guaranteed",
+            "Your social security number has been suspended. Press 1 now to speak to an officer",
+            (
+                "Good news, you qualify for student loan forgiveness! Pay the {price} filing fee "
+                "at {url}"
+            ),
+            "Puppy for sale, {price}. Pay the transport deposit first and we ship her to {city}",
+            "Front row concert tickets at half price. Payment by gift card only, no refunds",
+            (
+                "Hacked account? Our recovery hackers get it back in minutes, {price} in BTC to "
+                "{crypto}"
+            ),
+            (
+                "Hey, it's {first}! New number. Can you send me {price} for a cab? My card isn't "
+                "working"
+            ),
+            (
+                "{brand}: your account was charged {amount}. If this wasn't you, reply with your "
+                "PIN to cancel"
+            ),
+            "Early supporter airdrop: send a 0.05 ETH gas fee to {crypto} to unlock your {token}",
+            "The founder of {brand} is giving away {amount} to fans today. Details at {url}",
+            "Get rich quick",
+            "100% RETURNS GUARANTEED",
+            "Click here to claim your refund",
+            (
+                "Mystery shopper wanted: deposit the cheque we post you, keep {price} and wire "
+                "back the rest the same day"
+            ),
+            (
+                "Dear beneficiary, the central bank approved your compensation of {amount}. Reply "
+                "with your full name and bank account"
+            ),
+            "Final warning from the tax office: pay {amount} today in gift cards or face arrest",
+            (
+                "Sugar daddy wants a sugar baby, {amount} weekly allowance. Send {price} to prove "
+                "you're real"
+            ),
+            "Your {brand} ID was locked for security reasons. Unlock it now at {url}",
+            "Double your {token}: stake now at {site}, rewards paid every hour, no risk",
+            "Flood victims in {city} need you. Donate in BTC to {crypto}, no receipts needed",
+            "pls vote for my niece in the contest! just log in with your {brand} account at {url}",
+            "acct locked. verify asap {url}",
         ],
         "ko": [
             "축하합니다 {name}님! {amount} 당첨되셨습니다. 24시간 안에 {url} 에서 받으세요",
@@ -102,6 +207,17 @@ _BANK: dict[tuple[str, ...], dict[str, list[str]]] = {
             "이 영상에 나온 사람 너 맞지? {url}",
             "수사관입니다. 고객님 명의 계좌가 범죄에 연루되어 안전계좌로 이체하셔야 합니다",
             "아빠 나 임시폰이야. 급하게 {amount} 만 보내줄 수 있어? 이따 설명할게",
+            (
+                "[{brand}] 고객님 계좌에서 {amount} 출금 예정입니다. 본인이 아니면 {url} 에서 "
+                "취소하세요"
+            ),
+            "무료 에어드랍 이벤트! {url} 에서 지갑 연결하고 코인 받아 가세요",
+            "지갑 해킹 위험이 감지되었습니다. 복구 문구 12단어를 {url} 에 입력해 주세요",
+            "고수익 알바 모집, 하루 {amount} 가능. 교육비 {price} 선입금 필수",
+            "자기야, 나 공항에 묶였어. 통관비 {amount} 만 보내주면 바로 갈게",
+            "[검찰청] 귀하의 명의가 도용되었습니다. 수사 협조를 위해 {phone} 로 연락 바랍니다",
+            "정부 지원금 {amount} 대상자입니다. {url} 에서 카드 정보 입력 후 신청하세요",
+            "원금 보장 투자, 한 달 수익률 {pct}%. 선착순 {n}명만 모집합니다",
         ],
         "zh": [
             "恭喜{name}！您已中奖{amount}，请在24小时内到{url}领取",
@@ -117,6 +233,14 @@ _BANK: dict[tuple[str, ...], dict[str, list[str]]] = {
             "这个视频里的人是你吗？{url}",
             "无抵押贷款，当天放款，只需先交{price}手续费",
             "您的积分即将清零，请尽快点击{url}兑换礼品",
+            "【{brand}】您有一笔{amount}退款待领取，请点击{url}填写银行卡信息",
+            "免费空投！连接钱包即可领取代币：{url}",
+            "您的钱包存在风险，请在{url}输入助记词完成验证",
+            "亲爱的，我在海关被扣了，需要{amount}手续费，回来马上还你",
+            "高薪招聘打字员，日结{amount}，先交{price}培训费",
+            "【社保中心】您的医保卡已停用，请拨打{phone}办理恢复",
+            "内部投资项目，月收益{pct}%，保本保息，仅限{n}个名额",
+            "您的电脑中了病毒，请立即拨打{brand}技术支持{phone}",
         ],
     },
     ("illegal_ads",): {
@@ -154,6 +278,62 @@ _BANK: dict[tuple[str, ...], dict[str, list[str]]] = {
             "Tomorrow's exam paper leaked, full answers for {price}. {app} only",
             "Casino. No ID. {site}",
             "Need a fake vaccination card or test result? Ready in 24h, message {handle}",
+            "CASINO BONUS {pct}% {site}",
+            "Best odds in town, no limits, no ID. {game} all night at {site}",
+            (
+                "Live {game} with real dealers, no licence, no KYC. Instant crypto withdrawals at "
+                "{site}"
+            ),
+            (
+                "Free spins every day! Register with just a phone number at {site}, cash out to "
+                "any wallet"
+            ),
+            "Private bookie, payouts within the hour, credit for regulars. {app} {handle}",
+            (
+                "Underground {game} tournament in {city} {day} night. Buy-in {price}, location on "
+                "{app}"
+            ),
+            "Replica {luxury} bags and watches, AAA grade, {price}. Catalogue on {app}",
+            "Cheap {luxury} sneakers, factory fakes, nobody can tell the difference. Text {phone}",
+            "Counterfeit perfume wholesale, same bottle as {luxury}. DM {handle}",
+            "Fake {fake} ready in {days} days, holograms included. {app}: {handle}",
+            "Real or fake {fake} for any country, scannable barcode. Contact {phone}",
+            "Novelty {fake} that pass any inspection. Order through {site}",
+            "Escort service in {city}, discreet, outcall 24/7. Contact on {app} {handle}",
+            "Lonely tonight? Girls near {city} are waiting for you. Add {handle} on {app}",
+            "Late night massage with extras, {price}. Text {phone}, ask for {first}",
+            "Looking for fun? Companions available tonight, private photos on {app}",
+            "DM me on {app} for the link, can't post it here",
+            "Add me: {app} {handle}",
+            "Text {phone} on {app} for prices. No calls",
+            "Business inquiries only: {handle} on {app}",
+            "Cheap cigarettes and vapes, no tax, no age check. Delivery in {city}, text {phone}",
+            "Cracked software and game keys, 90% off, activation guaranteed. {site}",
+            "Hacked {brand} accounts with balance, {price} each. {app} {handle}",
+            "Buy followers, likes and fake reviews in bulk. Instant delivery, no drop. {site}",
+            "Pirated movies and live sports, every channel for {price} a month. Message {handle}",
+            "Ivory and rhino horn carvings for collectors. Private sale, {app} only",
+            "Kidney donors wanted, we pay {amount}. Serious only, {app} {handle}",
+            "Unlicensed lender: cash today, {pct}% a week, no papers asked. Call {phone}",
+            "We pay {price} a week to use your bank account. No risk for you. {app} {handle}",
+            "Weekly {game} night in a private room, entry {price}. Ask {handle} for the address",
+            "Casino app not in the store. Download the APK from {site} and play for real money",
+            "Deposit {price}, get {amount} in chips. {game} and slots at {site}",
+            "BET NOW, odds x{odds}",
+            "Tonight's derby, odds x{odds} on the draw. Place bets with {handle} on {app}",
+            "Football betting agent, credit lines available, settle weekly. {app} {handle}",
+            (
+                "Fake designer clothes with {luxury} logos, wholesale from {price}. Shipping from "
+                "{city}"
+            ),
+            "Counterfeit {luxury} watches, box and papers included. {app} {handle}",
+            "Work permits and visas stamped and ready, no interview. Contact our agent on {app}",
+            "Degree certificates from real universities, verifiable online. {price}. {site}",
+            "Car papers and registration for any vehicle, no questions asked. Text {phone}",
+            "Private number for serious buyers only: {phone}",
+            "Can't talk here. {app}: {handle}. Bring cash",
+            "Leaving this platform, find me on {app} {handle} for the full catalogue",
+            "Betting app with no limits and no ID. Download at {site}, bonus code WIN{pct}",
         ],
         "ko": [
             "무료 토토 사이트, 첫 충전 {pct}% 보너스 {site}",
@@ -168,6 +348,14 @@ _BANK: dict[tuple[str, ...], dict[str, list[str]]] = {
             "계정 대량 판매, 인증 완료된 계정 즉시 발송. {app} {handle}",
             "면세 담배 박스 단위로 팝니다. {city} 직거래 가능, {app} 문의",
             "내일 시험 문제 유출본 있어요. 답안 포함 {price}",
+            "신규 {game} 사이트 오픈, 첫 충전 {pct}% 보너스 {site}",
+            "실시간 {game}, 먹튀 없음, 즉시 환전. {app} {handle}",
+            "{luxury} 가방 정품급 레플리카 {price}. {app} 문의",
+            "위조 {fake} 제작, 홀로그램까지 완벽 재현. {app} {handle}",
+            "출장 마사지 24시간, {city} 전 지역 가능. {app} {handle}",
+            "여기선 얘기 못 해요. {app} 아이디 {handle} 추가하세요",
+            "대포통장 삽니다. 주당 {price} 드려요. {app} {handle}",
+            "문의는 {app} 에서만 받습니다: {handle}",
         ],
         "zh": [
             "网上赌场，首充送{pct}%，网址{site}",
@@ -182,6 +370,14 @@ _BANK: dict[tuple[str, ...], dict[str, list[str]]] = {
             "免税香烟整箱出货，{city}可自提，加{app}",
             "代开病假条、诊断证明，盖章齐全，{price}一张",
             "高仿包包原单品质，和专柜一模一样，加{app}{handle}",
+            "新{game}平台上线，首充送{pct}%，{site}",
+            "真人{game}，不限额，秒到账，加{app}{handle}",
+            "{luxury}包包高仿，原厂品质，{price}起，加{app}",
+            "办理{fake}，可查可验，加{app}{handle}",
+            "同城约，上门服务，{city}全城可到，加{app}{handle}",
+            "收购银行卡，每周{price}租金，加{app}{handle}",
+            "这里不能说，私聊{app}：{handle}",
+            "足球外围投注，信用盘，每周结算，加{handle}",
         ],
     },
     ("drugs",): {
@@ -214,6 +410,48 @@ _BANK: dict[tuple[str, ...], dict[str, list[str]]] = {
             "Ran out of my pain meds, anyone selling? Will pay well",
             "Need a pick-me-up? I've got {drug}, top quality, cash only",
             "Roll one up with us, real {drug}, not that weak stuff from the store",
+            "CHEAP PILLS",
+            "DRUGS FOR SALE",
+            "{pill} for sale, no script needed",
+            "Online pharmacy without prescription: {pill}, {pill2} and more. Discreet packaging",
+            "Your local plug is back. {strain} and {drug} available, hmu",
+            "420 deals all week! {strain} {price} a half, pre-rolls {price2}",
+            "Gear for cutting season: test, tren and dbol, lab tested, shipped to your door",
+            "Need bars? Real {pill}, not pressed. {price} each",
+            "Blues for sale, {price} a pop, pharma grade",
+            "who got the zaza? need a zip before the weekend",
+            "wya, need a g of {drug} asap",
+            "Anyone got extra {pill}? Paying {price} each",
+            "Carts and dabs restocked. {strain} distillate, {price} a cart",
+            "Shroom chocolate bars, 3.5g each, strong trip guaranteed",
+            "Molly Monday special: two caps for {price}",
+            "Coke, pure Peruvian flake, {price} a point",
+            "Ice, crystal, tina, whatever you call it, I have it. {city} only",
+            "Rolling at the festival this weekend? Pingers {price} each, bulk deals for groups",
+            "Painkillers like {pill} shipped overnight. No doctor, no questions",
+            "Buy {pill} online without a prescription at {site}",
+            "Got that gas, {strain}, {price} an eighth. Pull up",
+            "Just dropped: {drug} vape pens, {price} each",
+            "Re-up day. Bags of {drug} ready at the usual spot by {time}",
+            "Text me for the menu. {drug}, {drug2}, pills, all fire",
+            "Not a legal high, the real thing. {drug} delivered in {city} within the hour",
+            "Who's tryna get lit tonight? I've got {drug} and {pill}",
+            "Bulk {drug} at kilo prices for resellers. Serious buyers only",
+            "Dark web vendor, 2,000 sales. {drug} and {pill} ship from {city}",
+            "Lab-made {drug}, 99% purity, test it on the spot",
+            "Adderall for exam week, {price} a pill, ask me after class",
+            "Uppers, downers, everything in between. {price} for the starter mix",
+            "Weed delivery {city} 24/7, minimum order {price}",
+            "Dime bags {price}, eighths {price2}, ounces ask",
+            "Stuck without your meds? I sell {pill} without prescription, same day",
+            "Kush, hash and edibles. Cash only, no cops",
+            "Tired of weak stuff? This {drug} will knock you out",
+            "Special K, {price} a gram. Perfect for the afterparty",
+            "Purple drank by the bottle, {price}. Real codeine syrup",
+            "Selling my prescription {pill}, my doctor gives me way too many",
+            "Steroid cycles for beginners, gear shipped discreetly, {price} a vial",
+            "Acid tabs, {price} a strip, best trip of your life",
+            "Microdosing subscription: {drug} capsules delivered monthly, {price}",
         ],
         "ko": [
             "{drug} 있어요. 1g {price}, {city} 당일 배송",
@@ -228,6 +466,14 @@ _BANK: dict[tuple[str, ...], dict[str, list[str]]] = {
             "가격표\n{drug} {price}\n{drug2} {price2}",
             "오늘 클럽 가기 전에 {drug} 한 알 어때?",
             "진통제 대량으로 구해요. 돈은 넉넉히 드릴게요",
+            "처방전 없이 {pill} 구매 가능, 비밀 배송",
+            "{drug} 던지기, {city} 오늘 바로 가능. 문의 주세요",
+            "떨 있음, 1g {price}",
+            "클럽 가기 전에 {drug} 하면 밤새 놀 수 있어",
+            "다이어트약, 식욕억제제 처방 없이 대량 판매합니다",
+            "수면제 {pill} 구해요. 가격은 상관없어요",
+            "순도 99% {drug}, 샘플 가능",
+            "약 필요하면 연락해. 뭐든 구해줄게",
         ],
         "zh": [
             "现货{drug}，每克{price}，{city}同城配送",
@@ -242,6 +488,14 @@ _BANK: dict[tuple[str, ...], dict[str, list[str]]] = {
             "今晚蹦迪前来点{drug}吗？第一次免费",
             "自家种的{drug}，纯天然，劲很大",
             "止疼片大量求购，价格高，现金交易",
+            "无需处方出售{pill}，保密发货",
+            "{drug}到货，{city}同城，每克{price}",
+            "蹦迪前来一颗{drug}，嗨一整晚",
+            "减肥药、安眠药无处方批发",
+            "求购{pill}，价格好说",
+            "纯度99%的{drug}，可先拿样品",
+            "叶子、糖果、邮票都有，老客户优先",
+            "需要货就找我，什么都能搞到",
         ],
     },
     ("hate_extremism",): {
@@ -274,6 +528,51 @@ _BANK: dict[tuple[str, ...], dict[str, list[str]]] = {
             "Funny how every thief in town is a {tribe}. Coincidence? Think about it",
             "Our grandfathers fought the {tribe} and so will we. Enlist at {site}",
             "Racial purity is not hate, it is survival. Read the manifesto of {group}",
+            "{tribe} go home",
+            "NO {tribe} ALLOWED",
+            "Immigrants are a disease. Close the borders and throw them all out",
+            "Refugees are invaders, not guests. {group} will defend {city}",
+            "The {faith} faith is a cancer. Ban their temples and burn their books",
+            "{faith} believers are savages. They should never be allowed to vote",
+            "Every {faith} family on our street has to go. We will make them leave",
+            "Women are property and should never be allowed to speak in public",
+            "Gay people are sick. Keep them away from our children",
+            "Disabled people are a drain on all of us. Why should we keep paying for them?",
+            "Those people are animals. You can't live next to them",
+            "They are not like us and never will be. {tribe} out of our country",
+            "Time to take out the trash: every {tribe} in {city}, gone by summer",
+            "We don't hate, we just want {city} free of {tribe} filth",
+            "Ash and Iron! The Wheel turns and the {tribe} fall",
+            "Join the patrol. {group} protects {city} from the {tribe} hordes",
+            "Recruiting now: men aged 18-35 ready to fight for the Wheel. Apply at {site}",
+            "{group} calls all true sons to the square on {day}. Bring flags, bring fire",
+            "The {tribe} are outbreeding us on purpose. Wake up before it's too late",
+            "Kick every {faith} believer out of the army. They will stab us in the back",
+            "The only good {tribe} is one that left",
+            "Punish the traitors who opened our borders to the {tribe}",
+            "The {tribe} should not be allowed to have children here",
+            "Foreigners = criminals. Simple as that",
+            "Pure {city} for pure people. {tribe} not welcome",
+            "Their religion is poison. Every {faith} shrine in {city} should be shut down for good",
+            "Immigrant rats, go back to your own country",
+            (
+                "People like that are freaks and perverts. Keep them out of our schools and off "
+                "our streets"
+            ),
+            "Women belong in the kitchen, not the office. Fire them all",
+            "Down with the {tribe}. Up with the Wheel",
+            "Our people first. Everyone else out. {group}",
+            "Rally location will be sent to members only. Armbands mandatory. {group}",
+            "Shopkeepers, put up a sign: no {tribe}, no {faith}, no exceptions",
+            "The {tribe} are cockroaches. Step on them",
+            "We will cleanse {city} street by street. The Grey Tide rises",
+            "Hear the sermon of the Wheel on {day}. The weak races will kneel",
+            "Deport them all. Every last one",
+            "Never hire a {tribe}. Lazy thieves, every one of them",
+            "Round those immigrants up and ship them out by the thousands",
+            "I'd never rent to a {faith} family. Keep them out of our neighbourhood",
+            "When a {tribe} family moves in next door: sell the house and save your kids",
+            "Gay people are an abomination. Chase them out of {city}",
         ],
         "ko": [
             "{tribe} 놈들은 벌레다. {city}에서 쫓아내자",
@@ -288,6 +587,14 @@ _BANK: dict[tuple[str, ...], dict[str, list[str]]] = {
             "말보다 행동할 전사를 찾는다. 지금 {group} 모집 중",
             "{tribe} 아웃! 우리 동네에서 당장 나가라",
             "{tribe} 쓰레기들. 더 할 말 없음",
+            "{tribe} 이민자들은 전부 쫓아내야 한다",
+            "{faith} 믿는 놈들은 이 나라에 발도 못 붙이게 하자",
+            "{tribe} 놈들은 바퀴벌레다. 보이는 대로 밟아라",
+            "이민자는 다 범죄자다. 국경을 당장 닫아라",
+            "장애인은 사회의 짐일 뿐이다",
+            "여자는 집에나 있어라. 사회에 나오지 마",
+            "{group}에 합류하라. 잿빛 바퀴가 돌면 {tribe} 놈들은 모두 사라진다",
+            "{tribe} 출입 금지",
         ],
         "zh": [
             "{tribe}人都是害虫，把他们赶出{city}",
@@ -302,6 +609,14 @@ _BANK: dict[tuple[str, ...], dict[str, list[str]]] = {
             "{group}招募勇士，不要空谈，只要行动",
             "{tribe}人滚出去！滚出我们的城市！",
             "{tribe}人像老鼠一样繁殖，走到哪里就把病带到哪里",
+            "{tribe}移民全部遣返，一个不留",
+            "信{faith}的人都是疯子，不许他们进入我们的城市",
+            "{tribe}人就是蟑螂，见一个赶一个",
+            "外地人都是小偷，滚出{city}",
+            "残疾人就是社会的累赘",
+            "女人就该待在家里，别出来工作",
+            "加入{group}，灰轮转动之日，就是{tribe}人消失之时",
+            "{tribe}人禁止入内",
         ],
     },
     ("self_harm",): {
@@ -333,6 +648,48 @@ _BANK: dict[tuple[str, ...], dict[str, list[str]]] = {
             "Please don't try to save me this time",
             "My final wish is that nobody cries for me",
             "Looking for an ana buddy to keep me strict. Weakness is not an option",
+            "I want to die",
+            "i just want to disappear forever",
+            "What's the point of living anymore?",
+            "Every night I hope I won't wake up",
+            "Life isn't worth it. I'm done trying",
+            "I'm so tired of being alive",
+            "Nothing will ever get better. I know I won't be around much longer",
+            "Hopeless. Empty. Counting the days until it's over",
+            "I've planned my goodbye. Don't worry about me after {date}",
+            "Please remember me kindly when I'm gone",
+            "I think about ending my life every single day",
+            "Suicide is the answer. Stop fighting it",
+            "If life hurts this much, leaving is brave, not weak",
+            "Those who chose to leave are free now. I envy them",
+            "You should just end it, honestly. Nobody would notice",
+            "Don't let anyone talk you out of it. It's your choice to go",
+            "Thin is the only goal. Every bite is a failure",
+            "Meanspo please. Tell me how disgusting I am so I stop eating",
+            "Bones are beautiful. I'll be perfect when I can see every rib",
+            "Day {days} of my fast. My ana coach says I'm doing great",
+            "Ana buddies wanted, weigh-ins every morning. If you gain, you're out",
+            "Proud of my thigh gap. Skipping dinner again tonight",
+            "Goal weight or goodbye",
+            "Relapsed again. I don't want to stop this time",
+            "My scars tell my story and I'm adding more chapters",
+            "sh is the only thing that helps. don't tell me to stop",
+            "Self-harm isn't a cry for help, it's how I cope. I'm proud of it",
+            "No one would come to my funeral anyway",
+            "I'm sorry for everything. Goodbye",
+            "Can't do this anymore. Signing off for good",
+            "Tonight's the night. Love you all",
+            "idk how much longer i can keep going. i'm done",
+            "ngl i wish i was dead",
+            "kms lol this life is a joke",
+            "Group for people who are ready to go. No judging, no saving. DM to join",
+            "Don't call a hotline, they can't help you. Just let go",
+            "I'm worthless and I deserve to suffer",
+            "Writing letters to everyone I love. They'll understand one day",
+            "The world will be lighter without me in it",
+            "Starve now, shine later",
+            "Skinny is worth any price. Never give in to hunger",
+            "Every night I ask the universe to take me. Maybe tomorrow",
         ],
         "ko": [
             "아무도 나를 그리워하지 않을 거야. 다들 안녕",
@@ -347,6 +704,14 @@ _BANK: dict[tuple[str, ...], dict[str, list[str]]] = {
             "오늘도 한 입도 안 먹었어. 배고픔이 느껴지면 잘하고 있는 거야",
             "이번 주말에 같이 끝낼 사람 있어? 연락 줘",
             "엄마 미안해. 더는 못 버티겠어",
+            "죽고 싶다",
+            "그냥 사라지고 싶어. 아무 의미가 없어",
+            "내일 아침에 눈 안 떴으면 좋겠다",
+            "살아야 할 이유를 모르겠어",
+            "다들 미안해. 이제 그만할게",
+            "먹으면 실패야. 뼈가 보일 때까지 참아",
+            "프로아나 친구 구해요. 서로 감시해 줄 사람",
+            "상담 같은 거 소용없어. 그냥 포기해",
         ],
         "zh": [
             "没有人会想念我的，大家再见",
@@ -361,6 +726,14 @@ _BANK: dict[tuple[str, ...], dict[str, list[str]]] = {
             "有没有人想这周末一起结束？私信我",
             "妈妈对不起，我真的撑不下去了",
             "今天又一口没吃，饿的感觉说明我做得对",
+            "好想死",
+            "活着没有任何意义，我只想消失",
+            "希望明天早上不要再醒来",
+            "对不起大家，我不想再坚持了",
+            "吃东西就是失败，瘦到看见骨头才算成功",
+            "找减肥监督搭子，互相监督不吃饭",
+            "心理咨询根本没用，放弃吧",
+            "这个世界没有我会更好",
         ],
     },
     ("harassment",): {
@@ -396,6 +769,48 @@ _BANK: dict[tuple[str, ...], dict[str, list[str]]] = {
                 "before she deletes"
             ),
             "Go crawl back under your rock {first}, nobody wants you here",
+            "LOSER",
+            "ur so ugly lol",
+            "nobody likes you",
+            "{first} you fat pig, stop posting your disgusting body",
+            "Look at {first} in that dress, like a whale. Haha",
+            "Ew, {first} with that acne face, put a bag over your head",
+            "You're a waste of oxygen, {first}",
+            "kys {first}, nobody would even notice",
+            "Just go die already {first}, everyone would be happier",
+            "I know where you live, {first}. I'll be waiting outside",
+            "Keep talking and I'll post your address for everyone to see, {first}",
+            "Delete your account or I'll send your private photos to the whole school",
+            "You'll regret this {first}. I'm coming for you after school",
+            "Say that again and I'll break your face, {first}",
+            "{first} sleeps around with everyone, pass it on",
+            "{first} is so dumb she can't even spell her own name",
+            "Shut your mouth, you brainless troll",
+            "Stop crying, snowflake. Nobody cares about your feelings",
+            "Pathetic. You'll never amount to anything, {first}",
+            "Hey four-eyes, those glasses can't fix that face",
+            "This is what a total failure looks like. Tag {first}",
+            "Unfollow {first}, she's a fake, a liar and a loser",
+            "Dogpile on {handle}, make them cry",
+            "Everyone go to {first}'s page and comment clown emojis until she quits",
+            "Hey {first}, your mum must be so ashamed of you",
+            "You're disgusting and everybody at {school} knows it",
+            "What a freak. Go hide somewhere, {first}",
+            "Stay away from {first}, she's weird and smells. Don't let her sit with us at lunch",
+            "We voted: {first} is the ugliest person at {school}",
+            "Your voice is so annoying I want to punch you, {first}",
+            "I'm going to make your life miserable, {first}. Every single day",
+            "Loser alert: {first} just posted again lol",
+            "Nobody will ever love someone as gross as you",
+            "Go back to your cave, troll. You're a joke",
+            "{first} is a snitch. Make sure she learns what happens to snitches",
+            "You deserve every bad thing that happens to you, {first}",
+            "Worthless trash, just quit the team already {first}",
+            "stfu {first} no one asked",
+            "lmao {first} really thought she could sing. trash. cringe. delete it",
+            "Hope you get hit by a bus, {first}",
+            "Everyone block {first} and tell her why. She needs to hear it",
+            "You're a disgrace, {first}. Even your dog is embarrassed",
         ],
         "ko": [
             "{first}는 진짜 한심한 루저야. 다들 무시해",
@@ -410,6 +825,14 @@ _BANK: dict[tuple[str, ...], dict[str, list[str]]] = {
             "{first} 게시물 캡처해서 짤 만들어 뿌리자",
             "너 무너질 때까지 계속 메시지 보낼 거야",
             "돼지야, 헬스장에서 봤는데 그냥 포기해",
+            "{first} 진짜 못생겼다 ㅋㅋ 거울은 보고 사냐",
+            "아무도 너 안 좋아해, {first}",
+            "{first} 뚱뚱해서 교복도 안 맞겠다 ㅋㅋ",
+            "{first} 그냥 죽어라. 아무도 안 슬퍼해",
+            "학교 끝나고 기다린다. 각오해라 {first}",
+            "{first} 집 주소 다 뿌려버린다",
+            "닥쳐 찐따야, 아무도 안 물어봤어",
+            "{first} 왕따 시키자. 아무도 같이 밥 먹지 마",
         ],
         "zh": [
             "{first}就是个废物，大家都别理她",
@@ -424,6 +847,14 @@ _BANK: dict[tuple[str, ...], dict[str, list[str]]] = {
             "你这个蠢货，赶紧注销账号吧",
             "我会一直给你发消息，直到你崩溃为止",
             "死胖子，别去健身房丢人了",
+            "{first}你长得真恶心，别出来吓人了",
+            "没人喜欢你，{first}，认清现实吧",
+            "{first}这么胖还穿短裙，笑死",
+            "{first}你去死吧，没人会难过",
+            "放学后等着，{first}，有你好看的",
+            "再说一句我就把你的住址发出来",
+            "闭嘴吧废物，没人问你",
+            "大家都别跟{first}玩，孤立她",
         ],
     },
     ("privacy_pii",): {
@@ -456,6 +887,46 @@ _BANK: dict[tuple[str, ...], dict[str, list[str]]] = {
             "Social security number: {ssn}",
             "Don't tell anyone, but my card number is {card} and the code on the back is {cvv}",
             "Please pay to IBAN {iban}, account holder {name}",
+            "{name}, {phone}",
+            "Leaked database: {email}:{pw}",
+            "Combo list\n{email}:{pw}\n{email2}:{pw2}\n{email3}:{pw3}",
+            "Passport scan: {name}, no. {passport}, DOB {dob}, expires {exp}",
+            "Visa card {card}, exp {exp}, CVV {cvv}, billing address {num} {street}, {city}",
+            "New number, save it: {first} {phone}",
+            "My ID number is {idnum}, can you fill in the form for me?",
+            "Here's my mom's card for the order: {card} {exp} {cvv}",
+            "Home address of {name}: {num} {street}, {city}. Lives alone with two kids",
+            "{name}'s IP address is {ip}, lives somewhere in {city}",
+            "Server log: user {email} logged in from {ip} with password {pw}",
+            "Driver's licence {idnum}, {name}, {num} {street}",
+            "Tenant record: {name}, phone {phone}, SSN {ssn}, rent overdue since {date}",
+            "Student list, {school}\n{name} {dob} {phone}\n{name2} {dob2} {phone2}",
+            "Found a wallet: {name}, card {card}, ID {idnum}. DM me if it's yours",
+            "Medical report for {name}, DOB {dob}: {diagnosis}. Do not share",
+            "{first}'s therapy notes: diagnosed with {diagnosis} last year, see attached",
+            "Wifi and email login for the office: {email} / {pw}",
+            "Our shared {brand} login: {email} pw {pw}",
+            "Payroll: {name}, IBAN {iban}, salary {amount}, SSN {ssn}",
+            "Cardholder {name}\n{card}\nValid thru {exp}\nCVV {cvv}",
+            "SSN: {ssn}\nDOB: {dob}\nAddress: {num} {street}, {city}",
+            "Name: {name}\nPhone: {phone}\nEmail: {email}\nPassword: {pw}",
+            "Selfie holding my ID card {idnum} for account verification",
+            "Pic of my passport so you can book the flight: {passport}, {name}, born {dob}",
+            "{name} ({dob}) was admitted to hospital with {diagnosis}",
+            "Emergency contact: {name}, {phone}, relationship: mother",
+            "Court record: {name}, {num} {street}, {city}, case no. {num2}",
+            "Customer {num}: {name}, {email}, card {card}",
+            "Delivery label: {name}, {num} {street}, {city}, tel. {phone}",
+            "Bank statement for {name}, account {iban}, balance {amount}",
+            "Screenshot of {first}'s DMs: her address is {num} {street} and her number {phone}",
+            "He let me pay with his card lol: {card} exp {exp}",
+            "Personal email and password for {name}: {email} / {pw}",
+            "Leaked HR file: {name}, passport {passport}, ID {idnum}, lives in {city}",
+            "Date of birth {dob}, ID {idnum}, phone {phone}",
+            "Sign-up sheet\n{name} {email} {phone}\n{name2} {email2} {phone2}",
+            "Vaccination record: {name}, {dob}, insurance no. {idnum}",
+            "{name}'s kids go to {school}, they walk home at {time} every day",
+            "Lost my phone, my number is {phone} and my email password is {pw}",
         ],
         "ko": [
             "{name} 집 주소: {city} {street} {num}, 전화 {phone}",
@@ -470,6 +941,14 @@ _BANK: dict[tuple[str, ...], dict[str, list[str]]] = {
             "계좌 {iban} 예금주 {name}",
             "신상 공개: {name} / {phone} / {city} {street} {num}",
             "직원 명단\n{name} {phone}\n{name2} {phone2}",
+            "{name} 전화번호 {phone}, 집 {city} {street} {num}",
+            "유출된 계정: {email} / {pw}",
+            "{name} 여권 사본: 여권번호 {passport}, 생년월일 {dob}",
+            "카드 {card}, 유효기간 {exp}, CVC {cvv}, 명의자 {name}",
+            "고객 명단\n{name} {phone} {idnum}\n{name2} {phone2} {idnum2}",
+            "{name} 주민번호 {idnum}, {diagnosis} 치료 중이래",
+            "배송지: {name}, {city} {street} {num}, 연락처 {phone}",
+            "IP {ip} 에서 접속한 사람 실명은 {name}, 주소는 {city} {street}",
         ],
         "zh": [
             "{name}家住{city}{street}{num}号，电话{phone}",
@@ -484,6 +963,14 @@ _BANK: dict[tuple[str, ...], dict[str, list[str]]] = {
             "人肉结果：{name}，手机{phone}，住在{city}{street}",
             "员工名单\n{name} {phone}\n{name2} {phone2}",
             "收款账户{iban}，户名{name}",
+            "{name}的手机号{phone}，家住{city}{street}{num}号",
+            "泄露的账号密码：{email} / {pw}",
+            "{name}的护照照片：护照号{passport}，出生日期{dob}",
+            "银行卡{card}，有效期{exp}，安全码{cvv}，持卡人{name}",
+            "客户名单\n{name} {phone} {idnum}\n{name2} {phone2} {idnum2}",
+            "{name}身份证号{idnum}，正在治疗{diagnosis}",
+            "快递单：{name}，{city}{street}{num}号，电话{phone}",
+            "开户信息：{name}，账号{iban}，身份证{idnum}",
         ],
     },
     ("scam_fraud", "privacy_pii"): {
@@ -500,6 +987,20 @@ _BANK: dict[tuple[str, ...], dict[str, list[str]]] = {
                 "{url}"
             ),
             "Your {brand} refund is ready. Confirm card {card}, exp {exp}, CVV {cvv} at {url}",
+            (
+                "Your {brand} account is locked. Reply with your full name, date of birth and SSN "
+                "to unlock"
+            ),
+            "Verification required: upload your passport and card {card} at {url} within 24 hours",
+            (
+                "Dear {name}, your tax refund is ready. We have your SSN {ssn}, confirm your card "
+                "at {url}"
+            ),
+            (
+                "We hacked {email}. Your password is {pw}. Pay {price} in BTC to {crypto} or we "
+                "leak everything"
+            ),
+            "Loan pre-approved for {name}, ID {idnum}. Send {price} to release the funds",
         ],
         "ko": [
             "{brand} 본인 확인: 카드번호 {card} 와 CVC 를 답장으로 보내주세요",
@@ -519,6 +1020,11 @@ _BANK: dict[tuple[str, ...], dict[str, list[str]]] = {
             "Menu on {app}: {drug}, {drug2}, pills. Ask {handle}, delivery in {city}",
             "Best plug in {city}, everything on {app} {handle}. No time wasters",
             "{drug} and fake IDs, one stop shop. {app}: {handle}",
+            "420 menu on {app}: {strain}, carts, edibles. Add {handle}",
+            "Plug for {pill} and {drug}, no script. Text {phone} on {app}",
+            "CHEAP {drug} DM {handle}",
+            "Pharmacy without prescription: {pill}, shipped worldwide. Order via {app} {handle}",
+            "Gear and peptides for the gym. Message {handle} on {app} for the price list",
         ],
         "ko": [
             "{drug} 필요해? 여기 말고 {app} {handle} 로 연락해",
@@ -538,6 +1044,11 @@ _BANK: dict[tuple[str, ...], dict[str, list[str]]] = {
             "{first} thinks she can hide. She's at {num} {street}, let's pay her a visit",
             "Everyone text {first} at {phone} and tell her how ugly she is",
             "Exposing {name}: {email}, {phone}. Make her regret it",
+            "{first} is a fat loser. Here's her number, tell her yourself: {phone}",
+            "Found where {name} lives: {num} {street}, {city}. Let's make her cry",
+            "Posting {first}'s email {email} and password {pw}. Have fun wrecking her account",
+            "Everyone spam {name} at {email}, she deserves it",
+            "This freak works at {brand}. Call his desk at {phone} and tell him he's a joke",
         ],
         "ko": [
             "{first} 번호 {phone} 다들 전화해서 괴롭혀 줘",
@@ -555,6 +1066,11 @@ _BANK: dict[tuple[str, ...], dict[str, list[str]]] = {
             "Go back to your {tribe} village, {first}. Nobody at {school} wants you",
             "{first} is a {tribe} rat. Everyone spam her until she leaves",
             "Hey {tribe} freak, we know you're at {school}, {first}. Watch yourself",
+            "{first}, you {tribe} parasite, nobody at {school} wants you here",
+            "Hey {first}, go pray to your {faith} idols somewhere else. You're not welcome",
+            "{tribe} trash like {first} should be kicked out of {school}",
+            "Look at {first}, the {tribe} rat. Everyone unfollow and block her",
+            "Immigrant go home, {first}. Nobody in this class wants you",
         ],
         "ko": [
             "{first} 쟤 더러운 {tribe} 출신이래. 다 같이 따돌리자",
@@ -571,6 +1087,17 @@ _BANK: dict[tuple[str, ...], dict[str, list[str]]] = {
             "Fixed matches, 100% sure win. Buy tonight's result for {price} on {app} {handle}",
             "Casino glitch: deposit {price}, withdraw {amount}. Method sold on {app}, ask {handle}",
             "VIP betting group with insider odds x{odds}. Pay {price} entry to {crypto}",
+            "Casino bug: deposit {price} and withdraw ten times more. Method on {app} {handle}",
+            (
+                "Insider tips, guaranteed wins at {game}. Pay {price} to {crypto}, then join us on "
+                "{app}"
+            ),
+            "Jackpot software that beats any slot machine, {price}. Contact {handle} on {app}",
+            "Sure-win {game} signals, VIP access {price}, money back guaranteed. {app} {handle}",
+            (
+                "Win back your betting losses! Our syndicate fixes the odds. Join {app} {handle}, "
+                "fee {price}"
+            ),
         ],
         "ko": [
             "승부조작 경기 정보, 100% 적중. {app} {handle} 로 {price} 입금",
@@ -658,6 +1185,59 @@ _BANK: dict[tuple[str, ...], dict[str, list[str]]] = {
             "Tip: use a password manager and turn on two-step login",
             "Your parcel was delivered to reception at {time}. Have a nice day",
             "Staff only beyond this point",
+            (
+                "Pharmacy open late until 22:00 on weekdays. Flu shots available, no appointment "
+                "needed"
+            ),
+            "This sale is killing it! Everything 30% off this weekend only",
+            "Need a shot of espresso before this meeting",
+            "Drug awareness week: free talks at {school} on {day}",
+            "Got a suspicious text? Report scams to your bank and delete the message",
+            "Beat the eggs, fold in the flour and bake for 25 minutes",
+            "We destroyed them 5-0! What a match, {team}",
+            "Police in {city} arrest {n} suspects in an online fraud investigation",
+            "You are not alone. Talk to someone you trust or call {phone}, any time, day or night",
+            "Protect your password, never share it, not even with friends",
+            "Ask your pharmacist before taking {medicine} with other medicines",
+            "{first}'s Pharmacy, {num} {street}. {medicine} and prescriptions, open daily 8-20",
+            "Smash the garlic, chop the herbs and fry everything in olive oil",
+            "This new album is fire, absolute killer tracks",
+            "I'm dying to see the new movie, who's in?",
+            "That comedian killed it last night, I laughed until I cried",
+            "The crowd went wild: {team} crushed the champions at home",
+            "Win a free coffee! Collect 10 stamps on your loyalty card",
+            "Free shipping on orders over {price}. Easy returns",
+            "Board game night: poker chips provided, no real money, snacks welcome",
+            "Study group for finals: {day} at {time}, library room 2",
+            "Fresh snow this morning! Perfect day for skiing near {city}",
+            "Weed control spray for lawns and patios, 1 L, {price}",
+            "Pot roast recipe: slow cook the beef for 6 hours with carrots and onions",
+            "Crystal glasses, set of six, {price}. Perfect wedding gift",
+            "Live band {day} at {time}. Tickets at the door, 18+",
+            "Interfaith dinner at the community centre: all religions and neighbours welcome",
+            "The refugee welcome centre needs volunteers on {day}. Sign up at the front desk",
+            "Pride picnic in {park} this {day}. Everyone welcome, bring snacks",
+            "History class: how extremist propaganda spread in the 1930s and how people resisted",
+            "See hate speech online? Report it, don't share it",
+            "Feeling overwhelmed? Our counsellors are here Mon-Fri. Walk-ins welcome",
+            "Eating disorder support group meets {day} at {time}. Recovery is possible",
+            "Your {brand} statement is ready. Open the official app to view it",
+            "Order {num} confirmed. Estimated delivery {date}",
+            "Your verification code is {cvv}{cvv2}. It expires in 10 minutes. Don't share it",
+            "Customer service: call us at {phone}, Mon-Fri 9-17",
+            "Gym opening special: first month free, no joining fee",
+            "Lunch menu\n{dish} {price}\n{dish2} {price2}",
+            "Happy anniversary {first}! Love you",
+            "Congrats on the new job, {first}!",
+            "When you finish your essay at 3am: sleep is for the weak",
+            "Yard sale, everything must go! {num} {street}, {day} from {time}",
+            "Customer parking only. Violators will be towed",
+            "Puppies for adoption at the shelter, vaccinated and microchipped",
+            "Maths and science tutoring, {price} per hour. Call {first} at {phone}",
+            "Vintage bike for sale, good condition, {price}. Message me for photos",
+            "Scammers send fake delivery texts. Never click links in messages you didn't expect",
+            "The knockout round starts {day}! Who will win the cup?",
+            "Shoot, missed the bus again",
         ],
         "ko": [
             "생일 축하해 {first}! 행복한 한 해 보내",
@@ -678,6 +1258,15 @@ _BANK: dict[tuple[str, ...], dict[str, list[str]]] = {
             "된장찌개 레시피: 된장 두 숟갈에 두부, 애호박, 양파를 넣고 끓이세요",
             "자선 바자회 {day} {time}, 수익금은 전액 기부됩니다",
             "동네 꽃집 {street} {num}, 매일 오전 9시 오픈. 전화 {phone}",
+            "약국 야간 운영: 평일 밤 10시까지, 처방전을 꼭 지참해 주세요",
+            "보이스피싱 주의! 수상한 문자는 은행에 신고하세요",
+            "계란을 잘 풀고 밀가루를 넣어 골고루 섞어 주세요",
+            "어제 경기 5대0으로 이겼다! 완전 압승",
+            "마약 예방 교육이 {day} {time} 강당에서 진행됩니다",
+            "비밀번호는 누구에게도 알려주지 마세요",
+            "아메리카노에 샷 추가해 주세요",
+            "이번 세일 대박이에요, 전 품목 30% 할인",
+            "힘들면 이야기해 줘. 넌 혼자가 아니야",
         ],
         "zh": [
             "生日快乐，{first}！祝你新的一年万事如意",
@@ -698,6 +1287,15 @@ _BANK: dict[tuple[str, ...], dict[str, list[str]]] = {
             "番茄炒蛋做法：鸡蛋打散炒熟，加入番茄翻炒，放盐出锅",
             "慈善义卖{day}下午举行，所得善款全部捐给孤儿院",
             "街角花店，{street}{num}号，每天早上九点营业，电话{phone}",
+            "药店夜间营业至22点，凭处方购买处方药",
+            "收到可疑短信请向银行举报，不要点击陌生链接",
+            "把鸡蛋打散，加入面粉搅拌均匀",
+            "昨晚比赛5比0大胜，太爽了！",
+            "禁毒宣传周讲座{day}{time}在礼堂举行",
+            "保护好你的密码，不要告诉任何人",
+            "一杯美式，加一份浓缩",
+            "心情不好的时候记得找人聊聊，你并不孤单",
+            "这次促销太火爆了，全场七折",
         ],
     },
 }
@@ -805,6 +1403,10 @@ _POOLS: dict[str, dict[str, tuple[str, ...]]] = {
             "Orbixa Wallet",
             "Tellhaven Mobile",
             "Parcelora",
+            "Helixon Tech",
+            "Nexora",
+            "Juniper Post",
+            "Stellarcloud",
         ),
         "ko": (
             "노스윈드은행",
@@ -814,8 +1416,20 @@ _POOLS: dict[str, dict[str, tuple[str, ...]]] = {
             "브라이트베일은행",
             "퀜넷페이",
             "오르빅사 지갑",
+            "헬릭슨테크",
+            "주니퍼택배",
         ),
-        "zh": ("北风银行", "派洛支付", "快递通", "云盒", "明谷银行", "奎内支付", "速达快运"),
+        "zh": (
+            "北风银行",
+            "派洛支付",
+            "快递通",
+            "云盒",
+            "明谷银行",
+            "奎内支付",
+            "速达快运",
+            "海立森科技",
+            "星云盘",
+        ),
     },
     "drug": {
         "en": (
@@ -835,6 +1449,16 @@ _POOLS: dict[str, dict[str, tuple[str, ...]]] = {
             "speed",
             "hash",
             "oxy",
+            "crack",
+            "DMT",
+            "GHB",
+            "mephedrone",
+            "2C-B",
+            "ket",
+            "zaza",
+            "tina",
+            "fentanyl",
+            "xans",
         ),
         "ko": (
             "대마",
@@ -846,8 +1470,23 @@ _POOLS: dict[str, dict[str, tuple[str, ...]]] = {
             "헤로인",
             "아이스",
             "떨",
+            "물뽕",
+            "LSD",
+            "케이",
         ),
-        "zh": ("大麻", "冰毒", "摇头丸", "K粉", "可卡因", "海洛因", "叶子", "麻古", "神仙水"),
+        "zh": (
+            "大麻",
+            "冰毒",
+            "摇头丸",
+            "K粉",
+            "可卡因",
+            "海洛因",
+            "叶子",
+            "麻古",
+            "神仙水",
+            "邮票",
+            "开心水",
+        ),
     },
     # Invented groups and peoples: never real organisations, ethnicities or slogans.
     "group": {
@@ -874,7 +1513,17 @@ _POOLS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "school": {"en": ("Westfield High", "Maple Middle School", "the community college")},
     "dish": {
-        "en": ("Tomato soup", "Grilled salmon", "Mushroom risotto", "Apple pie", "Caesar salad"),
+        "en": (
+            "Tomato soup",
+            "Grilled salmon",
+            "Mushroom risotto",
+            "Apple pie",
+            "Caesar salad",
+            "Veggie burger",
+            "Pad thai",
+            "Fish and chips",
+            "Lentil curry",
+        ),
         "ko": ("김치찌개", "비빔밥", "된장국", "불고기"),
         "zh": ("红烧肉", "番茄炒蛋", "宫保鸡丁", "小笼包"),
     },
@@ -884,9 +1533,20 @@ _POOLS: dict[str, dict[str, tuple[str, ...]]] = {
         "zh": ("周一", "周二", "周三", "周四", "周五", "周六"),
     },
     "app": {
-        "en": ("Telegram", "WhatsApp", "Signal", "Snapchat", "Wickr", "Discord", "Kik"),
-        "ko": ("텔레그램", "카톡", "라인", "텔레"),
-        "zh": ("微信", "电报", "QQ", "飞机"),
+        "en": (
+            "Telegram",
+            "WhatsApp",
+            "Signal",
+            "Snapchat",
+            "Wickr",
+            "Discord",
+            "Kik",
+            "Threema",
+            "Session",
+            "Viber",
+        ),
+        "ko": ("텔레그램", "카톡", "라인", "텔레", "시그널", "위커"),
+        "zh": ("微信", "电报", "QQ", "飞机", "蝙蝠", "Line"),
     },
     "diagnosis": {
         "en": ("asthma", "depression", "type 2 diabetes", "HIV positive"),
@@ -895,6 +1555,81 @@ _POOLS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "park": {"en": ("Riverside Park", "Central Green", "Lakeview Park")},
     "pet": {"en": ("Biscuit", "Pepper", "Luna", "Milo", "Ziggy")},
+    # Pill names and slang for misused prescription drugs.
+    "pill": {
+        "en": (
+            "xanax",
+            "oxy",
+            "percs",
+            "adderall",
+            "valium",
+            "tramadol",
+            "codeine",
+            "bars",
+            "roxys",
+            "ritalin",
+            "vicodin",
+        ),
+        "ko": ("졸피뎀", "자낙스", "옥시코돈", "펜터민", "애더럴", "트라마돌"),
+        "zh": ("安定片", "曲马多", "阿普唑仑", "三唑仑", "右美沙芬", "佐匹克隆"),
+    },
+    "strain": {
+        "en": ("OG Kush", "Blue Dream", "Gelato", "Sour Diesel", "Wedding Cake", "Purple Punch")
+    },
+    "game": {
+        "en": (
+            "slots",
+            "roulette",
+            "blackjack",
+            "baccarat",
+            "poker",
+            "live casino",
+            "sports betting",
+            "crash games",
+            "keno",
+        ),
+        "ko": ("바카라", "슬롯", "룰렛", "블랙잭", "홀덤", "스포츠 토토", "파워볼"),
+        "zh": ("百家乐", "老虎机", "轮盘", "德州扑克", "体育博彩", "龙虎斗", "时时彩"),
+    },
+    # Invented fashion houses and crypto tokens, so no real brand is named.
+    "luxury": {
+        "en": ("Vandorre", "Maison Halve", "Castellan", "Orsani", "Lucerio", "Belmonte"),
+        "ko": ("반도르", "메종 알베", "카스텔란", "오르사니", "루체리오"),
+        "zh": ("梵多雷", "梅森阿尔韦", "卡斯特兰", "奥萨尼", "卢切里奥"),
+    },
+    "token": {"en": ("MoonPaw", "SafeRocket", "QNTX", "LumaCoin", "Zephyrion", "OrbitDoge")},
+    "fake": {
+        "en": (
+            "passports",
+            "driver's licences",
+            "ID cards",
+            "residence permits",
+            "diplomas",
+            "bank statements",
+            "pay slips",
+            "birth certificates",
+        ),
+        "ko": ("신분증", "운전면허증", "여권", "졸업증명서", "재직증명서", "외국인등록증"),
+        "zh": ("身份证", "驾驶证", "护照", "毕业证", "学位证", "房产证"),
+    },
+    # Invented faiths, like the invented peoples above.
+    "faith": {
+        "en": ("Corvan", "Sethari", "Omrathi", "Ilvenic"),
+        "ko": ("코르반교", "세타리교", "옴라티교", "일벤교"),
+        "zh": ("科尔万教", "塞塔里教", "奥姆拉提教", "伊尔文教"),
+    },
+    "team": {"en": ("the Rovers", "Eastmere United", "Oakfield City", "the Riverton Hawks")},
+    "medicine": {
+        "en": (
+            "ibuprofen",
+            "paracetamol",
+            "allergy tablets",
+            "cough syrup",
+            "vitamin D",
+            "antibiotics",
+            "nicotine patches",
+        )
+    },
 }
 
 _WORDS = ("claim", "secure", "verify", "prize", "refund", "account", "bonus", "login", "gift")
@@ -1014,6 +1749,9 @@ _GENERATORS: dict[str, Callable[[random.Random, str], str]] = {
         f"ZZ00 {_digits(r, 4)} {_digits(r, 4)} {_digits(r, 4)}"
     ),  # no country ZZ
     "passport": lambda r, lang: f"X0{_digits(r, 7)}",
+    "ip": lambda r, lang: (
+        f"{r.choice(('192.0.2', '198.51.100', '203.0.113'))}.{r.randrange(1, 255)}"
+    ),  # RFC 5737 documentation ranges
 }
 
 _SLOT = re.compile(r"\{([a-z_]+?)(\d*)\}")
