@@ -193,7 +193,7 @@ def train_demo_command(
     ),
     no_eval: bool = typer.Option(False, "--no-eval", help="Skip the evaluation."),
 ) -> None:
-    """Build the demo checkpoint: SynthMod -> pre -> mid -> evaluation (CPU, ~10 min idle)."""
+    """Build the demo checkpoint: SynthMod -> pre -> mid -> evaluation (CPU, ~35 min idle)."""
     from dataclasses import replace
 
     from model.loading import DEMO_MODEL_DIR

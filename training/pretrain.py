@@ -9,9 +9,11 @@ questions, and the loss is cross-entropy on the N answer tokens. This is a plain
 (TRL's SFTTrainer would run the image prefix once per question, N times the work on this CPU);
 post-training (`training.posttrain`) uses TRL + PEFT.
 
-The demo model (`warden train demo`) is a 0.67M-parameter InternVL (tokenizer from `model.tiny`)
-trained on SynthMod with each image's rendered text, with ~5% character noise, as the OCR hint
-in exactly the place the backend puts RapidOCR's text. A model this small cannot learn to read
+The demo model (`warden train demo`) is a small InternVL of the real architecture (a 2-layer
+Qwen3 decoder of width 256; an uncased BPE over the prompts, SynthMod's training phrases and an
+English word list, its embeddings started from all-MiniLM-L6-v2 word vectors: `training.lexicon`)
+trained on SynthMod with each image's rendered text, with ~5% character noise, ~10% of words
+dropped and BPE-dropout, as the OCR hint in exactly the place the backend puts RapidOCR's text. A model this small cannot learn to read
 pixels on a CPU (FACTS.md): it is a classifier over the OCR text and knows nothing about
 text-free images beyond "no text, no violation". Because its language model starts from random
 weights, its `pre` stage trains the language model too (a real base keeps it frozen).
@@ -44,7 +46,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class DemoArch:
     """Shapes of the demo InternVL: 16 image tokens (patch 28, pixel shuffle 0.5) and a 2-layer
-    Qwen3 decoder of width 128 (FACTS used 256; this CPU is shared by many processes). Pixels
+    Qwen3 decoder of width 256 (~0.6 s per 16-image step on 2 CPU cores; width 128 was 0.4 s
+    and learned the training phrases as well but carried over to new wording less). Pixels
     carry no label in SynthMod beyond "photo or text", so the vision side is kept small."""
 
     vision_hidden: int = 64
@@ -52,11 +55,21 @@ class DemoArch:
     vision_heads: int = 2
     patch_size: int = 28
     image_size: int = 224
-    text_hidden: int = 128
+    text_hidden: int = 256
     text_layers: int = 2
     text_heads: int = 4
     text_kv_heads: int = 2
-    text_intermediate: int = 256
+    text_intermediate: int = 512
+    # Byte-level BPE over the prompts, SynthMod's training phrases and an English word list
+    # (`training.lexicon`): content words ("cocaine", "heroin", "giveaway") are single tokens.
+    # With the 768-token prompt-only vocabulary they were byte runs, and a 2-layer model left
+    # drugs and harassment at chance.
+    vocab_size: int = 24576
+    # Uncased, like the encoder the word vectors come from: OCR of a banner is often capitals.
+    lowercase: bool = True
+    # Word knowledge from all-MiniLM-L6-v2 (`training.lexicon`): its English word list joins the
+    # tokenizer's corpus and the embeddings start as its vectors of each token's text.
+    word_vectors: bool = True
 
     @property
     def image_tokens(self) -> int:
@@ -82,6 +95,11 @@ class StageConfig:
     # from several cues, not one template-specific token, which is what carries a classifier
     # over to phrasings it has never seen.
     word_dropout: float = 0.0
+    # BPE-dropout (Provilkov et al., 2020): each merge is skipped with this probability while
+    # tokenizing training prompts, so a word is also seen as sub-words and characters. The
+    # model learns to compose pieces, which is what reading misspelt, OCR-damaged or
+    # leetspeak text needs. Serving always tokenizes deterministically.
+    bpe_dropout: float = 0.0
     yes_weight: float = 1.0  # weight of "Yes" answers in the loss
     questions_per_image: int = 5  # all positives + random negatives (see pick_questions)
     bf16: bool = True  # autocast: ~2x faster on CPUs with AMX / AVX512-bf16
@@ -143,8 +161,31 @@ def word_dropout(text: str, rate: float, rng: random.Random) -> str:
 # --- the demo architecture ------------------------------------------------------------------
 
 
-def build_demo_model(out: Path, arch: DemoArch | None = None, seed: int = 0) -> Path:
-    """A random-weight demo InternVL with `model.tiny`'s tokenizer and chat template."""
+def tokenizer_corpus(heldout_family_share: float, fills: int = 4) -> list[str]:
+    """SynthMod's phrases (training families only, so held-out families stay unseen), each
+    template filled `fills` times in its own language, plus the captions and post texts."""
+    from training.synth_phrases import CAPTION_TEMPLATES, POST_TEXTS, TEMPLATES, fill_template
+
+    rng = random.Random(0)
+    lines = [
+        fill_template(t.text, t.lang, rng)
+        for t in (*TEMPLATES, *CAPTION_TEMPLATES)
+        if not is_heldout_family(t.family, heldout_family_share)
+        for _ in range(fills)
+    ]
+    return lines + list(POST_TEXTS)
+
+
+def build_demo_model(
+    out: Path,
+    arch: DemoArch | None = None,
+    seed: int = 0,
+    *,
+    heldout_family_share: float = 0.0,
+) -> Path:
+    """A random-weight demo InternVL with `model.tiny`'s chat template, a tokenizer that also
+    knows SynthMod's and common English words, and (with `arch.word_vectors`) embeddings that
+    start from a sentence encoder's vectors (`training.lexicon`)."""
     import torch
     import transformers as tf
 
@@ -152,8 +193,21 @@ def build_demo_model(out: Path, arch: DemoArch | None = None, seed: int = 0) -> 
 
     arch = arch or DemoArch()
     out = Path(out)
+    corpus = tokenizer_corpus(heldout_family_share)
+    if arch.word_vectors:
+        from training.lexicon import word_corpus
+
+        corpus += word_corpus()
     with tempfile.TemporaryDirectory() as tmp:
-        make_tiny(Path(tmp), "internvl", seed=seed)  # tokenizer, template, processor classes
+        # tokenizer, template, processor classes
+        make_tiny(
+            Path(tmp),
+            "internvl",
+            seed=seed,
+            extra_corpus=corpus,
+            vocab_size=arch.vocab_size,
+            lowercase=arch.lowercase,
+        )
         processor = tf.AutoProcessor.from_pretrained(tmp)
     tok = processor.tokenizer
     config = tf.InternVLConfig(
@@ -186,6 +240,14 @@ def build_demo_model(out: Path, arch: DemoArch | None = None, seed: int = 0) -> 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = tf.InternVLForConditionalGeneration(config)
+        if arch.word_vectors:
+            from training.lexicon import embedding_init
+
+            std = config.text_config.initializer_range
+            with torch.no_grad():
+                model.get_input_embeddings().weight.copy_(
+                    embedding_init(tok, arch.text_hidden, std=std, seed=seed)
+                )
     processor.image_seq_length = arch.image_tokens
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
@@ -233,42 +295,25 @@ def _set_trainable(model: Any, prefixes: Sequence[str]) -> int:
     return n
 
 
-_PIXELS: dict[int, Any] = {}  # id(image) -> pixel_values [1, 3, H, W], for the training loop
+def _trim_heap() -> None:
+    """Hand freed heap pages back to the OS (glibc's malloc_trim; a no-op elsewhere). Every
+    batch has its own sequence lengths, BPE-dropout more so, and glibc keeps the freed blocks
+    of each shape: measured +2 GB RSS in 300 steps on this CPU without trimming."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        ctypes.CDLL(name).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):  # not glibc
+        pass
 
 
-def _prefix_inputs(
-    processor: Any, prefixes: list[str], batch: Sequence[Sample], device: Any, dtype: Any
-) -> Any:
-    """Processor output for a prefix batch. For InternVL-style processors (one tile per image,
-    a fixed number of image tokens) the image preprocessing is cached per sample, since
-    every sample is seen many times; other processors run as the scorer runs them."""
-    import torch
-    from transformers import BatchFeature
-
-    from model import scoring
-
-    needed = ("start_image_token", "end_image_token", "image_token", "image_seq_length")
-    if not all(hasattr(processor, a) for a in needed):
-        return scoring._processor_inputs(
-            processor, prefixes, [s.image for s in batch], device, dtype
-        )
-    pixels = []
-    for s in batch:
-        key = id(s.image)
-        if key not in _PIXELS:
-            out = processor.image_processor(images=[s.image], return_tensors="pt")
-            if int(out["num_patches"][0]) != 1:
-                raise WardenError("the demo training loop expects one tile per image")
-            _PIXELS[key] = out["pixel_values"]
-        pixels.append(_PIXELS[key])
-    run = processor.image_token * processor.image_seq_length
-    expanded = processor.start_image_token + run + processor.end_image_token
-    texts = [p.replace(processor.image_token, expanded, 1) for p in prefixes]
-    enc = processor.tokenizer(
-        texts, padding=True, padding_side="left", return_tensors="pt", add_special_tokens=False
-    )
-    enc = BatchFeature({**enc, "pixel_values": torch.cat(pixels).to(dtype)}).to(device)
-    return enc
+def _bpe_model(tokenizer: Any) -> Any:
+    model = tokenizer.backend_tokenizer.model
+    if type(model).__name__ != "BPE":
+        raise WardenError(f"bpe_dropout needs a BPE tokenizer, not {type(model).__name__}")
+    return model
 
 
 def pick_questions(labels: Sequence[str], policy: Policy, k: int, rng: random.Random) -> list[int]:
@@ -311,10 +356,14 @@ def shared_prefix_loss(
     if questions is None:
         questions = [list(range(len(policy.categories)))] * n_img
     k = len(questions[0])
-    enc = _prefix_inputs(processor, [p.prefix for p in parts], batch, model.device, model.dtype)
+    # The scorer's own preprocessing (image processor + tokenizer), run again for every batch:
+    # ~15 ms for 16 images, against a ~600 ms step; caching pixels held 7 GB at 12,000 images.
+    enc = scoring._processor_inputs(
+        processor, [p.prefix for p in parts], [s.image for s in batch], model.device, model.dtype
+    )
     prefix_pos, next_pos = scoring._prefix_positions(core, enc)
     out = core(**enc, position_ids=prefix_pos, use_cache=True)
-    cache = out.past_key_values
+    cache = scoring.kv_cache(out)
     cache.batch_repeat_interleave(k)  # [B, H, Lp, Dh] -> [B*k, H, Lp, Dh], image-major
     suffixes = [parts[b].suffixes[q] for b in range(n_img) for q in questions[b]]
     ids, suf_mask, suf_len = scoring._suffix_batch(processor.tokenizer, suffixes, model.device)
@@ -322,7 +371,7 @@ def shared_prefix_loss(
     attn = torch.cat([enc["attention_mask"].repeat_interleave(k, 0), suf_mask], dim=1)
     pos = next_pos.repeat_interleave(k)[:, None] + torch.arange(width, device=ids.device)[None, :]
     hidden = core(
-        input_ids=ids, attention_mask=attn, position_ids=pos, past_key_values=cache
+        input_ids=ids, attention_mask=attn, position_ids=pos, **scoring.with_cache(core, cache)
     ).last_hidden_state  # [B*k, Ls, D]
     picked = hidden[torch.arange(hidden.shape[0], device=ids.device), suf_len - 1]  # [B*k, D]
     logits = model.get_output_embeddings()(picked).float()  # [B*k, V]
@@ -366,6 +415,8 @@ def train_stage(
     model.train()
     n_train = _set_trainable(model, config.train_modules)
     yes_no = scoring.answer_token_ids(processor.tokenizer)
+    if config.bpe_dropout > 0:
+        _bpe_model(processor.tokenizer).dropout = config.bpe_dropout
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     steps_by_epochs = (
@@ -384,10 +435,21 @@ def train_stage(
             frac = 0.0
         return config.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
 
+    from tqdm.auto import tqdm
+
     order: list[int] = []
     losses: list[float] = []
     t0 = time.perf_counter()
     step = seen = 0
+    # A bar on a terminal (disable=None: off when stderr is not a TTY, e.g. CI logs, which
+    # get the log lines below instead).
+    bar = tqdm(
+        total=max_steps if max_steps < 10**9 else None,
+        desc=config.stage,
+        unit="step",
+        disable=None,
+        mininterval=1.0,
+    )
     while step < max_steps:
         elapsed = time.perf_counter() - t0
         if config.max_seconds is not None and elapsed >= config.max_seconds:
@@ -419,6 +481,7 @@ def train_stage(
         losses.append(float(loss.detach()))
         step += 1
         seen += len(batch)
+        bar.update(1)
         if step % config.log_every == 0:
             recent = sum(losses[-config.log_every :]) / config.log_every
             log.info(
@@ -428,9 +491,14 @@ def train_stage(
                 recent,
                 seen / (time.perf_counter() - t0),
             )
+            bar.set_postfix(loss=f"{recent:.4f}")
+            _trim_heap()
             if progress:
                 progress(step, recent)
+    bar.close()
     seconds = time.perf_counter() - t0
+    if config.bpe_dropout > 0:
+        _bpe_model(processor.tokenizer).dropout = None  # never saved with the tokenizer
     model.eval()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -489,7 +557,7 @@ class DemoPlan:
     heldout_family_share: float = 0.15  # phrase families never trained on ("unseen" eval)
     arch: DemoArch = DemoArch()
     # Step budgets, not time budgets, so the same seed gives the same checkpoint on any
-    # machine (~10 min on an idle 2-core CPU; longer when the CPU is shared).
+    # machine (the demo recipe: ~35 min on an idle 2-core CPU; longer when it is shared).
     pre: StageConfig = StageConfig(
         stage="pre",
         train_modules=("model.multi_modal_projector", "model.language_model"),
@@ -612,10 +680,13 @@ def train_demo(
     samples = _render(train_specs)
     render_s = time.perf_counter() - t0
     log.info("demo: rendered %d training samples in %.0f s", len(samples), render_s)
-    init = build_demo_model(work / "init", plan.arch, seed=plan.seed)
+    init = build_demo_model(
+        work / "init", plan.arch, seed=plan.seed, heldout_family_share=plan.heldout_family_share
+    )
     clean = [s for s, spec in zip(samples, train_specs, strict=True) if spec.variant == "clean"]
     pre = train_stage(init, clean, policy, replace(plan.pre, seed=plan.seed), work / "pre")
     mid = train_stage(work / "pre", samples, policy, replace(plan.mid, seed=plan.seed), out)
+    save_bf16(out)
     card: dict[str, Any] = {
         "model": "warden-demo",
         "description": (
@@ -633,6 +704,16 @@ def train_demo(
     card["total_seconds"] = round(time.perf_counter() - t0, 1)
     (out / "demo_card.json").write_text(json.dumps(card, indent=2, default=str))
     return card
+
+
+def save_bf16(model_dir: Path) -> None:
+    """Re-save a checkpoint in bf16: half the bytes in the repository, and what the backend
+    computes in on a CPU anyway (so the demo card's figures are the shipped model's)."""
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.bfloat16)
+    model.save_pretrained(model_dir)
 
 
 def _count_params(path: Path) -> int:

@@ -25,7 +25,10 @@ from training.pretrain import (
 )
 
 POLICY = load_policy(DEFAULT_POLICY)
-SMALL = DemoArch(vision_hidden=32, text_hidden=64, text_intermediate=128)
+# Small and quick: no word vectors, a small vocabulary (the demo's own shapes are tested below).
+SMALL = DemoArch(
+    vision_hidden=32, text_hidden=64, text_intermediate=128, vocab_size=2048, word_vectors=False
+)
 
 
 def test_ocr_noise_rate_and_determinism() -> None:
@@ -118,6 +121,52 @@ def test_stage_learns_and_loads_through_the_backend(tmp_path: Path) -> None:
     before, after = scores(init), scores(tmp_path / "pre")
     assert set(after) == set(POLICY.ids)
     assert sum(after.values()) < sum(before.values()) - 1.0, (before, after)
+
+
+def test_demo_model_is_uncased_and_starts_from_word_vectors(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from model.scoring import answer_token_ids
+    from training.lexicon import embedding_init
+
+    arch = replace(SMALL, vocab_size=4096, word_vectors=True)
+    path = build_demo_model(tmp_path / "demo", arch, seed=3)
+    tok = AutoProcessor.from_pretrained(path).tokenizer
+    model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch.float32)
+    assert len(tok) == arch.vocab_size == model.config.text_config.vocab_size
+    assert tok(" FREE MONEY")["input_ids"] == tok(" free money")["input_ids"]
+    answer_token_ids(tok)  # "Yes" and "No" stay single tokens
+    expected = embedding_init(tok, arch.text_hidden, std=0.02, seed=3)
+    got = model.get_input_embeddings().weight.detach()
+    # Equal up to float noise (BLAS thread counts change the encoder's low bits, and PCA axes
+    # with near-equal variance can turn a little): compare each row's direction.
+    cos = torch.nn.functional.cosine_similarity(got, expected, dim=-1)  # [V]
+    assert float(cos.min()) > 0.99, float(cos.min())
+    # Tied: the LM head's "Yes" row is the embedding's.
+    assert model.get_output_embeddings().weight.data_ptr() == (
+        model.get_input_embeddings().weight.data_ptr()
+    )
+
+
+def test_bpe_dropout_trains_on_pieces_and_is_never_saved(tmp_path: Path) -> None:
+    import json
+
+    from PIL import Image
+    from transformers import AutoProcessor
+
+    init = build_demo_model(tmp_path / "init", SMALL)
+    white = Image.new("RGB", (224, 224), "white")
+    samples = [Sample(white, ("drugs",), "buy weed delivered tonight")] * 2
+    cfg = StageConfig(max_steps=2, batch_size=2, questions_per_image=2, bpe_dropout=0.5)
+    train_stage(init, samples, POLICY, cfg, tmp_path / "out")
+    saved = json.loads((tmp_path / "out" / "tokenizer.json").read_text())
+    assert saved["model"]["type"] == "BPE" and saved["model"]["dropout"] is None
+    tok = AutoProcessor.from_pretrained(tmp_path / "out").tokenizer
+    runs = {tuple(tok("buy weed delivered tonight")["input_ids"]) for _ in range(20)}
+    assert len(runs) == 1  # serving tokenizes deterministically
 
 
 def test_stage_refuses_unknown_modules(tmp_path: Path) -> None:
