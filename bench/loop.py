@@ -179,13 +179,13 @@ def main(argv: list[str] | None = None) -> None:
         "--negatives",
         type=int,
         default=None,
-        help="'No' rows kept per image (default: all; the demo's pre/mid asks every question).",
+        help="'No' rows kept per corrected image (default: the demo recipe's post section).",
     )
     p.add_argument(
         "--replay-all-negatives",
         action=argparse.BooleanOptionalAction,
-        default=False,
-        help="Keep every 'No' row of replay images (anchors the original categories).",
+        default=None,
+        help="Keep every 'No' row of replay images (default: the demo recipe's post section).",
     )
     p.add_argument("--lora-r", type=int, default=None)
     p.add_argument("--keep", action="store_true", help="Keep an existing work folder.")
@@ -259,10 +259,11 @@ def main(argv: list[str] | None = None) -> None:
                 replay_ratio=a.replay_ratio, replay_manifest=replay_manifest, seed=0
             ),
         )
-    post = recipe.post
-    post = replace(
-        post, negatives_per_image=a.negatives, replay_all_negatives=a.replay_all_negatives
-    )
+    post = recipe.post  # the demo recipe's `post` section; flags below override it
+    if a.negatives is not None:
+        post = replace(post, negatives_per_image=a.negatives)
+    if a.replay_all_negatives is not None:
+        post = replace(post, replay_all_negatives=a.replay_all_negatives)
     if a.lora_r is not None:
         post = replace(post, lora_r=a.lora_r, lora_alpha=2 * a.lora_r)
     if a.epochs is not None:
