@@ -1,0 +1,55 @@
+"""The demo checkpoint shipped in assets/model/demo, as `make demo` serves it: small enough for
+the repository, deterministic tokenizer, and meaningful scores on a plain image of text read by
+RapidOCR (the workbench's whole path: image -> OCR -> prompt -> scorer)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from model.backends import ScoringInput
+from model.loading import DEMO_MODEL_DIR, load_backend
+from storage.settings import ModelSettings
+
+
+def test_checkpoint_fits_the_repository_and_says_how_it_was_made() -> None:
+    size = sum(p.stat().st_size for p in DEMO_MODEL_DIR.iterdir())
+    assert size <= 50 * 2**20, f"demo checkpoint is {size / 2**20:.1f} MiB (limit 50)"
+    card = json.loads((DEMO_MODEL_DIR / "demo_card.json").read_text())
+    assert {s["stage"] for s in card["stages"]} == {"pre", "mid"}
+    assert card["eval"]["in_distribution"]["average_recall"] > 0.9
+    tok = json.loads((DEMO_MODEL_DIR / "tokenizer.json").read_text())
+    assert tok["model"]["dropout"] is None  # BPE-dropout is for training only
+
+
+def _card(text: str):
+    from PIL import Image, ImageDraw, ImageFont
+
+    img = Image.new("RGB", (640, 240), "white")
+    draw = ImageDraw.Draw(img)
+    draw.text((24, 90), text, font=ImageFont.load_default(size=36), fill="black")
+    return img
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("Buy cocaine online, fast shipping", "drugs"),
+        ("Send 1 BTC, get 2 BTC back", "scam_fraud"),
+        ("Lovely walk in the park today", None),
+    ],
+)
+def test_clear_text_image_scores_its_category(policy, text: str, category: str | None) -> None:
+    from model.signals import read_text
+
+    image = _card(text)
+    ocr = read_text(image)
+    assert ocr, "RapidOCR read nothing from a plain black-on-white line"
+    backend = load_backend(ModelSettings(name="demo", device="cpu", quant="none"))
+    [verdict] = backend.score([ScoringInput(image=image, ocr_text=ocr)], policy)
+    if category is None:
+        assert verdict.flagged == [], verdict.scores
+    else:
+        assert category in verdict.flagged, verdict.scores
+        assert max(verdict.scores, key=verdict.scores.get) == category
