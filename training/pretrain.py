@@ -12,11 +12,12 @@ post-training (`training.posttrain`) uses TRL + PEFT.
 The demo model (`warden train demo`) is a small InternVL of the real architecture (a 2-layer
 Qwen3 decoder of width 256; an uncased BPE over the prompts, SynthMod's training phrases and an
 English word list, its embeddings started from all-MiniLM-L6-v2 word vectors: `training.lexicon`)
-trained on SynthMod with each image's rendered text, with ~5% character noise, ~10% of words
-dropped and BPE-dropout, as the OCR hint in exactly the place the backend puts RapidOCR's text. A model this small cannot learn to read
-pixels on a CPU (FACTS.md): it is a classifier over the OCR text and knows nothing about
-text-free images beyond "no text, no violation". Because its language model starts from random
-weights, its `pre` stage trains the language model too (a real base keeps it frozen).
+trained on SynthMod with each image's rendered text, with ~5% character noise and ~10% of
+words dropped, as the OCR hint in exactly the place the backend puts RapidOCR's text. A model
+this small cannot learn to read pixels on a CPU (FACTS.md): it is a classifier over the OCR
+text and knows nothing about text-free images beyond "no text, no violation". Because its
+language model starts from random weights, its `pre` stage trains the language model too (a
+real base keeps it frozen).
 
 Run: warden train demo --out assets/model/demo --seed 0
      warden train pre --base DIR --manifest synth/manifest.jsonl --out DIR
