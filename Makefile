@@ -55,7 +55,7 @@ lint: venv
 	$(BIN)/mypy storage
 
 bench: venv
-	for b in queue_latency ingest scoring review_latency labelstudio loop; do $(BIN)/python bench/$$b.py || exit 1; done
+	for b in queue_latency ingest scoring review_latency labelstudio loop demo_foreign; do $(BIN)/python bench/$$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) warden-data test-artifacts
