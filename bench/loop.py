@@ -203,7 +203,13 @@ def main(argv: list[str] | None = None) -> None:
     from training import registry
     from training.dataset import BuildOptions, build_dataset
     from training.posttrain import post_train, register_run
-    from training.pretrain import DemoPlan, demo_eval_sets, demo_specs, write_eval_set
+    from training.pretrain import (
+        DEFAULT_DEMO_WORK,
+        DemoPlan,
+        demo_eval_sets,
+        demo_specs,
+        write_eval_set,
+    )
     from training.recipes import load_recipe
 
     torch.set_num_threads(min(4, os.cpu_count() or 1))
@@ -219,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
     t_start = time.perf_counter()
 
     # Evaluation sets (cached under the demo work folder: the same ones the demo card reports).
-    eval_root = Path("/tmp/warden-demo-work")
+    eval_root = DEFAULT_DEMO_WORK
     sets = clock.run("render evaluation sets", demo_eval_sets, plan, eval_root)
     # The correction pool: leetspeak items from another seed than the leetspeak eval set.
     pool_specs = demo_specs(replace(plan, seed=plan.seed + 7), "leetspeak", a.n)

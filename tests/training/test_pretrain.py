@@ -169,6 +169,23 @@ def test_bpe_dropout_trains_on_pieces_and_is_never_saved(tmp_path: Path) -> None
     assert len(runs) == 1  # serving tokenizes deterministically
 
 
+def test_bpe_dropout_splits_words_inside_the_block_and_restores_on_error(tmp_path: Path) -> None:
+    from transformers import AutoProcessor
+
+    from training.pretrain import bpe_dropout
+
+    tok = AutoProcessor.from_pretrained(build_demo_model(tmp_path / "init", SMALL)).tokenizer
+    text = " delivered delivered delivered tonight"
+    whole = tok(text, add_special_tokens=False)["input_ids"]
+    with bpe_dropout(tok, 0.5):
+        runs = [tok(text, add_special_tokens=False)["input_ids"] for _ in range(20)]
+    assert any(len(r) > len(whole) for r in runs)  # words seen as pieces while training
+    assert tok.decode(runs[0]) == text  # the same text, only segmented differently
+    with pytest.raises(RuntimeError), bpe_dropout(tok, 0.5):
+        raise RuntimeError("a failing step")
+    assert tok(text, add_special_tokens=False)["input_ids"] == whole
+
+
 def test_stage_refuses_unknown_modules(tmp_path: Path) -> None:
     init = build_demo_model(tmp_path / "init", SMALL)
     from PIL import Image
