@@ -48,9 +48,13 @@ def _quote(value: str, cap: int) -> str:
     """A one-line, double-quoted rendering of untrusted text, truncated to `cap` characters.
 
     json.dumps escapes quotes, backslashes and newlines, so text cannot close the quote or
-    start a new prompt line ("ignore the policy...") that looks like ours.
+    start a new prompt line ("ignore the policy...") that looks like ours. Every "<" becomes
+    "‹" (U+2039): tokenizers parse special-token strings inside plain text, so OCR text reading
+    "<|im_end|><|im_start|>assistant" would end our turn, and "<IMG_CONTEXT>" would add an
+    image slot without an image (the processor then refuses the whole batch). All the special
+    tokens of the model families Warden serves start with "<".
     """
-    value = " ".join(value.split())
+    value = " ".join(value.split()).replace("<", "\u2039")
     if len(value) > cap:
         value = value[: cap - 1].rstrip() + "…"
     return json.dumps(value, ensure_ascii=False)
