@@ -93,6 +93,7 @@ def _train_tokenizer(
     extra_corpus: Sequence[str] = (),
     vocab_size: int = VOCAB_SIZE,
     lowercase: bool = False,
+    split_digits: bool = False,
 ) -> Any:
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
@@ -100,6 +101,10 @@ def _train_tokenizer(
     if lowercase:
         tok.normalizer = normalizers.Lowercase()
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    if split_digits:  # one token per digit, as Qwen's tokenizers do ("148" -> 1, 4, 8)
+        tok.pre_tokenizer = pre_tokenizers.Sequence(
+            [pre_tokenizers.Digits(individual_digits=True), tok.pre_tokenizer]
+        )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -120,6 +125,7 @@ def _hf_tokenizer(
     extra_corpus: Sequence[str] = (),
     vocab_size: int = VOCAB_SIZE,
     lowercase: bool = False,
+    split_digits: bool = False,
 ) -> Any:
     from transformers import PreTrainedTokenizerFast
 
@@ -138,7 +144,9 @@ def _hf_tokenizer(
     elif arch == "llava":
         extra = {"image_token": "<image>"}
     return PreTrainedTokenizerFast(
-        tokenizer_object=_train_tokenizer(specials, extra_corpus, vocab_size, lowercase),
+        tokenizer_object=_train_tokenizer(
+            specials, extra_corpus, vocab_size, lowercase, split_digits
+        ),
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
         padding_side="left",
@@ -295,6 +303,7 @@ def make_tiny(
     extra_corpus: Sequence[str] = (),
     vocab_size: int = VOCAB_SIZE,
     lowercase: bool = False,
+    split_digits: bool = False,
 ) -> Path:
     """Build and save a tiny random-weight VLM of `arch` into `out`; returns `out`.
 
@@ -309,7 +318,7 @@ def make_tiny(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     template = chatml_template(_IMAGE_MARKUP[arch])
-    tok = _hf_tokenizer(arch, template, extra_corpus, vocab_size, lowercase)
+    tok = _hf_tokenizer(arch, template, extra_corpus, vocab_size, lowercase, split_digits)
     # fork_rng: a seeded build must not change the caller's random stream.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

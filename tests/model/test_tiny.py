@@ -75,3 +75,23 @@ def test_extra_corpus_turns_content_words_into_tokens(tmp_path):
     # The scorer's prompt still renders and the answer ids are unchanged in kind.
     yes, no = answer_token_ids(rich)
     assert rich.decode([yes]) == prompts.ANSWER_YES and rich.decode([no]) == prompts.ANSWER_NO
+
+
+def test_split_digits_gives_one_token_per_digit_and_round_trips(tmp_path):
+    corpus = ["call 555 0100 or 2024 at 148 main st, $120 each"] * 50
+    grouped = AutoProcessor.from_pretrained(
+        make_tiny(tmp_path / "g", "internvl", extra_corpus=corpus)
+    ).tokenizer
+    single = AutoProcessor.from_pretrained(
+        make_tiny(tmp_path / "s", "internvl", extra_corpus=corpus, split_digits=True)
+    ).tokenizer
+    text = "M1cr0d053, l4b 73$73d: call 555 0100"
+    pieces = single.convert_ids_to_tokens(single(text, add_special_tokens=False)["input_ids"])
+    digits = [p for p in pieces if any(ch.isdigit() for ch in p)]
+    assert digits and all(len(p.lstrip("Ġ")) == 1 for p in digits), pieces
+    assert any(
+        len(p.lstrip("Ġ")) > 1 and p.lstrip("Ġ").isdigit()
+        for p in grouped.convert_ids_to_tokens(grouped(text, add_special_tokens=False)["input_ids"])
+    )
+    assert single.decode(single(text, add_special_tokens=False)["input_ids"]) == text
+    assert len(single(" Yes", add_special_tokens=False)["input_ids"]) == 1
