@@ -31,6 +31,7 @@ import json
 import logging
 import math
 import random
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -76,6 +77,9 @@ class DemoArch:
     # Word knowledge from all-MiniLM-L6-v2 (`training.lexicon`): its English word list joins the
     # tokenizer's corpus and the embeddings start as its vectors of each token's text.
     word_vectors: bool = True
+    # One token per digit (Qwen's tokenizers do the same); GPT-2-style pre-tokenizing keeps
+    # digit runs whole ("148"), so a digit written for a letter looks like part of a number.
+    split_digits: bool = False
 
     @property
     def image_tokens(self) -> int:
@@ -106,6 +110,13 @@ class StageConfig:
     # model learns to compose pieces, which is what reading misspelt, OCR-damaged or
     # leetspeak text needs. Serving always tokenizes deterministically.
     bpe_dropout: float = 0.0
+    # Share of the hint's Latin words cut into pieces at random inner points, each piece
+    # tokenized on its own ("cocaine" -> "coc" + "a" + "ine"): the model learns to read a word
+    # from its fragments, which is what OCR damage and leetspeak leave of it ("c0c41n3" is
+    # "c", "0", "c", "41", "n", "3" to a BPE). Unlike BPE-dropout it leaves the other words
+    # whole. Digits and symbols never appear as letters here: learning that "4" is an "a" is
+    # left to the data (the loop benchmark's withheld variant).
+    split_words: float = 0.0
     yes_weight: float = 1.0  # weight of "Yes" answers in the loss
     questions_per_image: int = 5  # all positives + random negatives (see pick_questions)
     bf16: bool = True  # autocast: ~2x faster on CPUs with AMX / AVX512-bf16
@@ -152,6 +163,60 @@ def ocr_noise(text: str, rate: float, rng: random.Random) -> str:
         else:
             out.append(ch + rng.choice(_NOISE_CHARS))
     return "".join(out)
+
+
+# Marks a cut inside a word in an OCR hint during training. A private-use character: no OCR
+# text or prompt holds one, and the prompt builder keeps it (it is not a special-token string);
+# `shared_prefix_loss` swaps it for the pad token, which splits BPE pre-tokens, and then drops
+# that token from the ids, so the pieces reach the model side by side.
+SPLIT_MARK = "\ue000"
+_LATIN_WORD = re.compile(r"[A-Za-z]{3,}")
+
+
+def split_words(text: str, rate: float, rng: random.Random, cut: float = 0.5) -> str:
+    """Cut each Latin word of 3+ letters with probability `rate`: every inner gap is a cut with
+    probability `cut` (at least one), marked with SPLIT_MARK."""
+    if rate <= 0 or not text:
+        return text
+
+    def cut_word(m: re.Match[str]) -> str:
+        word = m.group(0)
+        if rng.random() >= rate:
+            return word
+        gaps = [i for i in range(1, len(word)) if rng.random() < cut] or [
+            rng.randrange(1, len(word))
+        ]
+        pieces, start = [], 0
+        for g in gaps:
+            pieces.append(word[start:g])
+            start = g
+        pieces.append(word[start:])
+        return SPLIT_MARK.join(pieces)
+
+    return _LATIN_WORD.sub(cut_word, text)
+
+
+def drop_split_marks(enc: Any, mark_id: int, pad_id: int) -> Any:
+    """Remove the mark token from a left-padded batch and left-pad it again. Every [B, L]
+    tensor of `enc` (ids, mask, token types) loses the same positions."""
+    import torch
+
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    keep = mask.bool() & (ids != mark_id)
+    if bool((keep == mask.bool()).all()):
+        return enc
+    lengths = keep.sum(-1)
+    width = int(lengths.max())
+    keys = [k for k, v in enc.items() if torch.is_tensor(v) and v.shape == ids.shape]
+    for k in keys:
+        old = enc[k]
+        fill = pad_id if k == "input_ids" else 0
+        new = torch.full((ids.shape[0], width), fill, dtype=old.dtype, device=old.device)
+        for b in range(ids.shape[0]):
+            row = old[b][keep[b]]
+            new[b, width - row.shape[0] :] = row
+        enc[k] = new
+    return enc
 
 
 def word_dropout(text: str, rate: float, rng: random.Random) -> str:
@@ -213,6 +278,7 @@ def build_demo_model(
             extra_corpus=corpus,
             vocab_size=arch.vocab_size,
             lowercase=arch.lowercase,
+            split_digits=arch.split_digits,
         )
         processor = tf.AutoProcessor.from_pretrained(tmp)
     tok = processor.tokenizer
@@ -365,7 +431,8 @@ def shared_prefix_loss(
 ) -> Any:
     """Weighted cross-entropy of the category answers of B images, in one prefix pass and one
     suffix pass (the scorer's computation, with gradients). `questions[b]` lists which
-    categories image b is asked (same count per image; default all)."""
+    categories image b is asked (same count per image; default all). SPLIT_MARKs in the OCR
+    texts become token boundaries (`split_words`)."""
     import torch
 
     from model import scoring
@@ -375,6 +442,10 @@ def shared_prefix_loss(
         scoring.render_prompt_parts(processor, policy, text=s.text, ocr_text=o)
         for s, o in zip(batch, ocr_texts, strict=True)
     ]
+    tok = processor.tokenizer
+    marked = any(SPLIT_MARK in o for o in ocr_texts)
+    if marked:
+        parts = [replace(p, prefix=p.prefix.replace(SPLIT_MARK, tok.pad_token)) for p in parts]
     n_img = len(batch)
     if questions is None:
         questions = [list(range(len(policy.categories)))] * n_img
@@ -384,6 +455,8 @@ def shared_prefix_loss(
     enc = scoring._processor_inputs(
         processor, [p.prefix for p in parts], [s.image for s in batch], model.device, model.dtype
     )
+    if marked:
+        enc = drop_split_marks(enc, tok.pad_token_id, tok.pad_token_id)
     prefix_pos, next_pos = scoring._prefix_positions(core, enc)
     out = core(**enc, position_ids=prefix_pos, use_cache=True)
     cache = scoring.kv_cache(out)
@@ -485,7 +558,13 @@ def train_stage(
             batch = [samples[i] for i in idx]
             # Fresh OCR noise every time a sample is seen, like a new OCR pass.
             hints = [
-                ocr_noise(word_dropout(s.ocr_text, config.word_dropout, rng), config.ocr_noise, rng)
+                split_words(
+                    ocr_noise(
+                        word_dropout(s.ocr_text, config.word_dropout, rng), config.ocr_noise, rng
+                    ),
+                    config.split_words,
+                    rng,
+                )
                 for s in batch
             ]
             for g in opt.param_groups:

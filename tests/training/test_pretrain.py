@@ -20,6 +20,7 @@ from training.pretrain import (
     eval_fingerprint,
     ocr_noise,
     pick_questions,
+    split_words,
     train_stage,
     word_dropout,
 )
@@ -184,6 +185,60 @@ def test_bpe_dropout_splits_words_inside_the_block_and_restores_on_error(tmp_pat
     with pytest.raises(RuntimeError), bpe_dropout(tok, 0.5):
         raise RuntimeError("a failing step")
     assert tok(text, add_special_tokens=False)["input_ids"] == whole
+
+
+def test_split_words_cuts_latin_words_only_and_loses_no_letter() -> None:
+    from training.pretrain import SPLIT_MARK
+
+    text = "buy cheap cocaine tonight, text me 010-5555 每天保证收益 ok"
+    out = split_words(text, 0.5, random.Random(4))
+    assert out == split_words(text, 0.5, random.Random(4))
+    assert out.replace(SPLIT_MARK, "") == text
+    assert "每天保证收益" in out and " me " in out and " ok" in out  # CJK, <3 letters: whole
+    assert split_words(text, 0.0, random.Random(4)) == text
+    words = " ".join(f"word{chr(97 + i % 26)}xyz" for i in range(1000))
+    cut = split_words(words, 0.2, random.Random(0)).split(" ")
+    share = sum(SPLIT_MARK in w for w in cut) / len(cut)
+    assert 0.16 < share < 0.24
+    every = split_words("abcdefgh", 1.0, random.Random(1), cut=1.0)
+    assert every == SPLIT_MARK.join("abcdefgh")
+
+
+def test_split_words_reach_the_model_as_pieces_of_the_same_text(tmp_path: Path) -> None:
+    from PIL import Image
+    from transformers import AutoProcessor
+
+    from model import scoring
+    from training.pretrain import SPLIT_MARK, drop_split_marks
+
+    proc = AutoProcessor.from_pretrained(build_demo_model(tmp_path / "init", SMALL))
+    tok = proc.tokenizer
+    plain = "buy weed delivered tonight"
+    marked = plain.replace("delivered", f"del{SPLIT_MARK}iver{SPLIT_MARK}ed")
+    prefixes = [
+        scoring.render_prompt_parts(proc, POLICY, text=None, ocr_text=t).prefix.replace(
+            SPLIT_MARK, tok.pad_token
+        )
+        for t in (marked, plain, "x")
+    ]
+    white = Image.new("RGB", (224, 224), "white")
+    enc = scoring._processor_inputs(proc, prefixes, [white] * 3, "cpu", None)
+    enc = drop_split_marks(enc, tok.pad_token_id, tok.pad_token_id)
+    mask = enc["attention_mask"].bool()
+    rows = [enc["input_ids"][b][mask[b]].tolist() for b in range(3)]
+    assert tok.pad_token_id not in sum(rows, [])  # every mark gone
+    assert tok.decode(rows[0]) == tok.decode(rows[1])  # the same text...
+    assert len(rows[0]) > len(rows[1])  # ...in more pieces
+    for piece in (" del", "iver", "ed"):  # each piece tokenized on its own
+        ids = tok(piece, add_special_tokens=False)["input_ids"]
+        assert any(rows[0][i : i + len(ids)] == ids for i in range(len(rows[0])))
+    assert mask[:, -1].all()  # still left-padded, the shortest row too
+    assert enc["input_ids"].shape == enc["attention_mask"].shape
+    # A training stage with split words runs end to end.
+    samples = [Sample(white, ("drugs",), "buy weed delivered tonight")] * 2
+    cfg = StageConfig(max_steps=2, batch_size=2, questions_per_image=2, split_words=1.0)
+    res = train_stage(tmp_path / "init", samples, POLICY, cfg, tmp_path / "out")
+    assert res.steps == 2 and res.last_loss == res.last_loss  # finite, not NaN
 
 
 def test_stage_refuses_unknown_modules(tmp_path: Path) -> None:
