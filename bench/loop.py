@@ -188,6 +188,12 @@ def main(argv: list[str] | None = None) -> None:
         help="Keep every 'No' row of replay images (default: the demo recipe's post section).",
     )
     p.add_argument("--lora-r", type=int, default=None)
+    p.add_argument(
+        "--tune-content-tokens",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Train the embeddings of the corrections' content tokens (default: the recipe).",
+    )
     p.add_argument("--keep", action="store_true", help="Keep an existing work folder.")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -272,6 +278,8 @@ def main(argv: list[str] | None = None) -> None:
         post = replace(post, replay_all_negatives=a.replay_all_negatives)
     if a.lora_r is not None:
         post = replace(post, lora_r=a.lora_r, lora_alpha=2 * a.lora_r)
+    if a.tune_content_tokens is not None:
+        post = replace(post, tune_content_tokens=a.tune_content_tokens)
     if a.epochs is not None:
         post = replace(post, epochs=a.epochs)
     if a.max_steps is not None:

@@ -236,6 +236,11 @@ def train_post(
     epochs: float | None = typer.Option(None, "--epochs"),
     lr: float | None = typer.Option(None, "--lr"),
     batch_size: int | None = typer.Option(None, "--batch-size"),
+    tune_content_tokens: bool | None = typer.Option(
+        None,
+        "--tune-content-tokens/--no-tune-content-tokens",
+        help="Also train the embeddings of the tokens the new data brings (default: recipe).",
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint."),
     register: str | None = typer.Option(
         None, "--register", help="Register the adapter as candidate NAME in the registry."
@@ -260,6 +265,7 @@ def train_post(
         "batch_size": batch_size,
         "replay_ratio": replay_ratio,
         "replay_manifest": str(replay) if replay else None,
+        "tune_content_tokens": tune_content_tokens,
     }
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     if qlora:

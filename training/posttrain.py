@@ -80,6 +80,13 @@ class PostTrainConfig:
     # subsampled: they anchor the old decision boundary of every category, which the new
     # data's few negatives cannot (bench/loop.py measured the forgetting it prevents).
     replay_all_negatives: bool = False
+    # Also train the embedding rows of the tokens that the new data's content brings: the
+    # OCR-hint and caption tokens of the non-replay rows, less the prompt template's own
+    # tokens, the special tokens and the answer words (PEFT `trainable_token_indices`). LoRA
+    # cannot move an embedding, and text the base splits into pieces it has no meaning for
+    # (leetspeak digits, new slang, code words) is learnt there. Rows of a tied LM head move
+    # with them; the scorer reads only "Yes" against "No", which stay frozen.
+    tune_content_tokens: bool = False
 
 
 @dataclass(frozen=True)
@@ -196,8 +203,34 @@ def _device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_for_training(base: str, config: PostTrainConfig) -> tuple[Any, Any]:
-    """(PEFT model, processor). QLoRA: NF4 base with the vision side and LM head unquantized."""
+def content_token_ids(rows: list[dict[str, Any]], processor: Any, policy: Any) -> list[int]:
+    """Token ids in the prompts of the non-replay `rows` (conversational SFT rows) that the
+    prompt template alone never produces, less special tokens and the answer words."""
+    from model import prompts, scoring
+
+    tok = processor.tokenizer
+
+    def ids(messages: list[dict[str, Any]]) -> set[int]:
+        text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return set(tok(text, add_special_tokens=False)["input_ids"])
+
+    template: set[int] = set()
+    for cat in policy.categories:
+        q = prompts.category_question(cat)
+        template |= ids(prompts.build_messages(policy, text=None, ocr_text="", question=q))
+    found: set[int] = set()
+    for r in rows:
+        if not str(r.get("origin") or "").startswith("replay"):
+            found |= ids(r["prompt"])
+    excluded = template | set(tok.all_special_ids) | set(scoring.answer_token_ids(tok))
+    return sorted(found - excluded)
+
+
+def load_for_training(
+    base: str, config: PostTrainConfig, *, token_ids: list[int] | None = None
+) -> tuple[Any, Any]:
+    """(PEFT model, processor). QLoRA: NF4 base with the vision side and LM head unquantized.
+    `token_ids`: embedding rows that train too (`tune_content_tokens`)."""
     import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
@@ -237,6 +270,7 @@ def load_for_training(base: str, config: PostTrainConfig) -> tuple[Any, Any]:
         lora_dropout=config.lora_dropout,
         target_modules=target,
         task_type="CAUSAL_LM",
+        trainable_token_indices=token_ids or None,
     )
     model = get_peft_model(model, lora)
     return model, processor
@@ -330,7 +364,19 @@ def post_train(
     torch.manual_seed(config.seed)
     torch.set_flush_denormal(True)
     started = time.perf_counter()
-    model, processor = load_for_training(base, config)
+    token_ids = None
+    if config.tune_content_tokens:
+        from transformers import AutoProcessor
+
+        from model import loading
+
+        token_ids = content_token_ids(
+            load_trl_split(data, "sft", "train"),
+            AutoProcessor.from_pretrained(loading.resolve_model_path(base)),
+            policy,
+        )
+        log.info("training %d content-token embedding rows", len(token_ids))
+    model, processor = load_for_training(base, config, token_ids=token_ids)
     device = _device()
     bf16 = (
         config.bf16
@@ -340,6 +386,8 @@ def post_train(
     trainable, total = model.get_nb_trainable_parameters()
     log.info("LoRA: %d trainable of %d parameters", trainable, total)
     metrics: dict[str, Any] = {"trainable_params": trainable, "total_params": total}
+    if token_ids is not None:
+        metrics["content_tokens"] = len(token_ids)
     methods = config.method.split("+")
 
     if "sft" in methods:

@@ -213,3 +213,55 @@ def test_answer_only_loss_equals_trls_full_sequence_loss(tiny: Path, data: Path)
     b_loss, b_grad = loss_and_grad(trl)
     assert a_loss > 0 and abs(a_loss - b_loss) < 1e-5 * max(1.0, b_loss), (a_loss, b_loss)
     assert torch.allclose(a_grad, b_grad, rtol=1e-4, atol=1e-7)
+
+
+def test_content_tokens_train_their_embeddings_and_nothing_else(
+    tiny: Path, data: Path, tmp_path: Path
+) -> None:
+    import torch
+    from transformers import AutoProcessor
+
+    from model import prompts, scoring
+    from model.loading import load_backend
+    from training.dataset import load_trl_split
+    from training.posttrain import content_token_ids
+
+    proc = AutoProcessor.from_pretrained(tiny)
+    tok = proc.tokenizer
+    rows = load_trl_split(data, "sft", "train")
+    ids = content_token_ids(rows, proc, POLICY)
+    yes, no = scoring.answer_token_ids(tok)
+    assert ids and yes not in ids and no not in ids
+    assert not set(ids) & set(tok.all_special_ids)
+    bare = proc.apply_chat_template(
+        prompts.build_messages(
+            POLICY, text=None, ocr_text="", question=prompts.category_question(POLICY.categories[0])
+        ),
+        add_generation_prompt=True,
+        tokenize=False,
+    )
+    template = tok(bare, add_special_tokens=False)["input_ids"]
+    assert not set(template) & set(ids)  # the prompt's own words stay frozen
+    replay_only = [dict(r, origin="replay:manifest") for r in rows]
+    assert content_token_ids(replay_only, proc, POLICY) == []  # replay brings nothing new
+
+    cfg = PostTrainConfig(
+        method="sft", lr=1e-2, max_steps=4, batch_size=8, logging_steps=1, tune_content_tokens=True
+    )
+    res = post_train(str(tiny), data, tmp_path / "run", cfg, policy=POLICY)
+    assert res.metrics["content_tokens"] == len(ids)
+
+    def embed(adapter: str | None, token_ids: list[int]) -> torch.Tensor:
+        backend = load_backend(
+            ModelSettings(
+                name=str(tiny), adapter=adapter, device="cpu", quant="none", dtype="float32"
+            )
+        )
+        with torch.no_grad():
+            return backend.model.get_input_embeddings()(torch.tensor([token_ids]))[0]
+
+    frozen = [yes, no, *template[-8:]]
+    before, after = embed(None, ids + frozen), embed(res.adapter, ids + frozen)
+    moved = (after - before).abs().amax(-1)
+    assert (moved[: len(ids)] > 0).float().mean() > 0.9, moved[: len(ids)]
+    assert torch.equal(moved[len(ids) :], torch.zeros(len(frozen)))
