@@ -43,6 +43,7 @@ from typing import Any
 from storage.errors import WardenError
 from storage.policy import Policy
 from training.evaluate import EvalRow, read_manifest
+from training.synth_text import is_cjk
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,10 @@ class DemoArch:
     # One token per digit (Qwen's tokenizers do the same); GPT-2-style pre-tokenizing keeps
     # digit runs whole ("148"), so a digit written for a letter looks like part of a number.
     split_digits: bool = False
+    # SynthMod's phrases join the tokenizer's corpus, so their words become tokens. False: only
+    # their Hangul/Hanzi characters do (one token each), and Latin content is read in the
+    # pieces the prompt's own words leave: a reader of characters, whose prompt stays short.
+    phrase_tokens: bool = True
 
     @property
     def image_tokens(self) -> int:
@@ -265,6 +270,9 @@ def build_demo_model(
     arch = arch or DemoArch()
     out = Path(out)
     corpus = tokenizer_corpus(heldout_family_share)
+    if not arch.phrase_tokens:
+        chars = sorted({ch for line in corpus for ch in line if is_cjk(ch)})
+        corpus = [ch for ch in chars for _ in range(8)]  # frequent enough to be merged
     if arch.word_vectors:
         from training.lexicon import word_corpus
 

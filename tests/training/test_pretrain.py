@@ -268,3 +268,20 @@ def test_recipes_load_and_validate(tmp_path: Path) -> None:
     bad.write_text("name: x\npost:\n  lerning_rate: 1\n")
     with pytest.raises(WardenError, match="unknown key 'lerning_rate'"):
         load_recipe(bad)
+
+
+def test_a_character_reader_keeps_prompt_words_whole(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from transformers import AutoProcessor
+
+    from training.synth_text import is_cjk
+
+    arch = replace(SMALL, vocab_size=4096, phrase_tokens=False, split_digits=True)
+    tok = AutoProcessor.from_pretrained(build_demo_model(tmp_path / "m", arch)).tokenizer
+    for word in ("cocaine", "mephedrone", "ketamine"):  # SynthMod words: read in pieces
+        assert len(tok(f" {word}", add_special_tokens=False)["input_ids"]) > 1, word
+    assert len(tok(" Policy category", add_special_tokens=False)["input_ids"]) == 2
+    hanzi = "每天保证收益"
+    assert all(is_cjk(ch) for ch in hanzi)
+    assert len(tok(hanzi, add_special_tokens=False)["input_ids"]) == len(hanzi)
