@@ -227,10 +227,15 @@ def content_token_ids(rows: list[dict[str, Any]], processor: Any, policy: Any) -
 
 
 def load_for_training(
-    base: str, config: PostTrainConfig, *, token_ids: list[int] | None = None
+    base: str,
+    config: PostTrainConfig,
+    *,
+    token_ids: list[int] | None = None,
+    processor: Any = None,
 ) -> tuple[Any, Any]:
     """(PEFT model, processor). QLoRA: NF4 base with the vision side and LM head unquantized.
-    `token_ids`: embedding rows that train too (`tune_content_tokens`)."""
+    `token_ids`: embedding rows that train too (`tune_content_tokens`); `processor`: the
+    base's, when the caller has loaded it already."""
     import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
@@ -238,7 +243,7 @@ def load_for_training(
     from model import loading
 
     path = loading.resolve_model_path(base)
-    processor = AutoProcessor.from_pretrained(path)
+    processor = processor or AutoProcessor.from_pretrained(path)
     device = _device()
     bf16 = (
         config.bf16
@@ -364,19 +369,23 @@ def post_train(
     torch.manual_seed(config.seed)
     torch.set_flush_denormal(True)
     started = time.perf_counter()
-    token_ids = None
+    methods = config.method.split("+")
+    # The SFT rows are read once: for the content tokens (if asked) and for the SFT stage.
+    sft_rows = (
+        load_trl_split(data, "sft", "train")
+        if "sft" in methods or config.tune_content_tokens
+        else []
+    )
+    token_ids = processor = None
     if config.tune_content_tokens:
         from transformers import AutoProcessor
 
         from model import loading
 
-        token_ids = content_token_ids(
-            load_trl_split(data, "sft", "train"),
-            AutoProcessor.from_pretrained(loading.resolve_model_path(base)),
-            policy,
-        )
+        processor = AutoProcessor.from_pretrained(loading.resolve_model_path(base))
+        token_ids = content_token_ids(sft_rows, processor, policy)
         log.info("training %d content-token embedding rows", len(token_ids))
-    model, processor = load_for_training(base, config, token_ids=token_ids)
+    model, processor = load_for_training(base, config, token_ids=token_ids, processor=processor)
     device = _device()
     bf16 = (
         config.bf16
@@ -388,10 +397,9 @@ def post_train(
     metrics: dict[str, Any] = {"trainable_params": trainable, "total_params": total}
     if token_ids is not None:
         metrics["content_tokens"] = len(token_ids)
-    methods = config.method.split("+")
 
     if "sft" in methods:
-        rows = load_trl_split(data, "sft", "train")
+        rows = sft_rows
         if config.replay_manifest and config.replay_ratio > 0:
             from training.curation import replay_count
 

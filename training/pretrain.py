@@ -201,13 +201,14 @@ def split_words(text: str, rate: float, rng: random.Random, cut: float = 0.5) ->
     return _LATIN_WORD.sub(cut_word, text)
 
 
-def drop_split_marks(enc: Any, mark_id: int, pad_id: int) -> Any:
-    """Remove the mark token from a left-padded batch and left-pad it again. Every [B, L]
-    tensor of `enc` (ids, mask, token types) loses the same positions."""
+def drop_split_marks(enc: Any, pad_id: int) -> Any:
+    """Remove the pad tokens that stand for SPLIT_MARKs inside the real (unmasked) positions of
+    a left-padded batch and left-pad it again. Every [B, L] tensor of `enc` (ids, mask, token
+    types) loses the same positions."""
     import torch
 
     ids, mask = enc["input_ids"], enc["attention_mask"]
-    keep = mask.bool() & (ids != mark_id)
+    keep = mask.bool() & (ids != pad_id)
     if bool((keep == mask.bool()).all()):
         return enc
     lengths = keep.sum(-1)
@@ -464,7 +465,7 @@ def shared_prefix_loss(
         processor, [p.prefix for p in parts], [s.image for s in batch], model.device, model.dtype
     )
     if marked:
-        enc = drop_split_marks(enc, tok.pad_token_id, tok.pad_token_id)
+        enc = drop_split_marks(enc, tok.pad_token_id)
     prefix_pos, next_pos = scoring._prefix_positions(core, enc)
     out = core(**enc, position_ids=prefix_pos, use_cache=True)
     cache = scoring.kv_cache(out)

@@ -223,7 +223,7 @@ def test_split_words_reach_the_model_as_pieces_of_the_same_text(tmp_path: Path) 
     ]
     white = Image.new("RGB", (224, 224), "white")
     enc = scoring._processor_inputs(proc, prefixes, [white] * 3, "cpu", None)
-    enc = drop_split_marks(enc, tok.pad_token_id, tok.pad_token_id)
+    enc = drop_split_marks(enc, tok.pad_token_id)
     mask = enc["attention_mask"].bool()
     rows = [enc["input_ids"][b][mask[b]].tolist() for b in range(3)]
     assert tok.pad_token_id not in sum(rows, [])  # every mark gone
