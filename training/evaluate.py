@@ -278,6 +278,22 @@ def compute_report(
     )
 
 
+def recall_by_families(
+    report: EvalReport, policy: Policy, families: Collection[str]
+) -> dict[str, dict[str, Any]]:
+    """Average recall on the report's rows whose phrase family is in `families`, and on the
+    rest: after a fine-tune on corrections, what it learned by example vs what carried over."""
+    cats = [c.id for c in policy.categories]
+    out: dict[str, dict[str, Any]] = {}
+    for name, inside in (("in_families", True), ("other_families", False)):
+        rows = [p for p in report.predictions if (p["family"] in families) == inside]
+        metrics = category_metrics(
+            [set(p["labels"]) for p in rows], [set(p["predicted"]) for p in rows], cats
+        )
+        out[name] = {"n": len(rows), "average_recall": average_recall(metrics)}
+    return out
+
+
 OcrMode = Literal["manifest", "rapidocr", "none"]
 
 

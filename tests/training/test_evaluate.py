@@ -15,6 +15,7 @@ from training.evaluate import (
     compute_report,
     expected_calibration_error,
     read_manifest,
+    recall_by_families,
     unparsable_rate,
     weighted_recall,
     write_report,
@@ -94,6 +95,25 @@ def test_report_subsets_and_html(tmp_path: Path) -> None:
     out = write_report([rep], tmp_path / "r.html")
     html = out.read_text()
     assert "Recall per category" in html and "plotly" in html
+
+
+def test_recall_by_families_splits_rows_by_phrase_family(tmp_path: Path) -> None:
+    rows = [
+        EvalRow(tmp_path / "a.png", ("scam",), family="scam.en.0"),
+        EvalRow(tmp_path / "b.png", ("scam",), family="scam.en.1"),
+        EvalRow(tmp_path / "c.png", (), family="safe.en.0"),
+    ]
+    scores = [
+        {"scam": 0.9, "drugs": 0.0, "csam": 0.0},  # found
+        {"scam": 0.1, "drugs": 0.0, "csam": 0.0},  # missed
+        {"scam": 0.1, "drugs": 0.0, "csam": 0.0},  # safe, left alone
+    ]
+    rep = compute_report("m", rows, scores, POLICY)
+    split = recall_by_families(rep, POLICY, {"scam.en.0", "safe.en.0"})
+    # in: scam recall 1 (a), safe recall 1 (c) -> 1.0; other: b alone, scam recall 0
+    assert split["in_families"] == {"n": 2, "average_recall": pytest.approx(1.0)}
+    assert split["other_families"] == {"n": 1, "average_recall": pytest.approx(0.0)}
+    assert recall_by_families(rep, POLICY, set())["in_families"]["n"] == 0
 
 
 def test_read_manifest_resolves_paths_and_rejects_bad_rows(tmp_path: Path) -> None:
