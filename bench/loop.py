@@ -7,14 +7,18 @@ Starts from the demo model (assets/model/demo), which never saw the adversarial 
   2. evaluate the live model: recall on a held-out leetspeak set, average recall on the original
      (in-distribution) set, and on phrase families the demo never saw;
   3. record one analyst decision per item through `storage.decisions.record_decision`
-     (source=loop, ground truth standing in for the analyst);
+     (source=loop, ground truth standing in for the analyst); with `--stream M`, M items are
+     ingested and scored and Warden's annotation routing (`training.labelstudio.select`) picks
+     the N that analysts see, as the workbench does, instead of a random N;
   4. `build_dataset` with ~30% replay of the original SynthMod data;
   5. `post_train` a LoRA adapter (TRL SFTTrainer + PEFT) on it;
   6. evaluate the candidate on the same sets, run the gate, promote.
 Prints recall on the new variant and average recall on the original categories before and after,
-per-category deltas and the time of each stage; writes bench/results/loop.json.
+the new variant's recall split by whether an analyst corrected an item of the same phrase
+template (what the turn memorised vs what carried over), per-category deltas and the time of
+each stage; writes bench/results/loop.json.
 
-Run: .venv/bin/python bench/loop.py [--n 300] [--work /tmp/warden-loop]
+Run: .venv/bin/python bench/loop.py [--n 300] [--stream 1200] [--work /tmp/warden-loop]
 """
 
 from __future__ import annotations
@@ -105,16 +109,31 @@ def _score_and_record(
     return len(items)
 
 
-def _decide(engine: Any, policy: Any, truth: dict[str, dict[str, Any]]) -> int:
+def _pick(engine: Any, policy: Any, budget: int) -> set[int]:
+    """The items Warden routes to annotators (training.labelstudio.select: disagreement,
+    uncertainty, diversity and a 10% random audit), from the live model's predictions."""
+    from storage.db import unit_of_work
+    from training.labelstudio.select import select_items
+
+    with unit_of_work(engine) as s:
+        return {p.item_id for p in select_items(s, policy, project_id=0, budget=budget, seed=0)}
+
+
+def _decide(
+    engine: Any, policy: Any, truth: dict[str, dict[str, Any]], only: set[int] | None = None
+) -> set[str]:
+    """One analyst decision per item (or per item in `only`); returns the phrase families."""
     from sqlalchemy import select
 
     from storage.db import unit_of_work
     from storage.decisions import record_decision
     from storage.models import Item
 
-    n = 0
+    families = set()
     with unit_of_work(engine) as s:
         for item in s.scalars(select(Item).order_by(Item.id)).all():
+            if only is not None and item.id not in only:
+                continue
             rec = truth[Path(item.filename).name]
             record_decision(
                 s,
@@ -125,8 +144,8 @@ def _decide(engine: Any, policy: Any, truth: dict[str, dict[str, Any]]) -> int:
                 policy=policy,
                 external_ref=f"loop:{rec['external_id']}",
             )
-            n += 1
-    return n
+            families.add(rec["family"])
+    return families
 
 
 def _evaluate(backend: Any, policy: Any, sets: dict[str, Path], name: str) -> dict[str, Any]:
@@ -168,7 +187,14 @@ def _combined(reports: dict[str, Any], policy: Any, name: str) -> Any:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="One measured turn of the Warden loop.")
-    p.add_argument("--n", type=int, default=300, help="Analyst corrections (<= 300).")
+    p.add_argument("--n", type=int, default=300, help="Analyst corrections (aim: 300)")
+    p.add_argument(
+        "--stream",
+        type=int,
+        default=0,
+        help="Ingest and score this many leetspeak items and let Warden's annotation routing "
+        "pick the --n that analysts correct (default: correct every item, a random sample).",
+    )
     p.add_argument("--work", type=Path, default=Path("/tmp/warden-loop"))
     p.add_argument("--model", type=Path, default=None, help="Default: assets/model/demo.")
     p.add_argument("--epochs", type=float, default=None)
@@ -199,15 +225,18 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING)
 
     import torch
+    from sqlalchemy import func, select
 
     from model.loading import DEMO_MODEL_DIR, load_backend
     from storage.db import make_engine, unit_of_work
     from storage.ingest import ingest_paths
     from storage.migrate import upgrade
+    from storage.models import Decision
     from storage.policy import load_policy
     from storage.settings import DEFAULT_POLICY, ModelSettings, Settings
     from training import registry
     from training.dataset import BuildOptions, build_dataset
+    from training.evaluate import recall_by_families
     from training.posttrain import post_train, register_run
     from training.pretrain import (
         DEFAULT_DEMO_WORK,
@@ -234,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
     eval_root = DEFAULT_DEMO_WORK
     sets = clock.run("render evaluation sets", demo_eval_sets, plan, eval_root)
     # The correction pool: leetspeak items from another seed than the leetspeak eval set.
-    pool_specs = demo_specs(replace(plan, seed=plan.seed + 7), "leetspeak", a.n)
+    pool_specs = demo_specs(replace(plan, seed=plan.seed + 7), "leetspeak", max(a.n, a.stream))
     manifest, truth = clock.run("render correction pool", _write_pool, pool_specs, work / "pool")
     replay_specs = demo_specs(plan, "train", 600)  # the demo's own training distribution
     replay_manifest = clock.run(
@@ -254,7 +283,10 @@ def main(argv: list[str] | None = None) -> None:
     live = load_backend(live_settings, version_name="demo-v0")
     clock.run("score with live model", _score_and_record, engine, settings, live, policy, truth)
     before = clock.run("evaluate live model", _evaluate, live, policy, sets, "demo-v0")
-    n_dec = clock.run("record analyst decisions", _decide, engine, policy, truth)
+    chosen = clock.run("route to annotators", _pick, engine, policy, a.n) if a.stream else None
+    corrected = clock.run("record analyst decisions", _decide, engine, policy, truth, chosen)
+    with unit_of_work(engine) as s:
+        n_dec = s.scalar(select(func.count()).select_from(Decision))
 
     from storage.blobs import BlobStore
 
@@ -335,6 +367,7 @@ def main(argv: list[str] | None = None) -> None:
         "no GPU",
         "load_average_at_end": os.getloadavg(),
         "corrections": n_dec,
+        "stream": a.stream or None,
         "ingested": rep.summary if hasattr(rep, "summary") else None,
         "dataset": {
             "path": ds.path,
@@ -352,6 +385,10 @@ def main(argv: list[str] | None = None) -> None:
         "original_average_recall": {
             "before": avg(before, "in_distribution"),
             "after": avg(after, "in_distribution"),
+        },
+        "new_variant_recall_by_coverage": {
+            "before": recall_by_families(before["leetspeak"], policy, corrected),
+            "after": recall_by_families(after["leetspeak"], policy, corrected),
         },
         "unseen_families_average_recall": {
             "before": avg(before, "unseen_families"),
@@ -388,6 +425,11 @@ def main(argv: list[str] | None = None) -> None:
         ("average recall, unseen phrase families", un),
     ):
         print(f"{label:40} {d['before']:8.3f} {d['after']:8.3f} {d['after'] - d['before']:+8.3f}")
+    for part, d in result["new_variant_recall_by_coverage"]["after"].items():
+        b = result["new_variant_recall_by_coverage"]["before"][part]
+        what = "corrected templates" if part == "in_families" else "other templates"
+        label = f"  leetspeak, {what} (n={d['n']})"
+        print(f"{label:40} {b['average_recall'] or 0:8.3f} {d['average_recall'] or 0:8.3f}")
     print("per-category recall delta on the original set:")
     for c, d in deltas.items():
         print(f"  {c:16} {d:+.3f}")
