@@ -261,6 +261,9 @@ def test_recipes_load_and_validate(tmp_path: Path) -> None:
 
     demo = load_recipe("demo")
     assert demo.demo.withheld_variants == ("leetspeak",) and demo.demo.mid.max_steps
+    char = load_recipe("demo-char")
+    assert not char.demo.arch.phrase_tokens and char.demo.arch.split_digits
+    assert char.demo.mid.max_steps == demo.demo.mid.max_steps  # trained as long as the demo
     big = load_recipe("internvl3_5-2b")
     assert big.post.qlora and big.base == "OpenGVLab/InternVL3_5-2B-HF"
     assert big.pre.train_modules == ("model.multi_modal_projector",)
