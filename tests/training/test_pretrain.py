@@ -273,6 +273,40 @@ def test_recipes_load_and_validate(tmp_path: Path) -> None:
         load_recipe(bad)
 
 
+def test_a_recipe_extends_another_and_overrides_only_what_it_names(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from training.recipes import load_recipe
+
+    demo = load_recipe("demo")
+    child = tmp_path / "child.yaml"
+    child.write_text(
+        "extends: demo\nname: c\nmid:\n  lr: 0.01\ndemo:\n  arch:\n    text_layers: 3\n"
+    )
+    c = load_recipe(child)
+    assert c.name == "c" and c.mid == replace(demo.mid, lr=0.01) and c.pre == demo.pre
+    assert c.demo.arch == replace(demo.demo.arch, text_layers=3)
+    assert c.demo.n_train == demo.demo.n_train and c.post == demo.post
+    grandchild = tmp_path / "g.yaml"  # a path beside the file, and a chain of two
+    grandchild.write_text("extends: child.yaml\npost:\n  epochs: 1\n")
+    g = load_recipe(grandchild)
+    assert g.mid.lr == 0.01 and g.post == replace(demo.post, epochs=1)
+
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text("extends: b.yaml\n")
+    b.write_text("extends: a.yaml\n")
+    with pytest.raises(WardenError, match="cycle"):
+        load_recipe(a)
+    orphan = tmp_path / "o.yaml"
+    orphan.write_text("extends: no-such-recipe\n")
+    with pytest.raises(WardenError, match="no recipe 'no-such-recipe'"):
+        load_recipe(orphan)
+    typo = tmp_path / "t.yaml"
+    typo.write_text("extends: demo\nmid:\n  lerning_rate: 1\n")
+    with pytest.raises(WardenError, match="unknown key 'lerning_rate'"):
+        load_recipe(typo)
+
+
 def test_a_character_reader_keeps_prompt_words_whole(tmp_path: Path) -> None:
     from dataclasses import replace
 

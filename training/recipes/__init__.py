@@ -3,7 +3,8 @@
 A recipe names a base model and the settings of each stage: `pre` and `mid`
 (`training.pretrain.StageConfig`), `post` (`training.posttrain.PostTrainConfig`) and, for the
 demo checkpoint, `demo` (`training.pretrain.DemoPlan` fields). Unknown keys are errors, so a
-typo never silently falls back to a default.
+typo never silently falls back to a default. `extends: <recipe>` starts from another recipe and
+overrides only what it names (mappings merge key by key; any other value replaces).
 
     recipe = load_recipe("demo")             # training/recipes/demo.yaml
     recipe = load_recipe("my/recipe.yaml")   # any file
@@ -66,19 +67,47 @@ def recipe_path(name_or_path: str | Path) -> Path:
     raise WardenError(f"no recipe {name_or_path!r}; built-in recipes: {known}")
 
 
+_KNOWN_KEYS = {"name", "base", "description", "pre", "mid", "post", "demo", "notes", "extends"}
+
+
+def _merge(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    out = dict(parent)
+    for key, value in child.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_raw(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+    """The recipe's mapping with its `extends` chain merged in (child keys win)."""
+    if path.resolve() in chain:
+        names = " -> ".join(p.stem for p in (*chain, path.resolve()))
+        raise WardenError(f"{path}: recipes extend each other in a cycle ({names})")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise WardenError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise WardenError(f"{path}: a recipe is a mapping of sections")
+    unknown = set(raw) - _KNOWN_KEYS
+    if unknown:
+        raise WardenError(f"{path}: unknown key {sorted(unknown)[0]!r}")
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw
+    beside = path.parent / str(parent)
+    base = _read_raw(recipe_path(beside if beside.is_file() else parent), (*chain, path.resolve()))
+    return _merge(base, raw)
+
+
 def load_recipe(name_or_path: str | Path) -> Recipe:
     from training.posttrain import PostTrainConfig
     from training.pretrain import DemoArch, DemoPlan, StageConfig
 
     path = recipe_path(name_or_path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise WardenError(f"{path}: not valid YAML: {exc}") from None
-    known = {"name", "base", "description", "pre", "mid", "post", "demo", "notes"}
-    unknown = set(raw) - known
-    if unknown:
-        raise WardenError(f"{path}: unknown key {sorted(unknown)[0]!r}")
+    raw = _read_raw(path, ())
     stages = {k: _build(StageConfig, raw.get(k), f"{path}:{k}", stage=k) for k in ("pre", "mid")}
     for k in ("pre", "mid"):
         if raw.get(k) and "stage" in raw[k]:
