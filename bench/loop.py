@@ -121,15 +121,16 @@ def _pick(engine: Any, policy: Any, budget: int) -> set[int]:
 
 def _decide(
     engine: Any, policy: Any, truth: dict[str, dict[str, Any]], only: set[int] | None = None
-) -> set[str]:
-    """One analyst decision per item (or per item in `only`); returns the phrase families."""
+) -> tuple[int, set[str]]:
+    """One analyst decision per item (or per item in `only`); returns how many were recorded
+    and the phrase families they cover."""
     from sqlalchemy import select
 
     from storage.db import unit_of_work
     from storage.decisions import record_decision
     from storage.models import Item
 
-    families = set()
+    n, families = 0, set()
     with unit_of_work(engine) as s:
         for item in s.scalars(select(Item).order_by(Item.id)).all():
             if only is not None and item.id not in only:
@@ -144,8 +145,9 @@ def _decide(
                 policy=policy,
                 external_ref=f"loop:{rec['external_id']}",
             )
+            n += 1
             families.add(rec["family"])
-    return families
+    return n, families
 
 
 def _evaluate(backend: Any, policy: Any, sets: dict[str, Path], name: str) -> dict[str, Any]:
@@ -222,16 +224,18 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--keep", action="store_true", help="Keep an existing work folder.")
     a = p.parse_args(argv)
+    if a.n < 1:
+        p.error("--n must be at least 1")
+    if a.stream and a.stream <= a.n:
+        p.error(f"--stream ({a.stream}) must exceed --n ({a.n}): routing picks --n out of it")
     logging.basicConfig(level=logging.WARNING)
 
     import torch
-    from sqlalchemy import func, select
 
     from model.loading import DEMO_MODEL_DIR, load_backend
     from storage.db import make_engine, unit_of_work
     from storage.ingest import ingest_paths
     from storage.migrate import upgrade
-    from storage.models import Decision
     from storage.policy import load_policy
     from storage.settings import DEFAULT_POLICY, ModelSettings, Settings
     from training import registry
@@ -284,9 +288,7 @@ def main(argv: list[str] | None = None) -> None:
     clock.run("score with live model", _score_and_record, engine, settings, live, policy, truth)
     before = clock.run("evaluate live model", _evaluate, live, policy, sets, "demo-v0")
     chosen = clock.run("route to annotators", _pick, engine, policy, a.n) if a.stream else None
-    corrected = clock.run("record analyst decisions", _decide, engine, policy, truth, chosen)
-    with unit_of_work(engine) as s:
-        n_dec = s.scalar(select(func.count()).select_from(Decision))
+    n_dec, corrected = clock.run("record analyst decisions", _decide, engine, policy, truth, chosen)
 
     from storage.blobs import BlobStore
 
