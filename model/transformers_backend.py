@@ -15,11 +15,12 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from model import loading, prompts, scoring
 from model.rationale import parse_rationale
+from model.reading import Reader
 from storage.domain import Verdict
 from storage.settings import ModelSettings
 
@@ -108,6 +109,8 @@ class TransformersBackend:
         started = time.perf_counter()
         self.plan = plan
         self.model, self.processor = loading.load_model(plan)
+        # A post-trained candidate's reader (model.reading) sits beside its adapter.
+        self.reader = Reader.load(plan.adapter) or Reader.load(plan.path)
         self.yes_no = scoring.answer_token_ids(self.processor.tokenizer)
         self.batch_size = max(1, batch_size)
         self.max_new_tokens = max_new_tokens
@@ -151,8 +154,15 @@ class TransformersBackend:
         """Apply `calibration` to raw scores from now on (None: raw scores)."""
         self.calibration = calibration
 
+    def read(self, item: ScoringInput) -> ScoringInput:
+        """`item` with its OCR hint as this model reads it (unchanged without a reader)."""
+        if self.reader is None or not item.ocr_text:
+            return item
+        return replace(item, ocr_text=self.reader.read(item.ocr_text))
+
     def raw_scores(self, items: Sequence[ScoringInput], policy: Policy) -> list[dict[str, float]]:
         """Uncalibrated P(Yes) per category for each item, in order."""
+        items = [self.read(i) for i in items]
         out: list[dict[str, float]] = []
         step = self.max_images_per_forward
         with self._lock:
@@ -178,7 +188,7 @@ class TransformersBackend:
             return scoring.generate_reply(
                 self.model,
                 self.processor,
-                item,
+                self.read(item),
                 policy,
                 question=question,
                 max_new_tokens=max_new_tokens or self.max_new_tokens,
@@ -211,6 +221,10 @@ class TransformersBackend:
         rationale: bool,
     ) -> Verdict:
         signals: dict[str, object] = dict(item.signals)
+        if self.reader is not None and item.ocr_text:
+            read = self.reader.read(item.ocr_text)
+            if read != item.ocr_text:
+                signals["ocr_read_as"] = read  # what the prompt held; ocr_text stays raw
         scores = raw
         if self.calibration is not None:
             scores = self.calibration.apply(raw)

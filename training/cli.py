@@ -1,6 +1,6 @@
 """Training commands of the `warden` CLI: datasets, training stages, evaluation, the registry.
 
-    warden dataset build --out datasets/d1 [--replay-ratio 0.3] [--since 2026-11-01]
+    warden dataset build --out datasets/d1 [--replay-ratio 0.3] [--since 2026-11-01] [--no-reading]
     warden train demo --out assets/model/demo --seed 0
     warden train pre|mid --base DIR --manifest synth/manifest.jsonl --out DIR [--recipe demo]
     warden train post --base M --data datasets/d1 --out runs/r1 [--method sft+dpo] [--qlora]
@@ -68,6 +68,12 @@ def dataset_build(
     replay_manifest: Path | None = typer.Option(
         None, "--replay-manifest", help="SynthMod/general JSONL manifest to replay."
     ),
+    reading: bool = typer.Option(
+        True,
+        "--reading/--no-reading",
+        help="Learn the character swaps the corrections show (leetspeak, look-alikes) and "
+        "write a reader for them beside the dataset (the card lists the swaps).",
+    ),
     val_fraction: float = typer.Option(0.1, "--val-fraction"),
     golden_fraction: float = typer.Option(0.1, "--golden-fraction"),
     seed: int | None = typer.Option(None, "--seed"),
@@ -88,6 +94,7 @@ def dataset_build(
             seed=settings.train.seed if seed is None else seed,
             replay_from=replay_from,
             replay_manifest=replay_manifest,
+            learn_reading=reading,
             name=name,
         )
         store = BlobStore(settings.blobs_path)
@@ -121,6 +128,10 @@ def dataset_build(
         f"preference pairs: {c['preference']}"
     )
     typer.echo(f"curation: {json.dumps(c['curation'])}")
+    swaps = (info.card.get("reading") or {}).get("substitutions") or []
+    if swaps:
+        shown = ", ".join(f"{s['intended']}->{s['observed']} {s['p']:.2f}" for s in swaps[:12])
+        typer.echo(f"character swaps in the corrections (read back by reading.json): {shown}")
 
 
 # --- train -----------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from model import prompts
+from model.reading import Reader
 from storage.audit import record_audit
 from storage.errors import Conflict, WardenError
 from storage.models import Dataset as DatasetRow
@@ -65,6 +66,9 @@ class BuildOptions:
     # and/or a SynthMod / general JSONL manifest.
     replay_from: Path | None = None
     replay_manifest: Path | None = None
+    # Learn the character swaps the corrections show (leetspeak, look-alikes) and write a
+    # reader for them (model.reading) beside the dataset; SFT prompts are read through it.
+    learn_reading: bool = True
     name: str | None = None
 
 
@@ -277,6 +281,39 @@ def _replay_from_manifest(path: Path, policy: Policy) -> tuple[list[CuratedItem]
     return items, images
 
 
+def _learn_reading(train: Sequence[CuratedItem], pool: Sequence[CuratedItem]) -> Reader | None:
+    """A reader for the character swaps the train corrections show, against the replay text.
+
+    None when they show none (the usual case: ordinary corrections). Its lexicon is the plain
+    words of the replay text plus an English word list, so words the corrections never used
+    are read back too.
+    """
+    from model.reading import lexicon_of
+    from training.substitutions import estimate_channel
+
+    reference = [it.ocr_text for it in pool if it.ocr_text]
+    if not reference:
+        return None
+    channel = estimate_channel([it.ocr_text for it in train if it.ocr_text], reference)
+    if channel.empty:
+        return None
+    lexicon = lexicon_of(reference)
+    for word in _english_words():
+        lexicon.setdefault(word, 1)
+    log.info("corrections show character swaps: %s", channel.summary(8))
+    return Reader(channel, lexicon)
+
+
+def _english_words() -> list[str]:
+    from model.reading import MIN_WORD, is_plain_word
+
+    try:
+        from training.lexicon import english_words
+    except ImportError:  # pragma: no cover - a dependency of the project
+        return []
+    return [w for w in english_words() if len(w) >= MIN_WORD and is_plain_word(w)]
+
+
 def _latest_dataset_path(session: Session) -> Path | None:
     for row in session.scalars(select(DatasetRow).order_by(DatasetRow.created_at.desc())):
         if (Path(row.path) / "data" / "items-train.parquet").is_file():
@@ -287,8 +324,16 @@ def _latest_dataset_path(session: Session) -> Path | None:
 # --- TRL rows -------------------------------------------------------------------------------
 
 
-def sft_rows(item: CuratedItem, policy: Policy) -> list[dict[str, Any]]:
-    """One prompt/completion row per policy category (the scorer asks each question)."""
+def _ocr_as_read(item: CuratedItem, read: Callable[[str], str] | None) -> str:
+    return read(item.ocr_text) if read is not None and item.ocr_text else item.ocr_text
+
+
+def sft_rows(
+    item: CuratedItem, policy: Policy, *, read: Callable[[str], str] | None = None
+) -> list[dict[str, Any]]:
+    """One prompt/completion row per policy category (the scorer asks each question); the OCR
+    hint passes through `read` (the dataset's reader) as it will at serving time."""
+    ocr_text = _ocr_as_read(item, read)
     rows = []
     for cat in policy.categories:
         question = prompts.category_question(cat)
@@ -297,7 +342,7 @@ def sft_rows(item: CuratedItem, policy: Policy) -> list[dict[str, Any]]:
                 "key": item.key,
                 "category": cat.id,
                 "prompt": prompts.build_messages(
-                    policy, text=item.text, ocr_text=item.ocr_text, question=question
+                    policy, text=item.text, ocr_text=ocr_text, question=question
                 ),
                 "completion": prompts.answer_messages(prompts.yes_no(cat.id in item.labels)),
                 "origin": item.origin,
@@ -306,10 +351,13 @@ def sft_rows(item: CuratedItem, policy: Policy) -> list[dict[str, Any]]:
     return rows
 
 
-def preference_rows(item: CuratedItem, policy: Policy) -> list[dict[str, Any]]:
+def preference_rows(
+    item: CuratedItem, policy: Policy, *, read: Callable[[str], str] | None = None
+) -> list[dict[str, Any]]:
     """Where the analyst's answer differs from the model's: chosen = analyst, rejected = model."""
     if item.model_flagged is None:
         return []
+    ocr_text = _ocr_as_read(item, read)
     rows = []
     for cat in policy.categories:
         truth, model_said = cat.id in item.labels, cat.id in item.model_flagged
@@ -322,7 +370,7 @@ def preference_rows(item: CuratedItem, policy: Policy) -> list[dict[str, Any]]:
                 "prompt": prompts.build_messages(
                     policy,
                     text=item.text,
-                    ocr_text=item.ocr_text,
+                    ocr_text=ocr_text,
                     question=prompts.category_question(cat),
                 ),
                 "chosen": prompts.answer_messages(prompts.yes_no(truth)),
@@ -424,6 +472,20 @@ def _card_markdown(name: str, card: dict[str, Any]) -> str:
         f"Replay rows in train: {counts['replay']} (ratio {card['options']['replay_ratio']}).",
         f"Hard examples in train: {counts['hard']}. Curation: {json.dumps(counts['curation'])}.",
         f"Class counts in train: {json.dumps(counts['classes_train'])}.",
+    ]
+    reading = card.get("reading")
+    if reading is not None:
+        swaps = ", ".join(
+            f"`{s['intended']}`→`{s['observed']}` {s['p']:.2f}" for s in reading["substitutions"]
+        )
+        body += [
+            "",
+            f"Character swaps the corrections show ({reading['affected_items']} items, "
+            f"{reading['aligned_words']} words aligned): {swaps}. `reading.json` reads them "
+            f"back into {reading['lexicon_words']} known words; the SFT and preference prompts "
+            "hold the OCR text as read, the item parquet files the raw OCR text.",
+        ]
+    body += [
         "",
         "The golden split is frozen (an image once golden stays golden) and never trained on.",
         "Restricted categories never appear: items with a restricted category in any decision",
@@ -480,13 +542,12 @@ def build_dataset(
 
     images = {it.key: read_image(it.key) for it in train + val + golden_items}
 
-    replay: list[CuratedItem] = []
     # Hard examples appear hard_repeat times in the SFT rows: count them so, or the replay
     # share of the rows the model actually trains on would fall below the ratio asked for.
     n_rows = len(train) + sum(it.hard for it in train) * (max(1, options.hard_repeat) - 1)
     n_replay = curation.replay_count(n_rows, options.replay_ratio)
-    if n_replay:
-        pool: list[CuratedItem] = []
+    pool: list[CuratedItem] = []
+    if n_replay or options.learn_reading:
         src = options.replay_from or _latest_dataset_path(session)
         if src is not None:
             items, imgs = _replay_from_dataset(src)
@@ -496,12 +557,14 @@ def build_dataset(
             items, imgs = _replay_from_manifest(options.replay_manifest, policy)
             pool += items
             images.update(imgs)
-        # Earlier data (older than --since) may come back as replay; golden never, and an
-        # image already in this build's train/validation is not repeated.
-        exclude = golden | {it.key for it in rest} | set(dropped)
-        replay = curation.sample_replay(pool, n_replay, exclude=exclude, seed=options.seed)
-        if not pool:
+        if n_replay and not pool:
             log.warning("replay ratio %.2f asked but no replay source found", options.replay_ratio)
+    # Earlier data (older than --since) may come back as replay; golden never, and an
+    # image already in this build's train/validation is not repeated.
+    exclude = golden | {it.key for it in rest} | set(dropped)
+    replay = curation.sample_replay(pool, n_replay, exclude=exclude, seed=options.seed)
+    reader = _learn_reading(train, pool) if options.learn_reading else None
+    read = reader.read if reader is not None else None
 
     train_all = curation.with_split(train + replay, "train")
     val = curation.with_split(val, "validation")
@@ -512,10 +575,12 @@ def build_dataset(
         _write_items(out / "data" / f"items-{split}.parquet", rows, images)
     sft_train: list[dict[str, Any]] = []
     for it in train_all:
-        rows = sft_rows(it, policy)
+        rows = sft_rows(it, policy, read=read)
         sft_train += rows * (options.hard_repeat if it.hard else 1)
-    sft_val = [r for it in val for r in sft_rows(it, policy)]
-    prefs = [r for it in train for r in preference_rows(it, policy)]
+    sft_val = [r for it in val for r in sft_rows(it, policy, read=read)]
+    prefs = [r for it in train for r in preference_rows(it, policy, read=read)]
+    if reader is not None:
+        reader.save(out)
     _write_rows(out / "data" / "sft-train.parquet", sft_train)
     _write_rows(out / "data" / "sft-validation.parquet", sft_val)
     _write_rows(out / "data" / "preference-train.parquet", prefs)
@@ -542,6 +607,9 @@ def build_dataset(
         },
         "golden_keys": sorted(golden),
         "replay_sources": sorted({it.origin for it in replay}),
+        "reading": reader.channel.to_json() | {"lexicon_words": len(reader.lexicon)}
+        if reader is not None
+        else None,
         "labelstudio_kappa": labelstudio_kappa(session),
     }
     (out / "card.json").write_text(json.dumps(card, indent=2), encoding="utf-8")

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from model.reading import Reader
 from storage.errors import WardenError
 from training.dataset import load_trl_split, read_card
 
@@ -158,8 +159,11 @@ def subsample_negatives(
     return out
 
 
-def _replay_rows(manifest: str, n: int, policy: Any, seed: int) -> list[dict[str, Any]]:
-    """`n` SFT rows (image x category question) drawn from a replay manifest."""
+def _replay_rows(
+    manifest: str, n: int, policy: Any, seed: int, read: Any = None
+) -> list[dict[str, Any]]:
+    """`n` SFT rows (image x category question) drawn from a replay manifest; the OCR hint
+    passes through `read` (the dataset's reader), as the dataset's own rows did."""
     import random
 
     from PIL import Image
@@ -187,7 +191,7 @@ def _replay_rows(manifest: str, n: int, policy: Any, seed: int) -> list[dict[str
                     "prompt": prompts.build_messages(
                         policy,
                         text=r.text,
-                        ocr_text=r.ocr_text or "",
+                        ocr_text=read(r.ocr_text) if read and r.ocr_text else r.ocr_text or "",
                         question=prompts.category_question(cat),
                     ),
                     "completion": prompts.answer_messages(prompts.yes_no(cat.id in r.labels)),
@@ -362,6 +366,9 @@ def post_train(
     config = config or PostTrainConfig()
     data, out = Path(data), Path(out)
     card = read_card(data)
+    # The dataset's reader (model.reading) is part of the candidate: its prompts were read
+    # through it, so serving reads through it too.
+    reader = Reader.load(data)
     policy = policy or load_policy(DEFAULT_POLICY)
     if (out / "manifest.json").exists() and not resume:
         raise WardenError(f"{out} already holds a finished run; choose a new --out")
@@ -408,6 +415,7 @@ def post_train(
                 replay_count(len(rows), config.replay_ratio),
                 policy,
                 config.seed,
+                read=reader.read if reader is not None else None,
             )
             metrics["replay_rows_added"] = len(extra)
             rows += extra
@@ -467,6 +475,12 @@ def post_train(
     adapter = out / "adapter"
     model.save_pretrained(adapter)
     processor.save_pretrained(adapter)
+    if reader is not None:
+        reader.save(adapter)
+        metrics["reading"] = {
+            "swaps": len(reader.channel.summary(top=1000)),
+            "lexicon_words": len(reader.lexicon),
+        }
     metrics["seconds"] = round(time.perf_counter() - started, 1)
     manifest = {
         "base": base,

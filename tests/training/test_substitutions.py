@@ -1,0 +1,182 @@
+"""The character channel learnt from corrections: what it finds in SynthMod leetspeak and
+look-alike text, what it leaves alone (ordinary text, OCR noise), the reader it yields, and the
+dataset build that writes that reader and reads its SFT prompts through it."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from model.reading import READING_FILE, Reader, lexicon_of
+from storage.blobs import BlobStore
+from storage.db import make_engine, unit_of_work
+from storage.decisions import record_decision
+from storage.ingest import ingest_paths
+from storage.policy import load_policy
+from storage.settings import DEFAULT_POLICY, Settings
+from training.dataset import BuildOptions, build_dataset, load_trl_split
+from training.substitutions import estimate_channel
+from training.synth import make_specs, render_sample
+from training.synth_text import homoglyph, leetspeak
+
+POLICY = load_policy(DEFAULT_POLICY)
+
+
+def _texts(n: int, seed: int) -> list[str]:
+    out = []
+    for spec in make_specs(n, seed, variants=["clean"], size=96):
+        if spec.lang == "en" and spec.text:
+            out.append(spec.text)
+    return out
+
+
+def _written(texts: list[str], transform, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [transform(t, rng) for t in texts]
+
+
+def test_leetspeak_swaps_are_found_from_the_corrections_alone() -> None:
+    reference = _texts(400, seed=1)
+    observed = _written(_texts(300, seed=2), leetspeak, seed=3)
+    ch = estimate_channel(observed, reference)
+    # SynthMod writes e as 3, o as 0, t as 7 in 50-95% of a phrase's eligible letters.
+    for intended, obs in (("e", "3"), ("o", "0"), ("t", "7"), ("a", "4"), ("s", "5")):
+        assert 0.2 <= ch.subs[intended][obs] <= 0.95, (intended, ch.subs.get(intended))
+    # Nothing learnt that leetspeak does not do: every swap ends in a digit or a symbol.
+    assert all(not o.isalpha() for obs in ch.subs.values() for o in obs), ch.summary(40)
+    assert ch.affected_items >= 0.9 * len(observed) and ch.aligned_words > 500
+
+
+def test_look_alike_letters_are_found_too() -> None:
+    reference = _texts(400, seed=1)
+    observed = _written(_texts(300, seed=2), homoglyph, seed=3)
+    ch = estimate_channel(observed, reference)
+    assert ch.subs["o"].get("\u043e", 0) > 0.2, ch.summary()  # Cyrillic o for Latin o
+    assert ch.subs["a"].get("\u0430", 0) > 0.2, ch.summary()
+
+
+def test_ordinary_corrections_and_ocr_noise_give_no_channel() -> None:
+    reference = _texts(400, seed=1)
+    fresh = _texts(300, seed=2)
+    assert estimate_channel(fresh, reference).empty
+    # 2% of characters replaced at random (an OCR engine's slips): no systematic swap.
+    rng = random.Random(0)
+    letters = "abcdefghijklmnopqrstuvwxyz0123456789"
+    noisy = ["".join(rng.choice(letters) if rng.random() < 0.02 else c for c in t) for t in fresh]
+    assert estimate_channel(noisy, reference).empty
+
+
+def test_the_reader_reads_leetspeak_back_and_leaves_plain_text_and_numbers_alone() -> None:
+    plain = _texts(400, seed=1)
+    observed = _written(_texts(300, seed=2), leetspeak, seed=3)
+    reader = Reader(estimate_channel(observed, plain), lexicon_of(plain))
+    # Unseen leetspeak of the reference phrases: most words come back exactly.
+    originals = plain[:150]
+    written = _written(originals, leetspeak, seed=9)
+    back = right = 0
+    for orig, w in zip(originals, written, strict=True):
+        for o, x, r in zip(orig.split(), w.split(), reader.read(w).split(), strict=True):
+            if o != x:
+                back += 1
+                right += r == o
+    assert right / back > 0.6, (right, back)
+    # Plain text, numbers, prices and handles are never rewritten.
+    for text in plain[150:] + ["SSN 000-44-9901, DOB 2004-06-13", "$120 each @happy_bet83"]:
+        assert reader.read(text) == text
+    # Hostile sizes: only the head is read, the rest kept verbatim.
+    huge = "fr33 " * 5000
+    assert reader.read(huge)[-100:] == huge[-100:]
+
+
+def test_build_learns_a_reader_and_reads_the_sft_prompts_through_it(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Corrections written in leetspeak + a replay manifest: the build learns the swaps,
+    writes reading.json, and the SFT prompts hold the text as read (items keep the raw OCR)."""
+    corr = tmp_path / "corr"
+    corr.mkdir()
+    rng = random.Random(5)
+    lines, labels = [], {}
+    for spec in make_specs(80, 11, variants=["clean"], size=96):
+        if spec.lang != "en" or not spec.text:
+            continue
+        image, rec = render_sample(spec)
+        name = f"{spec.index}.png"
+        image.save(corr / name)
+        labels[name] = rec["labels"] or ["safe"]
+        lines.append(json.dumps({"path": name, "text": leetspeak(spec.text, rng)}))
+    (corr / "m.jsonl").write_text("\n".join(lines) + "\n")
+    replay = tmp_path / "replay"
+    (replay / "images").mkdir(parents=True)
+    rlines = []
+    for spec in make_specs(120, 12, variants=["clean"], size=96):
+        image, rec = render_sample(spec)
+        rel = f"images/{spec.index}.png"
+        image.save(replay / rel)
+        rlines.append(json.dumps({"path": rel, **rec}))
+    (replay / "manifest.jsonl").write_text("\n".join(rlines) + "\n")
+
+    engine = make_engine(settings.database_url)
+    ingest_paths(engine, settings, [corr / "m.jsonl"], source="loop", policy=POLICY)
+    from sqlalchemy import select
+
+    from storage.models import Item
+
+    with unit_of_work(engine) as s:
+        for item in s.scalars(select(Item)):
+            # The analyst's OCR text is the leetspeak post text here (what the model saw).
+            item.meta = {**(item.meta or {}), "ocr_text": item.text}
+            record_decision(
+                s,
+                item_id=item.id,
+                categories=labels[item.filename.rsplit("/", 1)[-1]],
+                source="loop",
+                policy=POLICY,
+            )
+    store = BlobStore(settings.blobs_path)
+    out = tmp_path / "ds"
+    with unit_of_work(engine) as s:
+        info = build_dataset(
+            s,
+            out,
+            POLICY,
+            read_image=store.read_bytes,
+            options=BuildOptions(replay_ratio=0.3, replay_manifest=replay / "manifest.jsonl"),
+        )
+    engine.dispose()
+    swaps = {(x["intended"], x["observed"]) for x in info.card["reading"]["substitutions"]}
+    assert {("e", "3"), ("o", "0")} <= swaps, swaps
+    reader = Reader.load(out)
+    assert reader is not None and (out / READING_FILE).is_file()
+    train = pq.read_table(out / "data" / "items-train.parquet").to_pylist()
+    raw = {r["key"]: r["ocr_text"] for r in train if r["origin"] == "ledger"}
+    assert raw and sum(any(c.isdigit() for c in t) for t in raw.values()) > len(raw) // 2
+    sft = [r for r in load_trl_split(out, "sft", "train") if r["key"] in raw]
+    prompt = sft[0]["prompt"][1]["content"][1]["text"]
+    assert reader.read(raw[sft[0]["key"]])[:40] in prompt  # read, as serving will read it
+    digits_raw = sum(c.isdigit() for t in raw.values() for c in t)
+    digits_read = sum(c.isdigit() for t in raw.values() for c in reader.read(t))
+    assert digits_read < 0.6 * digits_raw, (digits_read, digits_raw)
+    assert "Character swaps the corrections show" in (out / "README.md").read_text()
+
+
+def test_ordinary_corrections_build_no_reader(settings: Settings, tmp_path: Path) -> None:
+    corr = tmp_path / "corr"
+    corr.mkdir()
+    lines = []
+    for spec in make_specs(40, 21, variants=["clean"], size=96):
+        image, rec = render_sample(spec)
+        image.save(corr / f"{spec.index}.png")
+        lines.append(json.dumps({"path": f"{spec.index}.png", "labels": rec["labels"] or ["safe"]}))
+    (corr / "m.jsonl").write_text("\n".join(lines) + "\n")
+    engine = make_engine(settings.database_url)
+    ingest_paths(engine, settings, [corr / "m.jsonl"], source="synth", policy=POLICY)
+    with unit_of_work(engine) as s:
+        info = build_dataset(
+            s, tmp_path / "ds", POLICY, read_image=BlobStore(settings.blobs_path).read_bytes
+        )
+    engine.dispose()
+    assert info.card["reading"] is None and not (tmp_path / "ds" / READING_FILE).exists()
