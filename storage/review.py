@@ -46,6 +46,8 @@ class ReviewCard:
     flagged: list[str] = field(default_factory=list)
     rationale: str | None = None
     ocr_text: str | None = None
+    # The OCR text as the model's reader (model.reading) read it, where that differs.
+    ocr_read_as: str | None = None
     model_version: str | None = None
     nsfw: float | None = None
     # Blurred by default: a `blur` category or the NSFW signal is over its level, or the item
@@ -112,6 +114,7 @@ def build_cards(
             flagged=list(p.flagged or []) if p else [],
             rationale=p.rationale if p else None,
             ocr_text=(p.ocr_text if p else None) or _signal_text(signals),
+            ocr_read_as=_signal_text(signals, "ocr_read_as"),
             model_version=p.model_version if p else None,
             nsfw=nsfw,
             blur=should_blur(
@@ -125,8 +128,8 @@ def build_cards(
     return cards
 
 
-def _signal_text(signals: dict) -> str | None:
-    value = signals.get("ocr_text")
+def _signal_text(signals: dict, key: str = "ocr_text") -> str | None:
+    value = signals.get(key)
     return value if isinstance(value, str) else None
 
 

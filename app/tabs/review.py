@@ -92,9 +92,7 @@ def card_payload(ctx: AppContext, card: review.ReviewCard, grey: bool) -> dict[s
         "id": str(card.item_id),
         "meta": meta,
         "text": card.text or "",
-        "ocr": card.ocr_text
-        if card.ocr_text is not None
-        else ("" if card.scored else "not scored"),
+        "ocr": _ocr_shown(card),
         "rationale": card.rationale or ("" if card.scored else "not scored"),
         "model": model,
         "scores": scores_js,
@@ -103,6 +101,15 @@ def card_payload(ctx: AppContext, card: review.ReviewCard, grey: bool) -> dict[s
         "blurred": "1" if card.blur else "0",
         "lease": card.lease_expires_at.isoformat() if card.lease_expires_at else "",
     }
+
+
+def _ocr_shown(card: Any) -> str:
+    """The raw OCR text, and below it how the model's reader read it (leetspeak, look-alikes)."""
+    if card.ocr_text is None:
+        return "" if card.scored else "not scored"
+    if card.ocr_read_as:
+        return f"{card.ocr_text}\n\n[read by the model as]\n{card.ocr_read_as}"
+    return card.ocr_text
 
 
 def _display(payload: dict[str, Any] | None) -> list[Any]:

@@ -132,6 +132,7 @@ class LiveApp:
         ocr_text: str | None = None,
         rationale: str | None = None,
         nsfw: float | None = 0.01,
+        signals: dict | None = None,
     ) -> Verdict:
         scores = {c: 0.02 for c in self.policy.ids} | (scores or {})
         return Verdict(
@@ -142,7 +143,7 @@ class LiveApp:
             latency_ms=1.0,
             rationale=rationale,
             ocr_text=ocr_text,
-            signals={"nsfw": nsfw} if nsfw is not None else {},
+            signals=({"nsfw": nsfw} if nsfw is not None else {}) | (signals or {}),
         )
 
     def login_cookie(self, username: str, password: str = PASSWORD) -> str:

@@ -211,6 +211,27 @@ def test_hostile_text_shows_as_text_and_runs_nothing(wpage, live_app: LiveApp, s
     assert wpage.locator("svg[onload]").count() == 0
 
 
+def test_the_models_reading_shows_under_the_raw_ocr_text(wpage, live_app: LiveApp):
+    """A model with a reader (model.reading) stores how it read leetspeak; the analyst sees
+    the raw OCR text first, the reading below it, both as inert text."""
+    live_app.add_user("read_mod", "moderator")
+    raw = "8uy c0c41n3 <img src=x onerror=window.__pwned=4>"
+    read = "buy cocaine <img src=x onerror=window.__pwned=4>"
+    ids = live_app.seed_items(
+        1,
+        source="reading",
+        verdicts=[
+            live_app.verdict({"drugs": 0.9}, ocr_text=raw, signals={"ocr_read_as": read})
+        ],
+    )
+    login(wpage, live_app, "read_mod")
+    wait_item(wpage, ids[0])
+    shown = wpage.eval_on_selector("#wd-ocr textarea", "e => e.value")
+    assert shown == f"{raw}\n\n[read by the model as]\n{read}"
+    assert wpage.evaluate("() => window.__pwned") is None
+    assert wpage.locator("img[src='x']").count() == 0
+
+
 def test_zip_upload_reports_each_file(wpage, live_app: LiveApp, tmp_path: Path, screenshots):
     live_app.add_user("up_mod", "moderator")
     archive = tmp_path / "batch.zip"
