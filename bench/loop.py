@@ -10,15 +10,18 @@ Starts from the demo model (assets/model/demo), which never saw the adversarial 
      (source=loop, ground truth standing in for the analyst); with `--stream M`, M items are
      ingested and scored and Warden's annotation routing (`training.labelstudio.select`) picks
      the N that analysts see, as the workbench does, instead of a random N;
-  4. `build_dataset` with ~30% replay of the original SynthMod data;
-  5. `post_train` a LoRA adapter (TRL SFTTrainer + PEFT) on it;
-  6. evaluate the candidate on the same sets, run the gate, promote.
+  4. `build_dataset` with ~30% replay of the original SynthMod data; it learns the character
+     swaps the corrections show (training.substitutions) and writes a reader for them
+     (model.reading), through which the SFT prompts are read (`--no-reading`: off);
+  5. `post_train` a LoRA adapter (TRL SFTTrainer + PEFT) on it; the reader goes with it;
+  6. evaluate the candidate on the same sets, run the gate, promote; then, outside the turn's
+     time, the live model with the reader and no adapter (how much each part gives).
 Prints recall on the new variant and average recall on the original categories before and after,
 the new variant's recall split by whether an analyst corrected an item of the same phrase
 template (what the turn memorised vs what carried over), per-category deltas and the time of
 each stage; writes bench/results/loop.json.
 
-Run: .venv/bin/python bench/loop.py [--n 300] [--stream 1200] [--work /tmp/warden-loop]
+Run: .venv/bin/python bench/loop.py [--n 300] [--stream 1200] [--no-reading] [--results F]
 """
 
 from __future__ import annotations
@@ -187,6 +190,31 @@ def _combined(reports: dict[str, Any], policy: Any, name: str) -> Any:
     return compute_report(name, rows, scores, policy, eval_key=key)
 
 
+def _reader_only(
+    ds: Any, res: Any, model_dir: Path, work: Path, policy: Any, sets: Any, clock: Clock
+) -> dict[str, float] | None:
+    """Ablation outside the turn's time: the live model with the candidate's reader and no
+    adapter, which says how much of the gain is the reading and how much the post-training."""
+    from model.loading import load_backend
+    from model.reading import READING_FILE
+    from storage.settings import ModelSettings
+
+    if not ds.card.get("reading"):
+        return None
+    folder = work / "live-with-reader"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    for f in model_dir.iterdir():
+        (folder / f.name).symlink_to(f.resolve())
+    shutil.copy(Path(res.adapter) / READING_FILE, folder / READING_FILE)
+    backend = load_backend(
+        ModelSettings(name=str(folder), device="cpu", quant="none"), version_name="demo-v0+reader"
+    )
+    wanted = {k: sets[k] for k in ("leetspeak", "in_distribution")}
+    reports = clock.run("ablation: live + reader", _evaluate, backend, policy, wanted, "reader")
+    return {k: r.average_recall or 0.0 for k, r in reports.items()}
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="One measured turn of the Warden loop.")
     p.add_argument("--n", type=int, default=300, help="Analyst corrections (aim: 300)")
@@ -203,6 +231,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--replay-ratio", type=float, default=0.3)
+    p.add_argument(
+        "--reading",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Learn a reader for the character swaps the corrections show (the dataset "
+        "build's default); --no-reading measures post-training alone.",
+    )
     p.add_argument(
         "--negatives",
         type=int,
@@ -223,6 +258,7 @@ def main(argv: list[str] | None = None) -> None:
         help="Train the embeddings of the corrections' content tokens (default: the recipe).",
     )
     p.add_argument("--keep", action="store_true", help="Keep an existing work folder.")
+    p.add_argument("--results", type=Path, default=RESULTS, help=f"Default: {RESULTS}.")
     a = p.parse_args(argv)
     if a.n < 1:
         p.error("--n must be at least 1")
@@ -302,7 +338,10 @@ def main(argv: list[str] | None = None) -> None:
             policy,
             read_image=store.read_bytes,
             options=BuildOptions(
-                replay_ratio=a.replay_ratio, replay_manifest=replay_manifest, seed=0
+                replay_ratio=a.replay_ratio,
+                replay_manifest=replay_manifest,
+                learn_reading=a.reading,
+                seed=0,
             ),
         )
     post = recipe.post  # the demo recipe's `post` section; flags below override it
@@ -352,6 +391,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     total = round(time.perf_counter() - t_start, 1)
     engine.dispose()
+    reader_only = _reader_only(ds, res, model_dir, work, policy, sets, clock)
 
     def avg(r: dict[str, Any], k: str) -> float:
         return r[k].average_recall or 0.0
@@ -376,6 +416,7 @@ def main(argv: list[str] | None = None) -> None:
             "counts": ds.counts["items"],
             "sft": ds.counts["sft"],
             "replay": ds.counts["replay"],
+            "reading": ds.card["reading"],
             "preference": ds.counts["preference"],
         },
         "post_train": {k: v for k, v in res.metrics.items() if k != "sft"}
@@ -410,16 +451,21 @@ def main(argv: list[str] | None = None) -> None:
             "reasons": gate.reasons,
             "checks": [c.__dict__ for c in gate.checks],
         },
+        "ablation_reader_only": reader_only,
         "stages_s": clock.stages,
         "total_s": total,
     }
     result["args"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items()}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2, default=str))
+    a.results.parent.mkdir(parents=True, exist_ok=True)
+    a.results.write_text(json.dumps(result, indent=2, default=str))
 
     nv, oa = result["new_variant_recall"], result["original_average_recall"]
     un = result["unseen_families_average_recall"]
     print()
+    swaps = (ds.card["reading"] or {}).get("substitutions") or []
+    print(f"character swaps learnt from the corrections: {len(swaps)}")
+    if swaps:
+        print("  " + ", ".join(f"{x['intended']}->{x['observed']} {x['p']:.2f}" for x in swaps))
     print(f"{'metric':40} {'before':>8} {'after':>8} {'delta':>8}")
     for label, d in (
         ("leetspeak recall (new variant)", nv),
@@ -432,12 +478,17 @@ def main(argv: list[str] | None = None) -> None:
         what = "corrected templates" if part == "in_families" else "other templates"
         label = f"  leetspeak, {what} (n={d['n']})"
         print(f"{label:40} {b['average_recall'] or 0:8.3f} {d['average_recall'] or 0:8.3f}")
+    if reader_only:
+        print(
+            "ablation, live model + the candidate's reader, no adapter: leetspeak "
+            f"{reader_only['leetspeak']:.3f}, original set {reader_only['in_distribution']:.3f}"
+        )
     print("per-category recall delta on the original set:")
     for c, d in deltas.items():
         print(f"  {c:16} {d:+.3f}")
     print(f"gate: {gate.summary()}")
     print(f"total {total:.0f} s ({result['hardware']}); stages: {json.dumps(clock.stages)}")
-    print(f"-> {RESULTS}")
+    print(f"-> {a.results}")
 
 
 if __name__ == "__main__":
