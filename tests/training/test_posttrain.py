@@ -265,3 +265,29 @@ def test_content_tokens_train_their_embeddings_and_nothing_else(
     moved = (after - before).abs().amax(-1)
     assert (moved[: len(ids)] > 0).float().mean() > 0.9, moved[: len(ids)]
     assert torch.equal(moved[len(ids) :], torch.zeros(len(frozen)))
+
+
+def test_the_datasets_reader_goes_with_the_adapter(tiny: Path, data: Path, tmp_path: Path) -> None:
+    """A dataset built with a reader (model.reading) hands it to the candidate: saved beside
+    the adapter, loaded with it, and applied to the OCR hint at serving."""
+    from PIL import Image
+
+    from model.backends import ScoringInput
+    from model.loading import load_backend
+    from model.reading import READING_FILE, Channel, Reader
+
+    Reader(Channel({"e": {"3": 0.6}}), {"free": 3, "money": 2}).save(data)
+    cfg = PostTrainConfig(method="sft", max_steps=1, batch_size=4, save_steps=100)
+    res = post_train(str(tiny), data, tmp_path / "run", cfg, policy=POLICY)
+    assert (Path(res.adapter) / READING_FILE).is_file()
+    assert res.metrics["reading"] == {"swaps": 1, "lexicon_words": 2}
+    backend = load_backend(
+        ModelSettings(
+            name=str(tiny), adapter=res.adapter, device="cpu", quant="none", dtype="float32"
+        )
+    )
+    assert backend.reader is not None
+    item = ScoringInput(image=Image.new("RGB", (32, 32)), ocr_text="fr33 m0n3y")
+    assert backend.read(item).ocr_text == "free m0n3y"  # o->0 was never learnt
+    [verdict] = backend.score([item], POLICY)
+    assert verdict.ocr_text == "fr33 m0n3y" and verdict.signals["ocr_read_as"] == "free m0n3y"
