@@ -201,6 +201,8 @@ class EvalReport:
     retention: float | None  # average recall on the retention rows
     seconds: float
     eval_key: str | None = None
+    # Recall per category on the retention rows alone: forgetting shows per category first.
+    retention_per_category: dict[str, float | None] = field(default_factory=dict)
     predictions: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
@@ -214,6 +216,7 @@ class EvalReport:
             "unparsable_rate": self.unparsable_rate,
             "ece": self.ece,
             "retention": self.retention,
+            "retention_per_category": self.retention_per_category,
             "seconds": round(self.seconds, 2),
             "eval_key": self.eval_key,
             "per_category": {c: asdict(m) for c, m in self.per_category.items()},
@@ -236,12 +239,17 @@ def compute_report(
     truths = [set(r.labels) for r in rows]
     per_cat = category_metrics(truths, preds, cats)
 
-    def subset_avg(mask: Callable[[EvalRow], bool]) -> float | None:
+    def subset(mask: Callable[[EvalRow], bool]) -> dict[str, CategoryMetrics] | None:
         idx = [i for i, r in enumerate(rows) if mask(r)]
         if not idx:
             return None
-        m = category_metrics([truths[i] for i in idx], [preds[i] for i in idx], cats)
-        return average_recall(m)
+        return category_metrics([truths[i] for i in idx], [preds[i] for i in idx], cats)
+
+    def subset_avg(mask: Callable[[EvalRow], bool]) -> float | None:
+        m = subset(mask)
+        return average_recall(m) if m is not None else None
+
+    retained = subset(lambda r: r.retention) or {}
 
     adv_idx = [i for i, r in enumerate(rows) if r.variant != CLEAN]
     adversarial = None
@@ -271,10 +279,11 @@ def compute_report(
         per_variant={v: subset_avg(lambda r, v=v: r.variant == v) for v in variants},
         unparsable_rate=unparsable_rate(list(parse_ok or [])),
         ece=expected_calibration_error(probs, labels),
-        retention=subset_avg(lambda r: r.retention),
+        retention=average_recall(retained) if retained else None,
         seconds=seconds,
         eval_key=eval_key,
         predictions=predictions,
+        retention_per_category={c: m.recall for c, m in retained.items()},
     )
 
 

@@ -224,7 +224,9 @@ def gate(
     """Compare two evaluation summaries (see `training.evaluate.EvalReport.summary`).
 
     Passes when the candidate's average recall is strictly higher, no category's recall drops
-    by more than `tolerance`, and retention drops by no more than `retention_tolerance`.
+    by more than `tolerance` (over the whole set, and on the retention rows alone: a gain on
+    the new data must not hide forgetting of the old), and retention drops by no more than
+    `retention_tolerance`.
     """
     checks: list[GateCheck] = []
     reasons: list[str] = []
@@ -246,6 +248,18 @@ def gate(
         checks.append(GateCheck(f"recall[{cat}]", c_r, l_r, c_r - l_r, tolerance, ok))
         if not ok:
             reasons.append(f"{cat} recall drops {l_r - c_r:.3f} (> {tolerance:.3f})")
+    c_rc = candidate.get("retention_per_category") or {}
+    l_rc = live.get("retention_per_category") or {}
+    for cat in sorted(set(c_rc) & set(l_rc)):
+        c_r, l_r = c_rc[cat], l_rc[cat]
+        if c_r is None or l_r is None:
+            continue
+        ok = (l_r - c_r) <= tolerance + 1e-12
+        checks.append(GateCheck(f"retention[{cat}]", c_r, l_r, c_r - l_r, tolerance, ok))
+        if not ok:
+            reasons.append(
+                f"{cat} recall on the retention set drops {l_r - c_r:.3f} (> {tolerance:.3f})"
+            )
     c_ret, l_ret = candidate.get("retention"), live.get("retention")
     if c_ret is not None and l_ret is not None:
         ok = (l_ret - c_ret) <= retention_tolerance + 1e-12

@@ -77,6 +77,23 @@ def test_gate_refuses_retention_drop_and_no_improvement(engine: Engine) -> None:
         assert registry.live_model(s).name == "forgets"
 
 
+def test_gate_refuses_forgetting_one_category_that_new_data_hides(engine: Engine) -> None:
+    """Over the whole set category b gains (the new variant's items), but on the retention
+    rows alone it drops 0.06: refused, by name."""
+    _setup(engine)
+    live = _summary(0.80, {"a": 0.8, "b": 0.8}, 0.90) | {
+        "retention_per_category": {"a": 0.9, "b": 0.9}
+    }
+    cand = _summary(0.88, {"a": 0.9, "b": 0.86}, 0.895) | {
+        "retention_per_category": {"a": 0.95, "b": 0.84}
+    }
+    ok, checks, reasons = registry.gate(cand, live, tolerance=0.03, retention_tolerance=0.01)
+    assert not ok and reasons == ["b recall on the retention set drops 0.060 (> 0.030)"]
+    assert {c.name for c in checks} >= {"retention[a]", "retention[b]", "recall[b]"}
+    fine = cand | {"retention_per_category": {"a": 0.95, "b": 0.88}}
+    assert registry.gate(fine, live, tolerance=0.03, retention_tolerance=0.01)[0]
+
+
 def test_rollback_restores_previous_live(engine: Engine) -> None:
     _setup(engine)
     with unit_of_work(engine) as s:
