@@ -9,6 +9,7 @@ import random
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from model.reading import READING_FILE, Reader, lexicon_of
 from storage.blobs import BlobStore
@@ -91,11 +92,9 @@ def test_the_reader_reads_leetspeak_back_and_leaves_plain_text_and_numbers_alone
     assert reader.read(huge)[-100:] == huge[-100:]
 
 
-def test_build_learns_a_reader_and_reads_the_sft_prompts_through_it(
-    settings: Settings, tmp_path: Path
-) -> None:
-    """Corrections written in leetspeak + a replay manifest: the build learns the swaps,
-    writes reading.json, and the SFT prompts hold the text as read (items keep the raw OCR)."""
+def _leet_ledger(settings: Settings, tmp_path: Path) -> Path:
+    """A ledger of leetspeak-written items corrected by a moderator; returns a replay manifest
+    of plain SynthMod items."""
     corr = tmp_path / "corr"
     corr.mkdir()
     rng = random.Random(5)
@@ -136,6 +135,17 @@ def test_build_learns_a_reader_and_reads_the_sft_prompts_through_it(
                 source="loop",
                 policy=POLICY,
             )
+    engine.dispose()
+    return replay / "manifest.jsonl"
+
+
+def test_build_learns_a_reader_and_reads_the_sft_prompts_through_it(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Corrections written in leetspeak + a replay manifest: the build learns the swaps,
+    writes reading.json, and the SFT prompts hold the text as read (items keep the raw OCR)."""
+    replay_manifest = _leet_ledger(settings, tmp_path)
+    engine = make_engine(settings.database_url)
     store = BlobStore(settings.blobs_path)
     out = tmp_path / "ds"
     with unit_of_work(engine) as s:
@@ -144,7 +154,7 @@ def test_build_learns_a_reader_and_reads_the_sft_prompts_through_it(
             out,
             POLICY,
             read_image=store.read_bytes,
-            options=BuildOptions(replay_ratio=0.3, replay_manifest=replay / "manifest.jsonl"),
+            options=BuildOptions(replay_ratio=0.3, replay_manifest=replay_manifest),
         )
     engine.dispose()
     swaps = {(x["intended"], x["observed"]) for x in info.card["reading"]["substitutions"]}
@@ -180,3 +190,32 @@ def test_ordinary_corrections_build_no_reader(settings: Settings, tmp_path: Path
         )
     engine.dispose()
     assert info.card["reading"] is None and not (tmp_path / "ds" / READING_FILE).exists()
+
+
+def test_cli_lists_the_swaps_and_no_reading_turns_it_off(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from storage.settings import get_settings
+    from training import cli
+
+    replay_manifest = _leet_ledger(settings, tmp_path)
+    monkeypatch.setenv("WARDEN_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("WARDEN_DATA_DIR", str(settings.data_dir))
+    get_settings.cache_clear()
+    app = typer.Typer()
+    cli.register(app)
+    try:
+        args = ["dataset", "build", "--replay-manifest", str(replay_manifest)]
+        res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "d1")])
+        assert res.exit_code == 0, res.output
+        assert "character swaps in the corrections" in res.stdout and "e->3" in res.stdout
+        assert (tmp_path / "d1" / READING_FILE).is_file()
+        res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "d2"), "--no-reading"])
+        assert res.exit_code == 0, res.output
+        assert "character swaps" not in res.stdout
+        assert not (tmp_path / "d2" / READING_FILE).exists()
+    finally:
+        get_settings.cache_clear()
