@@ -434,10 +434,13 @@ def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     pq.write_table(table, path)
 
 
-def _data_hash(items: Sequence[CuratedItem]) -> str:
+def _data_hash(items: Sequence[CuratedItem], reader: Reader | None = None) -> str:
+    """Over the items and, when there is one, the reader their prompts were read through."""
     h = hashlib.sha256()
     for it in sorted(items, key=lambda i: (i.split, i.key)):
         h.update(json.dumps([it.split, it.key, list(it.labels), it.ocr_text, it.origin]).encode())
+    if reader is not None:
+        h.update(json.dumps(reader.to_json(), sort_keys=True, ensure_ascii=False).encode())
     return h.hexdigest()
 
 
@@ -586,7 +589,7 @@ def build_dataset(
     _write_rows(out / "data" / "preference-train.parquet", prefs)
 
     all_items = train_all + val + golden_items
-    data_hash = _data_hash(all_items)
+    data_hash = _data_hash(all_items, reader)
     counts: dict[str, Any] = {
         "items": {"train": len(train_all), "validation": len(val), "golden": len(golden_items)},
         "sft": {"train": len(sft_train), "validation": len(sft_val)},
