@@ -162,7 +162,10 @@ class TransformersBackend:
 
     def raw_scores(self, items: Sequence[ScoringInput], policy: Policy) -> list[dict[str, float]]:
         """Uncalibrated P(Yes) per category for each item, in order."""
-        items = [self.read(i) for i in items]
+        return self._raw_scores([self.read(i) for i in items], policy)
+
+    def _raw_scores(self, items: Sequence[ScoringInput], policy: Policy) -> list[dict[str, float]]:
+        """`raw_scores` of items whose OCR hint is already read."""
         out: list[dict[str, float]] = []
         step = self.max_images_per_forward
         with self._lock:
@@ -184,11 +187,17 @@ class TransformersBackend:
         question: str,
         max_new_tokens: int | None = None,
     ) -> str:
+        return self._generate(self.read(item), policy, question, max_new_tokens)
+
+    def _generate(
+        self, item: ScoringInput, policy: Policy, question: str, max_new_tokens: int | None
+    ) -> str:
+        """`generate` for an item whose OCR hint is already read."""
         with self._lock:
             return scoring.generate_reply(
                 self.model,
                 self.processor,
-                self.read(item),
+                item,
                 policy,
                 question=question,
                 max_new_tokens=max_new_tokens or self.max_new_tokens,
@@ -204,27 +213,29 @@ class TransformersBackend:
         verdicts: list[Verdict] = []
         for start in range(0, len(items), self.batch_size):
             chunk = items[start : start + self.batch_size]
+            read = [self.read(i) for i in chunk]  # once per item, for scores and rationale
             t0 = time.perf_counter()
-            raw = self.raw_scores(chunk, policy)
+            raw = self._raw_scores(read, policy)
             # One batched forward serves the whole chunk: latency is its share per item.
             per_item_ms = (time.perf_counter() - t0) * 1000 / len(chunk)
-            for item, scores in zip(chunk, raw, strict=True):
-                verdicts.append(self._verdict(item, policy, scores, per_item_ms, rationale))
+            for item, as_read, scores in zip(chunk, read, raw, strict=True):
+                verdicts.append(
+                    self._verdict(item, as_read, policy, scores, per_item_ms, rationale)
+                )
         return verdicts
 
     def _verdict(
         self,
         item: ScoringInput,
+        as_read: ScoringInput,
         policy: Policy,
         raw: dict[str, float],
         latency_ms: float,
         rationale: bool,
     ) -> Verdict:
         signals: dict[str, object] = dict(item.signals)
-        if self.reader is not None and item.ocr_text:
-            read = self.reader.read(item.ocr_text)
-            if read != item.ocr_text:
-                signals["ocr_read_as"] = read  # what the prompt held; ocr_text stays raw
+        if as_read.ocr_text != item.ocr_text:
+            signals["ocr_read_as"] = as_read.ocr_text  # what the prompt held; ocr_text stays raw
         scores = raw
         if self.calibration is not None:
             scores = self.calibration.apply(raw)
@@ -233,7 +244,7 @@ class TransformersBackend:
         parse_ok = None
         if rationale:
             t0 = time.perf_counter()
-            reply = self.generate(item, policy, question=prompts.rationale_question(policy))
+            reply = self._generate(as_read, policy, prompts.rationale_question(policy), None)
             latency_ms += (time.perf_counter() - t0) * 1000
             parsed = parse_rationale(reply, policy)
             parse_ok = parsed is not None
