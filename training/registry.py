@@ -238,28 +238,27 @@ def gate(
     checks.append(GateCheck("average_recall", c_avg, l_avg, c_avg - l_avg, 0.0, ok))
     if not ok:
         reasons.append(f"average recall {c_avg:.3f} does not beat live {l_avg:.3f}")
-    c_cats = candidate.get("per_category") or {}
-    l_cats = live.get("per_category") or {}
-    for cat in sorted(set(c_cats) & set(l_cats)):
-        c_r, l_r = c_cats[cat].get("recall"), l_cats[cat].get("recall")
-        if c_r is None or l_r is None:
-            continue
-        ok = (l_r - c_r) <= tolerance + 1e-12
-        checks.append(GateCheck(f"recall[{cat}]", c_r, l_r, c_r - l_r, tolerance, ok))
-        if not ok:
-            reasons.append(f"{cat} recall drops {l_r - c_r:.3f} (> {tolerance:.3f})")
-    c_rc = candidate.get("retention_per_category") or {}
-    l_rc = live.get("retention_per_category") or {}
-    for cat in sorted(set(c_rc) & set(l_rc)):
-        c_r, l_r = c_rc[cat], l_rc[cat]
-        if c_r is None or l_r is None:
-            continue
-        ok = (l_r - c_r) <= tolerance + 1e-12
-        checks.append(GateCheck(f"retention[{cat}]", c_r, l_r, c_r - l_r, tolerance, ok))
-        if not ok:
-            reasons.append(
-                f"{cat} recall on the retention set drops {l_r - c_r:.3f} (> {tolerance:.3f})"
-            )
+
+    def recalls(summary: Mapping[str, Any]) -> dict[str, float | None]:
+        return {c: m.get("recall") for c, m in (summary.get("per_category") or {}).items()}
+
+    for label, where, c_map, l_map in (
+        ("recall", "", recalls(candidate), recalls(live)),
+        (
+            "retention",
+            " on the retention set",
+            candidate.get("retention_per_category") or {},
+            live.get("retention_per_category") or {},
+        ),
+    ):
+        for cat in sorted(set(c_map) & set(l_map)):
+            c_r, l_r = c_map[cat], l_map[cat]
+            if c_r is None or l_r is None:
+                continue
+            ok = (l_r - c_r) <= tolerance + 1e-12
+            checks.append(GateCheck(f"{label}[{cat}]", c_r, l_r, c_r - l_r, tolerance, ok))
+            if not ok:
+                reasons.append(f"{cat} recall{where} drops {l_r - c_r:.3f} (> {tolerance:.3f})")
     c_ret, l_ret = candidate.get("retention"), live.get("retention")
     if c_ret is not None and l_ret is not None:
         ok = (l_ret - c_ret) <= retention_tolerance + 1e-12
