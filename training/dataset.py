@@ -288,7 +288,8 @@ def _learn_reading(train: Sequence[CuratedItem], pool: Sequence[CuratedItem]) ->
     words of the replay text plus an English word list, so words the corrections never used
     are read back too.
     """
-    from model.reading import lexicon_of
+    from model.reading import MIN_WORD, lexicon_of
+    from training.lexicon import english_words
     from training.substitutions import estimate_channel
 
     reference = [it.ocr_text for it in pool if it.ocr_text]
@@ -298,20 +299,10 @@ def _learn_reading(train: Sequence[CuratedItem], pool: Sequence[CuratedItem]) ->
     if channel.empty:
         return None
     lexicon = lexicon_of(reference)
-    for word in _english_words():
+    for word in english_words(min_len=MIN_WORD):  # lower-case ASCII letters: plain words
         lexicon.setdefault(word, 1)
     log.info("corrections show character swaps: %s", channel.summary(8))
     return Reader(channel, lexicon)
-
-
-def _english_words() -> list[str]:
-    from model.reading import MIN_WORD, is_plain_word
-
-    try:
-        from training.lexicon import english_words
-    except ImportError:  # pragma: no cover - a dependency of the project
-        return []
-    return [w for w in english_words() if len(w) >= MIN_WORD and is_plain_word(w)]
 
 
 def _latest_dataset_path(session: Session) -> Path | None:

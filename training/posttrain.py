@@ -26,6 +26,7 @@ import logging
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -160,7 +161,7 @@ def subsample_negatives(
 
 
 def _replay_rows(
-    manifest: str, n: int, policy: Any, seed: int, read: Any = None
+    manifest: str, n: int, policy: Any, seed: int, read: Callable[[str], str] | None = None
 ) -> list[dict[str, Any]]:
     """`n` SFT rows (image x category question) drawn from a replay manifest; the OCR hint
     passes through `read` (the dataset's reader), as the dataset's own rows did."""
@@ -478,7 +479,7 @@ def post_train(
     if reader is not None:
         reader.save(adapter)
         metrics["reading"] = {
-            "swaps": len(reader.channel.summary(top=1000)),
+            "swaps": sum(len(obs) for obs in reader.channel.subs.values()),
             "lexicon_words": len(reader.lexicon),
         }
     metrics["seconds"] = round(time.perf_counter() - started, 1)
