@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -22,7 +23,7 @@ from storage.policy import load_policy
 from storage.queue import record_prediction
 from storage.settings import DEFAULT_POLICY, Settings
 from storage.users import create_user
-from training.dataset import BuildOptions, build_dataset, load_trl_split
+from training.dataset import BuildOptions, DatasetInfo, build_dataset, load_trl_split
 from training.synth import make_specs, render_sample
 
 POLICY = load_policy(DEFAULT_POLICY)
@@ -72,6 +73,22 @@ def _ingest(settings: Settings, folder: Path, n: int, seed: int) -> dict[str, di
 
 def _item_ids(s) -> dict[str, int]:
     return {it.filename.rsplit("/", 1)[-1]: it.id for it in s.scalars(select(Item))}
+
+
+def _build(settings: Settings, out: Path, **options: Any) -> DatasetInfo:
+    """`build_dataset` over the ledger of `settings` with these BuildOptions."""
+    engine = make_engine(settings.database_url)
+    try:
+        with unit_of_work(engine) as s:
+            return build_dataset(
+                s,
+                out,
+                POLICY,
+                read_image=BlobStore(settings.blobs_path).read_bytes,
+                options=BuildOptions(**options),
+            )
+    finally:
+        engine.dispose()
 
 
 def _items(path: Path, split: str) -> list[dict]:
@@ -161,16 +178,9 @@ def test_build_curates_the_ledger(settings: Settings, tmp_path: Path) -> None:
 
     store = BlobStore(settings.blobs_path)
     out1 = tmp_path / "ds1"
-    with unit_of_work(engine) as s:
-        info = build_dataset(
-            s,
-            out1,
-            POLICY,
-            read_image=store.read_bytes,
-            options=BuildOptions(
-                golden_fraction=0.2, val_fraction=0.1, replay_ratio=0.0, balance_cap=0
-            ),
-        )
+    info = _build(
+        settings, out1, golden_fraction=0.2, val_fraction=0.1, replay_ratio=0.0, balance_cap=0
+    )
     all_rows = {
         r["item_id"]: r for sp in ("train", "validation", "golden") for r in _items(out1, sp)
     }

@@ -12,18 +12,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from model.reading import READING_FILE, Reader, lexicon_of
-from storage.blobs import BlobStore
 from storage.db import make_engine, unit_of_work
 from storage.decisions import record_decision
 from storage.ingest import ingest_paths
-from storage.policy import load_policy
-from storage.settings import DEFAULT_POLICY, Settings
-from training.dataset import BuildOptions, build_dataset, load_trl_split
+from storage.settings import Settings
+from tests.training.test_dataset import POLICY, _build, _ingest
+from training.dataset import load_trl_split
 from training.substitutions import estimate_channel
 from training.synth import make_specs, render_sample
 from training.synth_text import homoglyph, leetspeak
-
-POLICY = load_policy(DEFAULT_POLICY)
 
 
 def _texts(n: int, seed: int) -> list[str]:
@@ -145,18 +142,8 @@ def test_build_learns_a_reader_and_reads_the_sft_prompts_through_it(
     """Corrections written in leetspeak + a replay manifest: the build learns the swaps,
     writes reading.json, and the SFT prompts hold the text as read (items keep the raw OCR)."""
     replay_manifest = _leet_ledger(settings, tmp_path)
-    engine = make_engine(settings.database_url)
-    store = BlobStore(settings.blobs_path)
     out = tmp_path / "ds"
-    with unit_of_work(engine) as s:
-        info = build_dataset(
-            s,
-            out,
-            POLICY,
-            read_image=store.read_bytes,
-            options=BuildOptions(replay_ratio=0.3, replay_manifest=replay_manifest),
-        )
-    engine.dispose()
+    info = _build(settings, out, replay_ratio=0.3, replay_manifest=replay_manifest)
     swaps = {(x["intended"], x["observed"]) for x in info.card["reading"]["substitutions"]}
     assert {("e", "3"), ("o", "0")} <= swaps, swaps
     reader = Reader.load(out)
@@ -174,21 +161,8 @@ def test_build_learns_a_reader_and_reads_the_sft_prompts_through_it(
 
 
 def test_ordinary_corrections_build_no_reader(settings: Settings, tmp_path: Path) -> None:
-    corr = tmp_path / "corr"
-    corr.mkdir()
-    lines = []
-    for spec in make_specs(40, 21, variants=["clean"], size=96):
-        image, rec = render_sample(spec)
-        image.save(corr / f"{spec.index}.png")
-        lines.append(json.dumps({"path": f"{spec.index}.png", "labels": rec["labels"] or ["safe"]}))
-    (corr / "m.jsonl").write_text("\n".join(lines) + "\n")
-    engine = make_engine(settings.database_url)
-    ingest_paths(engine, settings, [corr / "m.jsonl"], source="synth", policy=POLICY)
-    with unit_of_work(engine) as s:
-        info = build_dataset(
-            s, tmp_path / "ds", POLICY, read_image=BlobStore(settings.blobs_path).read_bytes
-        )
-    engine.dispose()
+    _ingest(settings, tmp_path / "corr", 40, seed=21)
+    info = _build(settings, tmp_path / "ds")
     assert info.card["reading"] is None and not (tmp_path / "ds" / READING_FILE).exists()
 
 
