@@ -2,8 +2,9 @@
 
 A recipe names a base model and the settings of each stage: `pre` and `mid`
 (`training.pretrain.StageConfig`), `post` (`training.posttrain.PostTrainConfig`) and, for the
-demo checkpoint, `demo` (`training.pretrain.DemoPlan` fields). Unknown keys are errors, so a
-typo never silently falls back to a default. `extends: <recipe>` starts from another recipe and
+demo checkpoint, `demo` (`training.pretrain.DemoPlan` fields). Each section is validated by
+`training.recipes.schema` (types, ranges, unknown keys), so a typo never silently falls back
+to a default and `lr: 2e-4` is a number; errors name the file and the key. `extends: <recipe>` starts from another recipe and
 overrides only what it names (mappings merge key by key; any other value replaces).
 
     recipe = load_recipe("demo")             # training/recipes/demo.yaml
@@ -13,7 +14,6 @@ Run: warden train post --recipe internvl3_5-2b --base OpenGVLab/InternVL3_5-2B-H
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from storage.errors import WardenError
+from training.recipes.schema import validate_section
 
 RECIPES_DIR = Path(__file__).resolve().parent
 
@@ -37,23 +38,13 @@ class Recipe:
     notes: dict[str, Any] = field(default_factory=dict)
 
 
-def _build(cls: type, raw: Any, where: str, **extra: Any) -> Any:
+def _build(
+    cls: type, raw: Any, path: Path, where: str, *, skip: frozenset[str] = frozenset(), **extra: Any
+) -> Any:
     if raw is None:
         return None
-    if not isinstance(raw, dict):
-        raise WardenError(f"{where}: expected a mapping")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(raw) - names
-    if unknown:
-        raise WardenError(f"{where}: unknown key {sorted(unknown)[0]!r}; known: {sorted(names)}")
-    values = dict(raw)
-    for key, value in values.items():
-        if isinstance(value, list):
-            values[key] = tuple(value)
-    try:
-        return cls(**values, **extra)
-    except TypeError as exc:
-        raise WardenError(f"{where}: {exc}") from None
+    values = validate_section(cls, raw, path, where, skip=skip)
+    return cls(**values, **extra)
 
 
 def recipe_path(name_or_path: str | Path) -> Path:
@@ -108,24 +99,30 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
 
     path = recipe_path(name_or_path)
     raw = _read_raw(path, ())
-    stages = {k: _build(StageConfig, raw.get(k), f"{path}:{k}", stage=k) for k in ("pre", "mid")}
     for k in ("pre", "mid"):
-        if raw.get(k) and "stage" in raw[k]:
-            raise WardenError(f"{path}:{k}: 'stage' is implied by the section name")
+        if isinstance(raw.get(k), dict) and "stage" in raw[k]:
+            raise WardenError(f"{path}: {k}.stage: 'stage' is implied by the section name")
+    no_stage = frozenset({"stage"})
+    stages = {
+        k: _build(StageConfig, raw.get(k), path, k, skip=no_stage, stage=k) for k in ("pre", "mid")
+    }
     demo = None
     if raw.get("demo") is not None:
-        d = dict(raw["demo"])
-        arch = _build(DemoArch, d.pop("arch", None), f"{path}:demo.arch") or DemoArch()
-        d.setdefault("pre", stages["pre"])
-        d.setdefault("mid", stages["mid"])
-        demo = _build(DemoPlan, {k: v for k, v in d.items()}, f"{path}:demo", arch=arch)
+        d = raw["demo"]
+        if not isinstance(d, dict):
+            raise WardenError(f"{path}: demo: expected a mapping of settings, got {d!r}")
+        d = dict(d)
+        arch = _build(DemoArch, d.pop("arch", None), path, "demo.arch") or DemoArch()
+        nested = {"arch": arch}
+        nested |= {k: v for k, v in stages.items() if v is not None}
+        demo = _build(DemoPlan, d, path, "demo", skip=frozenset({"arch", "pre", "mid"}), **nested)
     return Recipe(
         name=str(raw.get("name") or path.stem),
         base=raw.get("base"),
         description=str(raw.get("description") or ""),
         pre=stages["pre"],
         mid=stages["mid"],
-        post=_build(PostTrainConfig, raw.get("post"), f"{path}:post"),
+        post=_build(PostTrainConfig, raw.get("post"), path, "post"),
         demo=demo,
         notes=dict(raw.get("notes") or {}),
     )
