@@ -4,8 +4,9 @@ A recipe names a base model and the settings of each stage: `pre` and `mid`
 (`training.pretrain.StageConfig`), `post` (`training.posttrain.PostTrainConfig`) and, for the
 demo checkpoint, `demo` (`training.pretrain.DemoPlan` fields). Each section is validated by
 `training.recipes.schema` (types, ranges, unknown keys), so a typo never silently falls back
-to a default and `lr: 2e-4` is a number; errors name the file and the key. `extends: <recipe>` starts from another recipe and
-overrides only what it names (mappings merge key by key; any other value replaces).
+to a default and `lr: 2e-4` is a number; errors name the file and the key.
+`extends: <recipe>` starts from another recipe and overrides only what it names (mappings
+merge key by key; any other value replaces).
 
     recipe = load_recipe("demo")             # training/recipes/demo.yaml
     recipe = load_recipe("my/recipe.yaml")   # any file
