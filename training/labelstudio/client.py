@@ -24,6 +24,8 @@ from storage.settings import LabelStudioSettings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# Per-request SDK options for calls that are not idempotent: no retry beneath Warden's own.
+SEND_ONCE: dict[str, Any] = {"max_retries": 0}
 
 
 class LabelStudioDown(WardenError):
@@ -132,11 +134,16 @@ class LabelStudioClient:
     # --- tasks --------------------------------------------------------------------------
 
     def import_tasks(self, project_id: int, tasks: list[dict[str, Any]]) -> list[int]:
-        """Import tasks (with inline predictions); returns the new task ids in order."""
+        """Import tasks (with inline predictions); returns the new task ids in order.
+
+        Sent exactly once: the SDK's own retries (on connection errors and 5xx) are off here,
+        because a re-post after Label Studio committed the import but the answer was lost
+        creates every task twice. The outbox retries instead, and recovers such a batch by
+        its `warden_push` ids (see `tasks_by_push_id`)."""
         resp = self._call(
             "import tasks",
             lambda: self._sdk.projects.import_tasks(
-                project_id, request=tasks, return_task_ids=True
+                project_id, request=tasks, return_task_ids=True, request_options=SEND_ONCE
             ),
         )
         ids = getattr(resp, "task_ids", None)

@@ -11,11 +11,16 @@ Pull: an annotation becomes a decision with `source=label_studio`, the annotator
 reviewer, and `external_ref = ls:<project>:<annotation>:<updated_at>`; an update is a new
 ref that supersedes the previous version, a replay is a no-op (the ledger is idempotent on
 the ref), an out-of-order older version is ignored, and a deletion is a retract decision
-(`ls:<project>:<annotation>:deleted`). Webhook events are recorded at once; when that fails
-they wait in the outbox (`ls.event`). `reconcile` lists every task with its annotations and
-converts all of them (catching whatever webhooks missed), retracting annotations that
-disappeared. When Label Studio is down, push and pull messages stay pending and are retried
-with exponential backoff by `deliver` (called by the CLI and by `serve-webhook`'s loop).
+(`ls:<project>:<annotation>:deleted`). Annotations by several annotators of one push
+(overlap, or duplicate tasks that carry the same `warden_push` id) are parallel ratings, none
+superseding another; curation votes over them and agreement counts each. Webhook events are
+recorded at once; when that fails they wait in the outbox (`ls.event`). `reconcile` lists
+every task with its annotations and converts all of them (catching whatever webhooks missed),
+retracting annotations that disappeared. When Label Studio is down, push and pull messages
+stay pending and are retried with exponential backoff by `deliver` (called by the CLI and by
+`serve-webhook`'s loop); every push delivers the batches waiting from earlier pushes, even when
+it selects nothing new. After `max_attempts` failures a message is dead until an operator
+requeues it (`warden labelstudio outbox list|retry`).
 
     report = push(settings, engine, budget=200)
     deliver(settings, engine)        # drain what is due
@@ -28,7 +33,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -155,8 +160,10 @@ def push(
     client: LabelStudioClient | None = None,
     deliver_now: bool = True,
 ) -> PushReport:
-    """Select up to `budget` items, queue them, and (by default) deliver what is due now.
-    Label Studio being down is not an error here: the batches wait in the outbox."""
+    """Select up to `budget` items, queue them, and (by default) deliver every push batch that
+    is due: those waiting from earlier pushes (an outage) first, then the new ones, even when
+    nothing new was selected. Label Studio being down is not an error here: the batches wait
+    in the outbox."""
     policy = _policy(settings, policy)
     pid = ls_project.project_id(settings)
     with unit_of_work(engine) as s:
@@ -175,7 +182,7 @@ def push(
     for p in picked:
         counts[p.strategy] = counts.get(p.strategy, 0) + 1
     delivered = None
-    if deliver_now and batches:
+    if deliver_now and (batches or _pending(engine, TOPIC_PUSH)):
         delivered = deliver(settings, engine, client=client, topics=(TOPIC_PUSH,), policy=policy)
     return PushReport(pid, len(picked), batches, counts, delivered)
 
@@ -344,9 +351,13 @@ def _ls_decisions(session: Session, prefix: str) -> list[DecisionRow]:
     )
 
 
-def _item_for_task(session: Session, project_id: int, task: dict[str, Any]) -> int | None:
-    """The Warden item behind a task: our own task table first (task data is editable in
-    Label Studio), then the `warden_push` id, which also heals a lost import answer."""
+def _push_for_task(
+    session: Session, project_id: int, task: dict[str, Any]
+) -> LabelStudioTask | None:
+    """The Warden task row (push) behind a Label Studio task: our own task table first (task
+    data is editable in Label Studio), then the `warden_push` id, which also heals a lost
+    import answer. Several Label Studio tasks with one `warden_push` id (a re-posted import)
+    all map to the same row: they are one Warden task."""
     task_id = int(task["id"]) if task.get("id") is not None else None
     if task_id is not None:
         row = session.scalar(
@@ -355,15 +366,37 @@ def _item_for_task(session: Session, project_id: int, task: dict[str, Any]) -> i
             )
         )
         if row is not None:
-            return row.item_id
+            return row
     push_id = (task.get("data") or {}).get("warden_push")
     if push_id is not None:
         row = session.get(LabelStudioTask, int(push_id))
         if row is not None and row.project_id == project_id:
             if row.task_id is None and task_id is not None:
                 row.task_id = task_id
-            return row.item_id
+            return row
     return None
+
+
+def _sibling_parent(
+    session: Session, project_id: int, row: LabelStudioTask
+) -> int | None | Literal["auto"]:
+    """What a new annotation of `row` supersedes. Another annotator's annotation of the same
+    push (overlap, or a duplicate task of the same `warden_push` id) is a parallel rating,
+    not a correction: the new one supersedes what the first of them superseded, so neither
+    silently replaces the other and curation votes over both. "auto" when none exists."""
+    pulled = session.scalars(
+        select(DecisionRow)
+        .where(
+            DecisionRow.item_id == row.item_id,
+            DecisionRow.source == DecisionSource.label_studio.value,
+            DecisionRow.external_ref.like(_ref_prefix(project_id) + "%"),
+        )
+        .order_by(DecisionRow.id)
+    )
+    for d in pulled:
+        if (d.meta or {}).get("warden_push") == row.id:
+            return d.supersedes_id
+    return "auto"
 
 
 def record_annotation(
@@ -379,10 +412,11 @@ def record_annotation(
     ann_id = int(annotation["id"])
     if annotation.get("was_cancelled"):
         return "skipped"  # the annotator skipped the task: no verdict
-    item_id = _item_for_task(session, project_id, task)
-    if item_id is None:
+    row = _push_for_task(session, project_id, task)
+    if row is None:
         log.warning("Label Studio task %s is not a Warden task; ignored", task.get("id"))
         return "skipped"
+    item_id = row.item_id
     updated = _norm_ts(annotation.get("updated_at") or annotation.get("created_at"))
     ref = annotation_ref(project_id, ann_id, updated)
     history = _ls_decisions(session, _ref_prefix(project_id, ann_id))
@@ -402,10 +436,11 @@ def record_annotation(
         note=note,
         policy=policy,
         external_ref=ref,
-        supersedes=history[-1].id if history else "auto",
+        supersedes=history[-1].id if history else _sibling_parent(session, project_id, row),
         meta={
             "ls_project": project_id,
             "ls_task": task.get("id"),
+            "warden_push": row.id,
             "ls_annotation": ann_id,
             "ls_updated_at": updated,
             "ls_user_id": annotation.get("completed_by"),
@@ -581,6 +616,12 @@ class DeliveryReport:
     failed: int = 0
     last_error: str | None = None
     results: list[dict[str, Any]] = field(default_factory=list)
+    pending: int = 0  # messages of the delivered topics still waiting afterwards
+
+
+def _pending(engine: Engine, *topics: str) -> int:
+    with unit_of_work(engine) as s:
+        return sum(outbox.backlog(s, t)["pending"] for t in topics)
 
 
 def deliver(
@@ -592,6 +633,7 @@ def deliver(
     policy: Policy | None = None,
     limit: int = 1000,
     base_delay_s: float = 2.0,
+    max_attempts: int = 50,
     after_message: Callable[[outbox.OutboxItem], None] | None = None,
 ) -> DeliveryReport:
     """Send every due outbox message of `topics`; failures back off (2 s, 4 s, ... 5 min).
@@ -611,7 +653,9 @@ def deliver(
             for msg in due:
                 if down is not None:
                     with unit_of_work(engine) as s:
-                        outbox.mark_failed(s, msg.id, down, base_delay_s=base_delay_s)
+                        outbox.mark_failed(
+                            s, msg.id, down, base_delay_s=base_delay_s, max_attempts=max_attempts
+                        )
                     report.failed += 1
                     continue
                 try:
@@ -623,7 +667,13 @@ def deliver(
                         down = str(exc)
                     log.warning("outbox %s %s failed: %s", msg.topic, msg.key, exc)
                     with unit_of_work(engine) as s:
-                        outbox.mark_failed(s, msg.id, str(exc), base_delay_s=base_delay_s)
+                        outbox.mark_failed(
+                            s,
+                            msg.id,
+                            str(exc),
+                            base_delay_s=base_delay_s,
+                            max_attempts=max_attempts,
+                        )
                 else:
                     with unit_of_work(engine) as s:
                         outbox.mark_done(s, msg.id, result)
@@ -634,6 +684,7 @@ def deliver(
     finally:
         if own:
             client.close()
+    report.pending = _pending(engine, *topics)
     return report
 
 
