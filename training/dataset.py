@@ -9,6 +9,10 @@ then is written as a Hugging Face dataset on disk:
     DIR/data/sft-{train,validation}.parquet     TRL prompt/completion rows, one per category
     DIR/data/preference-train.parquet           prompt/chosen/rejected where analysts corrected
 
+The build streams: images are read (blob store, replay files) one parquet row group at a
+time and SFT/preference rows are written `ROWS_PER_GROUP` at a time; only the curated item
+metadata is held whole.
+
 SFT and preference prompts come from `model.prompts.build_messages` with the image's OCR text
 (the text the serving backend put in its prompt), so training and serving prompts are the same;
 completions are "Yes"/"No", the answers the shared-prefix scorer reads. `load_trl_split` attaches
@@ -24,6 +28,7 @@ import hashlib
 import io
 import json
 import logging
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -228,44 +233,68 @@ def _is_since(item: LedgerItem, since: datetime | None) -> bool:
 # --- replay sources -------------------------------------------------------------------------
 
 
-def _replay_from_dataset(path: Path) -> tuple[list[CuratedItem], dict[str, bytes]]:
+def _replay_from_dataset(path: Path) -> list[CuratedItem]:
+    """The train rows of an earlier build, without their images (read in batches: the image
+    column is fetched later, only for the rows replay picks, by `_copy_replay_images`)."""
     import pyarrow.parquet as pq
 
     file = Path(path) / "data" / "items-train.parquet"
     if not file.is_file():
         raise WardenError(f"replay dataset {path} has no data/items-train.parquet")
-    table = pq.read_table(file).to_pylist()
     name = Path(path).name
-    items, images = [], {}
-    for r in table:
-        images[r["key"]] = r["image"]["bytes"]
-        items.append(
-            CuratedItem(
-                key=r["key"],
-                item_id=None,
-                labels=tuple(r["labels"]),
-                ocr_text=r["ocr_text"] or "",
-                text=r["text"],
-                phash=r.get("phash"),
-                variant=r.get("variant") or "clean",
-                family=r.get("family"),
-                origin=f"replay:{name}",
+    parquet = pq.ParquetFile(file)
+    columns = [c for c in parquet.schema_arrow.names if c != "image"]
+    items = []
+    for batch in parquet.iter_batches(batch_size=1024, columns=columns):
+        for r in batch.to_pylist():
+            items.append(
+                CuratedItem(
+                    key=r["key"],
+                    item_id=None,
+                    labels=tuple(r["labels"]),
+                    ocr_text=r["ocr_text"] or "",
+                    text=r["text"],
+                    phash=r.get("phash"),
+                    variant=r.get("variant") or "clean",
+                    family=r.get("family"),
+                    origin=f"replay:{name}",
+                )
             )
-        )
-    return items, images
+    return items
 
 
-def _replay_from_manifest(path: Path, policy: Policy) -> tuple[list[CuratedItem], dict[str, bytes]]:
+def _copy_replay_images(path: Path, keys: set[str], scratch: Path) -> dict[str, Path]:
+    """Copy the images of `keys` out of an earlier build's train file into `scratch`, one
+    row group at a time; returns key -> file."""
+    import pyarrow.parquet as pq
+
+    files: dict[str, Path] = {}
+    parquet = pq.ParquetFile(Path(path) / "data" / "items-train.parquet")
+    for group in range(parquet.num_row_groups):
+        # One row group's keys first: a group holding none of the wanted images is not read.
+        group_keys = parquet.read_row_group(group, columns=["key"]).column("key").to_pylist()
+        if keys.isdisjoint(group_keys):
+            continue
+        batches = parquet.iter_batches(batch_size=64, row_groups=[group], columns=["key", "image"])
+        for batch in batches:
+            for r in batch.to_pylist():
+                if r["key"] in keys and r["key"] not in files:
+                    files[r["key"]] = scratch / r["key"]
+                    files[r["key"]].write_bytes(r["image"]["bytes"])
+    return files
+
+
+def _replay_from_manifest(path: Path, policy: Policy) -> tuple[list[CuratedItem], dict[str, Path]]:
+    """Manifest rows as replay items, with key (sha256 of the image) -> image file."""
     from training.evaluate import read_manifest
 
-    items, images = [], {}
+    items, files = [], {}
     restricted = policy.restricted_ids
     for row in read_manifest(path, policy):
         if restricted.intersection(row.labels):
             continue
-        data = row.path.read_bytes()
-        key = hashlib.sha256(data).hexdigest()
-        images[key] = data
+        key = hashlib.sha256(row.path.read_bytes()).hexdigest()
+        files[key] = row.path
         items.append(
             CuratedItem(
                 key=key,
@@ -278,7 +307,7 @@ def _replay_from_manifest(path: Path, policy: Policy) -> tuple[list[CuratedItem]
                 origin="replay:synth",
             )
         )
-    return items, images
+    return items, files
 
 
 def _learn_reading(train: Sequence[CuratedItem], pool: Sequence[CuratedItem]) -> Reader | None:
@@ -374,24 +403,20 @@ def preference_rows(
 # --- writing --------------------------------------------------------------------------------
 
 
-def _write_items(path: Path, items: Sequence[CuratedItem], images: dict[str, bytes]) -> None:
+_ITEM_COLUMNS = (
+    "key", "item_id", "image", "labels", "ocr_text", "text", "phash", "role", "agreement",
+    "conflict", "hard", "model_flagged", "variant", "family", "origin", "split",
+)  # fmt: skip
+
+# SFT and preference files are written this many rows per row group (a file that fits in one
+# group is byte for byte what one `pq.write_table` of all rows writes).
+ROWS_PER_GROUP = 8192
+
+
+def _item_features() -> Any:
     import datasets
 
-    cols: dict[str, list[Any]] = {
-        "key": [], "item_id": [], "image": [], "labels": [], "ocr_text": [], "text": [],
-        "phash": [], "role": [], "agreement": [], "conflict": [], "hard": [],
-        "model_flagged": [], "variant": [], "family": [], "origin": [], "split": [],
-    }  # fmt: skip
-    for it in items:
-        d = asdict(it)
-        for k in cols:
-            if k == "image":
-                cols[k].append({"bytes": images[it.key], "path": None})
-            elif k in ("labels", "model_flagged"):
-                cols[k].append(list(d[k]) if d[k] is not None else None)
-            else:
-                cols[k].append(d[k])
-    features = datasets.Features(
+    return datasets.Features(
         {
             "key": datasets.Value("string"),
             "item_id": datasets.Value("int64"),
@@ -411,18 +436,113 @@ def _write_items(path: Path, items: Sequence[CuratedItem], images: dict[str, byt
             "split": datasets.Value("string"),
         }
     )
-    datasets.Dataset.from_dict(cols, features=features).to_parquet(str(path))
 
 
-def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
-    import pyarrow as pa
+def _item_columns(items: Sequence[CuratedItem], image: Callable[[str], bytes]) -> dict[str, list]:
+    cols: dict[str, list[Any]] = {k: [] for k in _ITEM_COLUMNS}
+    for it in items:
+        d = asdict(it)
+        for k in _ITEM_COLUMNS:
+            if k == "image":
+                cols[k].append({"bytes": image(it.key), "path": None})
+            elif k in ("labels", "model_flagged"):
+                cols[k].append(list(d[k]) if d[k] is not None else None)
+            else:
+                cols[k].append(d[k])
+    return cols
+
+
+def _write_items(path: Path, items: Sequence[CuratedItem], image: Callable[[str], bytes]) -> None:
+    """One row per image, written the way `datasets.Dataset.to_parquet` writes the whole split
+    (same schema, options and row groups, so the same bytes), holding one row group at a time.
+
+    `datasets` sizes row groups from the split's Arrow size (about 100 MB each): that is
+    measured first from the rows without their images plus the images' lengths.
+    """
+    import datasets
     import pyarrow.parquet as pq
+    from datasets.arrow_writer import (
+        get_parquet_column_options,
+        get_writer_batch_size_from_data_size,
+        get_writer_batch_size_from_features,
+    )
 
-    # Messages are stored as JSON text: parquet structs would turn the image block's missing
-    # "text" into null and differ from what model.prompts builds.
-    enc = [{k: json.dumps(v) if isinstance(v, list) else v for k, v in r.items()} for r in rows]
-    table = pa.Table.from_pylist(enc) if enc else pa.table({"key": pa.array([], pa.string())})
-    pq.write_table(table, path)
+    features = _item_features()
+    image_bytes = 0
+
+    def no_image(key: str) -> bytes:
+        nonlocal image_bytes
+        image_bytes += len(image(key))
+        return b""
+
+    skeleton = datasets.Dataset.from_dict(_item_columns(items, no_image), features=features)
+    nbytes = skeleton._estimate_nbytes() + image_bytes
+    batch_size = get_writer_batch_size_from_features(
+        features
+    ) or get_writer_batch_size_from_data_size(len(items), nbytes)
+    del skeleton
+    schema = features.arrow_schema
+    cdc = datasets.config.DEFAULT_CDC_OPTIONS
+    writer = pq.ParquetWriter(
+        str(path),
+        schema=schema,
+        use_content_defined_chunking=cdc,
+        write_page_index=True,
+        **get_parquet_column_options(features, schema),
+    )
+    try:
+        for start in range(0, len(items), batch_size):
+            cols = _item_columns(items[start : start + batch_size], image)
+            writer.write_table(datasets.Dataset.from_dict(cols, features=features).data.table)
+            del cols
+        writer.add_key_value_metadata({"content_defined_chunking": json.dumps(cdc)})
+    finally:
+        writer.close()
+
+
+class _RowsWriter:
+    """SFT or preference rows to parquet, `ROWS_PER_GROUP` at a time.
+
+    Messages are stored as JSON text: parquet structs would turn the image block's missing
+    "text" into null and differ from what model.prompts builds.
+    """
+
+    def __init__(self, path: Path, columns: Sequence[str]) -> None:
+        self.path, self.columns = path, tuple(columns)
+        self.rows: list[dict[str, Any]] = []
+        self.count = 0
+        self._writer: Any = None
+
+    def add(self, rows: Sequence[dict[str, Any]]) -> None:
+        for r in rows:
+            self.rows.append({k: json.dumps(v) if isinstance(v, list) else v for k, v in r.items()})
+            if len(self.rows) >= ROWS_PER_GROUP:
+                self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not self.rows:
+            return
+        schema = pa.schema([(c, pa.string()) for c in self.columns])
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, schema)
+        self._writer.write_table(pa.Table.from_pylist(self.rows, schema=schema))
+        self.count += len(self.rows)
+        self.rows = []
+
+    def close(self) -> int:
+        """Write what is left; returns the number of rows written."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self._flush()
+        if self._writer is None:
+            pq.write_table(pa.table({"key": pa.array([], pa.string())}), self.path)
+        else:
+            self._writer.close()
+        return self.count
 
 
 def _data_hash(items: Sequence[CuratedItem], reader: Reader | None = None) -> str:
@@ -534,23 +654,23 @@ def build_dataset(
     train = [it for it in rest if it.key not in val_keys]
     val = [it for it in rest if it.key in val_keys]
 
-    images = {it.key: read_image(it.key) for it in train + val + golden_items}
-
     # Hard examples appear hard_repeat times in the SFT rows: count them so, or the replay
     # share of the rows the model actually trains on would fall below the ratio asked for.
     n_rows = len(train) + sum(it.hard for it in train) * (max(1, options.hard_repeat) - 1)
     n_replay = curation.replay_count(n_rows, options.replay_ratio)
     pool: list[CuratedItem] = []
+    src: Path | None = None
+    # Replay images are read from files (the manifest's, or copied out of the replay
+    # dataset); every other image from the blob store, each when its row group is written.
+    image_files: dict[str, Path] = {}
     if n_replay or options.learn_reading:
         src = options.replay_from or _latest_dataset_path(session)
         if src is not None:
-            items, imgs = _replay_from_dataset(src)
-            pool += items
-            images.update(imgs)
+            pool += _replay_from_dataset(src)
         if options.replay_manifest is not None:
-            items, imgs = _replay_from_manifest(options.replay_manifest, policy)
+            items, files = _replay_from_manifest(options.replay_manifest, policy)
             pool += items
-            images.update(imgs)
+            image_files.update(files)
         if n_replay and not pool:
             log.warning("replay ratio %.2f asked but no replay source found", options.replay_ratio)
     # Earlier data (older than --since) may come back as replay; golden never, and an
@@ -565,26 +685,40 @@ def build_dataset(
     golden_items = curation.with_split(golden_items, "golden")
 
     (out / "data").mkdir(parents=True, exist_ok=True)
-    for split, rows in (("train", train_all), ("validation", val), ("golden", golden_items)):
-        _write_items(out / "data" / f"items-{split}.parquet", rows, images)
-    sft_train: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix=".replay-", dir=out) as scratch:
+        from_dataset = {it.key for it in replay} - set(image_files)
+        if src is not None and from_dataset:
+            image_files.update(_copy_replay_images(src, from_dataset, Path(scratch)))
+
+        def image(key: str) -> bytes:
+            file = image_files.get(key)
+            return file.read_bytes() if file is not None else read_image(key)
+
+        for split, rows in (("train", train_all), ("validation", val), ("golden", golden_items)):
+            _write_items(out / "data" / f"items-{split}.parquet", rows, image)
+    sft_cols = ("key", "category", "prompt", "completion", "origin")
+    sft_train = _RowsWriter(out / "data" / "sft-train.parquet", sft_cols)
     for it in train_all:
-        rows = sft_rows(it, policy, read=read)
-        sft_train += rows * (options.hard_repeat if it.hard else 1)
-    sft_val = [r for it in val for r in sft_rows(it, policy, read=read)]
-    prefs = [r for it in train for r in preference_rows(it, policy, read=read)]
+        sft_train.add(sft_rows(it, policy, read=read) * (options.hard_repeat if it.hard else 1))
+    sft_val = _RowsWriter(out / "data" / "sft-validation.parquet", sft_cols)
+    for it in val:
+        sft_val.add(sft_rows(it, policy, read=read))
+    prefs = _RowsWriter(
+        out / "data" / "preference-train.parquet",
+        ("key", "category", "prompt", "chosen", "rejected"),
+    )
+    for it in train:
+        prefs.add(preference_rows(it, policy, read=read))
+    n_sft_train, n_sft_val, n_prefs = sft_train.close(), sft_val.close(), prefs.close()
     if reader is not None:
         reader.save(out)
-    _write_rows(out / "data" / "sft-train.parquet", sft_train)
-    _write_rows(out / "data" / "sft-validation.parquet", sft_val)
-    _write_rows(out / "data" / "preference-train.parquet", prefs)
 
     all_items = train_all + val + golden_items
     data_hash = _data_hash(all_items, reader)
     counts: dict[str, Any] = {
         "items": {"train": len(train_all), "validation": len(val), "golden": len(golden_items)},
-        "sft": {"train": len(sft_train), "validation": len(sft_val)},
-        "preference": len(prefs),
+        "sft": {"train": n_sft_train, "validation": n_sft_val},
+        "preference": n_prefs,
         "replay": len(replay),
         "hard": sum(it.hard for it in train),
         "classes_train": dict(Counter(it.primary for it in train_all)),
@@ -656,8 +790,11 @@ def load_trl_split(path: Path, config: str = "sft", split: str = "train") -> lis
     images: dict[str, Any] = {}
     for s in ("train", "validation"):
         f = path / "data" / f"items-{s}.parquet"
-        if f.is_file():
-            for r in pq.read_table(f, columns=["key", "image"]).to_pylist():
+        if not f.is_file():
+            continue
+        # In batches: only the images these rows need are kept, not the whole file's bytes.
+        for batch in pq.ParquetFile(f).iter_batches(batch_size=256, columns=["key", "image"]):
+            for r in batch.to_pylist():
                 if r["key"] in needed and r["key"] not in images:
                     images[r["key"]] = Image.open(io.BytesIO(r["image"]["bytes"])).convert("RGB")
     out = []
