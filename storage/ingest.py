@@ -13,6 +13,11 @@ the blob store atomically (CPU work runs in a small thread pool), then the blob 
 audit event and any imported ground-truth decision commit in one small unit of work. A failure
 in between leaves at most an orphan blob file, which the next ingest of the same bytes reuses.
 
+Hashes of low quality (PDQ quality below `storage.images.HASH_QUALITY_MIN`: flat or near-flat
+images, which all share one pHash) are kept in the item's meta only: such an item is never a
+near duplicate, never matches the hash bank, and is never banked (its `phash` column stays
+empty). The report counts them (`low_quality_hashes`).
+
 Run: warden ingest PATH... [--source NAME] [--json]
 """
 
@@ -39,7 +44,13 @@ from storage.blobs import BlobStore
 from storage.db import session_factory, unit_of_work
 from storage.domain import DecisionSource
 from storage.errors import WardenError
-from storage.images import HashIndex, ImageRejected, NormalisedImage, normalise_image
+from storage.images import (
+    HASH_QUALITY_MIN,
+    HashIndex,
+    ImageRejected,
+    NormalisedImage,
+    normalise_image,
+)
 from storage.ingest_sources import Candidate, SourceRejection, expand_inputs, show_path
 from storage.manifests import ManifestRow, clean_name, clean_text
 from storage.models import Blob, HashBankEntry, Item
@@ -74,6 +85,8 @@ class FileResult:
     hashbank_match_id: int | None = None
     labels: list[str] | None = None  # ground truth recorded as an import decision
     notes: list[str] = field(default_factory=list)
+    hash_quality: int | None = None  # PDQ quality 0-100 of a newly stored item
+    low_quality_hash: bool = False  # not matched or banked (hash_quality < HASH_QUALITY_MIN)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,6 +108,7 @@ class IngestReport:
             "rejected": counts["rejected"],
             "hashbank_matches": sum(1 for r in self.results if r.hashbank_match_id is not None),
             "labelled": sum(1 for r in self.results if r.labels is not None),
+            "low_quality_hashes": sum(1 for r in self.results if r.low_quality_hash),
             "elapsed_s": round(self.elapsed_s, 3),
             "files_per_s": round(len(self.results) / self.elapsed_s, 2) if self.elapsed_s else None,
         }
@@ -141,7 +155,9 @@ def _prepare(cand: Candidate, settings: Settings, store: BlobStore, known: set[s
     except MemoryError:
         return _Prepared(cand, rejection="image too large to decode in memory")
     except Exception as exc:  # any decoder failure on hostile bytes rejects this file only
-        log.warning("unexpected failure preparing %s", cand.shown, exc_info=True)
+        # The reason names the failure; the traceback is for debugging only, never on stderr.
+        log.warning("unexpected failure preparing %s: %r", cand.shown, exc)
+        log.debug("traceback for %s", cand.shown, exc_info=True)
         return _Prepared(cand, rejection=f"could not decode: {type(exc).__name__}: {exc}"[:300])
     try:
         store.put_bytes(data, sha)
@@ -228,7 +244,8 @@ class _Run:
                 continue
             if result.item_id is not None and result.status != "rejected":
                 assert prep.image is not None and prep.sha256 is not None
-                self.items.add(result.item_id, prep.image.phash)
+                if not prep.image.hash_is_weak:
+                    self.items.add(result.item_id, prep.image.phash)
             if prep.sha256:
                 self.known.add(prep.sha256)
             for entry_id, phash in banked:
@@ -302,10 +319,16 @@ class _Run:
             s, prep.view_sha256, len(image.view_png), "image/png", image.view_width,
             image.view_height,
         )  # fmt: skip
-        near = self.items.nearest(image.phash, limits.near_duplicate_distance)
-        bank = self.bank.nearest(image.phash, limits.near_duplicate_distance)
+        weak = image.hash_is_weak
+        near = bank = None
+        if not weak:
+            near = self.items.nearest(image.phash, limits.near_duplicate_distance)
+            bank = self.bank.nearest(image.phash, limits.near_duplicate_distance)
         priority = limits.hashbank_priority_boost if bank else 0
-        meta: dict[str, Any] = {"format": image.format, **cand.origin}
+        meta: dict[str, Any] = {
+            "format": image.format, "pdq": image.pdq, "pdq_quality": image.hash_quality,
+            **cand.origin,
+        }  # fmt: skip
         if original_len is not None:
             meta["text_truncated_from"] = original_len
         item = Item(
@@ -317,7 +340,7 @@ class _Run:
             text=text,
             status="queued",
             priority=priority,
-            phash=image.phash,
+            phash=None if weak else image.phash,  # an empty phash is never matched or banked
             animated=image.animated,
             near_duplicate_of_id=near[0] if near else None,
             near_duplicate_distance=near[1] if near else None,
@@ -331,6 +354,12 @@ class _Run:
             notes.append("animated: first frame used")
         if bank:
             notes.append(f"matches hash bank entry {bank[0]} (distance {bank[1]}): priority raised")
+        if weak:
+            notes.append(
+                f"low-quality hash (PDQ quality {image.hash_quality} < {HASH_QUALITY_MIN}: "
+                "flat or near-flat image): not matched against near duplicates or the hash "
+                "bank, never banked"
+            )
         record_audit(
             s,
             self.actor,
@@ -351,7 +380,7 @@ class _Run:
         result = FileResult(
             cand.shown, status, reason, item.id, near[0] if near else None, sha,
             distance=near[1] if near else None, hashbank_match_id=bank[0] if bank else None,
-            labels=labels, notes=notes,
+            labels=labels, notes=notes, hash_quality=image.hash_quality, low_quality_hash=weak,
         )  # fmt: skip
         return result, self._banked(s, item.id, labels)
 
@@ -463,7 +492,8 @@ def ingest_paths(
                 except (WardenError, PolicyError) as exc:
                     results.append(_rejected(prep.cand.shown, str(exc)))
                 except Exception as exc:  # a bug must not lose the rest of the run
-                    log.exception("unexpected failure storing %s", prep.cand.shown)
+                    log.error("unexpected failure storing %s: %r", prep.cand.shown, exc)
+                    log.debug("traceback for %s", prep.cand.shown, exc_info=True)
                     results.append(
                         _rejected(prep.cand.shown, f"internal error: {type(exc).__name__}: {exc}")
                     )

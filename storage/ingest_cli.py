@@ -66,7 +66,8 @@ def ingest_command(
         else:
             typer.echo(
                 f"{s['files']} files: {s['accepted']} accepted, {s['duplicate']} duplicate, "
-                f"{s['near_duplicate']} near-duplicate, {s['rejected']} rejected "
+                f"{s['near_duplicate']} near-duplicate, {s['rejected']} rejected; "
+                f"{s['low_quality_hashes']} with a low-quality hash, not matched "
                 f"({s['elapsed_s']:.1f} s)"
             )
 
