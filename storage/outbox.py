@@ -13,10 +13,14 @@ lease passes. Functions take a `Session` and never commit.
     with unit_of_work(engine) as s:
         batch = claim_due(s, "ls.push", limit=20)
     ... send, then in another unit of work: mark_done(s, m.id) / mark_failed(s, m.id, str(exc))
+
+Dead messages are listed by `list_messages` and requeued by `retry_dead` (`warden labelstudio
+outbox list|retry`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -26,7 +30,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from storage.errors import NotFound
+from storage.errors import NotFound, WardenError
 from storage.models import OutboxMessage, utcnow
 
 OUTBOX = cast(Table, OutboxMessage.__table__)
@@ -144,15 +148,71 @@ def mark_failed(
         msg.next_attempt_at = now + timedelta(seconds=delay)
 
 
-def retry_dead(session: Session, topic: str | None = None, *, now: datetime | None = None) -> int:
-    """Give dead messages another round of attempts (after the outside problem is fixed)."""
+def retry_dead(
+    session: Session,
+    topic: str | None = None,
+    *,
+    ids: Sequence[int] | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Give dead messages another round of attempts (after the outside problem is fixed): all
+    of them, those of `topic`, or only `ids`. Returns how many were requeued; the next
+    delivery sends them."""
     stmt = update(OUTBOX).where(OUTBOX.c.status == "dead")
     if topic is not None:
         stmt = stmt.where(OUTBOX.c.topic == topic)
+    if ids is not None:
+        stmt = stmt.where(OUTBOX.c.id.in_([int(i) for i in ids]))
     result = session.execute(
         stmt.values(status="pending", attempts=0, next_attempt_at=now or utcnow())
     )
     return cast(CursorResult[Any], result).rowcount or 0
+
+
+@dataclass(frozen=True)
+class OutboxRecord:
+    """A message as an operator sees it (`warden labelstudio outbox list`)."""
+
+    id: int
+    topic: str
+    key: str
+    status: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    next_attempt_at: datetime
+
+
+def list_messages(
+    session: Session,
+    *,
+    status: str = "dead",
+    topics: Sequence[str] | None = None,
+    ids: Sequence[int] | None = None,
+    limit: int = 200,
+) -> list[OutboxRecord]:
+    """Messages in `status` (pending, done or dead), oldest first; optionally only `topics`
+    or `ids`."""
+    if status not in STATUSES:
+        raise WardenError(f"outbox status must be one of {', '.join(STATUSES)}, not {status!r}")
+    stmt = select(OutboxMessage).where(OutboxMessage.status == status)
+    if topics is not None:
+        stmt = stmt.where(OutboxMessage.topic.in_(list(topics)))
+    if ids is not None:
+        stmt = stmt.where(OutboxMessage.id.in_([int(i) for i in ids]))
+    return [
+        OutboxRecord(
+            id=m.id,
+            topic=m.topic,
+            key=m.key,
+            status=m.status,
+            attempts=m.attempts,
+            last_error=m.last_error,
+            created_at=m.created_at,
+            next_attempt_at=m.next_attempt_at,
+        )
+        for m in session.scalars(stmt.order_by(OutboxMessage.id).limit(max(0, limit)))
+    ]
 
 
 def backlog(session: Session, topic: str | None = None) -> dict[str, int]:

@@ -60,9 +60,7 @@ def test_push_after_outage_with_nothing_new_delivers_waiting_batches(
     assert list(ls_client.iter_tasks(state.project_id)) == []
     _make_due(engine)
 
-    again = push(
-        ls_settings, engine, budget=7, image_mode="data", client=ls_client, policy=policy
-    )
+    again = push(ls_settings, engine, budget=7, image_mode="data", client=ls_client, policy=policy)
     assert again.selected == 0 and again.batches == 0
     assert again.delivered is not None
     assert again.delivered.done == 3 and again.delivered.pending == 0

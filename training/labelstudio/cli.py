@@ -5,6 +5,11 @@ Run: warden labelstudio setup [--regions] [--overlap 2] [--webhook-url URL]
      warden labelstudio pull
      warden labelstudio status [--json]
      warden labelstudio serve-webhook --port 8765 [--reconcile-s 300]
+     warden labelstudio outbox list [--pending] [--json]
+     warden labelstudio outbox retry [ID ...] [--all]
+     warden labelstudio outbox deliver
+
+Every push (and `outbox deliver`) first sends the batches still waiting from earlier pushes.
 
 Connection comes from settings (WARDEN_LABELSTUDIO__URL, WARDEN_LABELSTUDIO__API_KEY). Errors
 (server unreachable, key rejected, no project yet) print one line and exit 2. When Label
@@ -15,6 +20,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any
 
 import typer
@@ -27,10 +34,29 @@ app = typer.Typer(help="Label Studio: project set-up, push, pull, status.", no_a
 def _delivery_line(what: str, report: Any) -> str:
     if report is None:
         return f"{what}: nothing to send"
-    line = f"{what}: {report.done} sent, {report.failed} waiting for retry"
+    line = f"{what}: {report.done} sent, {report.pending} waiting for retry"
     if report.last_error:
         line += f" (last error: {report.last_error})"
     return line
+
+
+def _one_line(text: str | None, width: int = 100) -> str:
+    """An outside error message on one printable line (it may carry a server's HTML)."""
+    flat = " ".join("".join(c if c.isprintable() else " " for c in (text or "")).split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def _age(then: datetime) -> str:
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=UTC)
+    s = max(0, int((datetime.now(UTC) - then).total_seconds()))
+    if s < 120:
+        return f"{s}s"
+    if s < 7200:
+        return f"{s // 60}m"
+    if s < 172800:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
 
 
 @app.command("setup")
@@ -148,6 +174,84 @@ def serve_webhook_command(
 
     with open_db() as (settings, engine):
         serve_webhook(settings, engine, host=host, port=port, reconcile_s=reconcile_s)
+
+
+outbox_app = typer.Typer(
+    help="Label Studio messages that wait or gave up: list them, requeue them, send them.",
+    no_args_is_help=True,
+)
+app.add_typer(outbox_app, name="outbox")
+
+
+@outbox_app.command("list")
+@friendly_errors
+def outbox_list_command(
+    pending: bool = typer.Option(
+        False, "--pending", help="List messages waiting for their next attempt instead."
+    ),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Dead-lettered messages (gave up after their attempts): id, kind, attempts, error, age."""
+    from storage import outbox
+    from storage.db import unit_of_work
+    from training.labelstudio.sync import TOPICS
+
+    with open_db() as (_settings, engine):
+        with unit_of_work(engine) as s:
+            rows = outbox.list_messages(
+                s, status="pending" if pending else "dead", topics=TOPICS, limit=10_000
+            )
+    if as_json:
+        typer.echo(json.dumps([asdict(r) for r in rows], indent=2, default=str))
+        return
+    if not rows:
+        typer.echo("no pending messages" if pending else "no dead messages")
+        return
+    typer.echo(f"{'id':>6}  {'kind':<9}  {'attempts':>8}  {'age':>7}  last error")
+    for r in rows:
+        typer.echo(
+            f"{r.id:>6}  {r.topic:<9}  {r.attempts:>8}  {_age(r.created_at):>7}  "
+            f"{_one_line(r.last_error) or '-'}"
+        )
+
+
+@outbox_app.command("retry")
+@friendly_errors
+def outbox_retry_command(
+    ids: list[int] = typer.Argument(None, help="Dead message ids (see `outbox list`)."),
+    all_: bool = typer.Option(False, "--all", help="Requeue every dead message."),
+) -> None:
+    """Requeue dead messages once their cause is fixed; the next delivery sends them."""
+    from storage import outbox
+    from storage.db import unit_of_work
+    from storage.errors import WardenError
+    from training.labelstudio.sync import TOPICS
+
+    if bool(ids) == all_:
+        raise WardenError("name the dead messages to requeue (ids from `outbox list`) or --all")
+    with open_db() as (_settings, engine):
+        with unit_of_work(engine) as s:
+            if ids:
+                dead = {r.id for r in outbox.list_messages(s, topics=TOPICS, ids=ids)}
+                missing = [i for i in ids if i not in dead]
+                if missing:
+                    raise WardenError(
+                        "not dead Label Studio messages: "
+                        + ", ".join(map(str, missing))
+                        + " (see `warden labelstudio outbox list`)"
+                    )
+            n = sum(outbox.retry_dead(s, topic, ids=ids or None) for topic in TOPICS)
+    typer.echo(f"requeued {n} message{'s' if n != 1 else ''}; the next delivery sends them")
+
+
+@outbox_app.command("deliver")
+@friendly_errors
+def outbox_deliver_command() -> None:
+    """Send every due push, pull and event message now."""
+    from training.labelstudio.sync import deliver
+
+    with open_db() as (settings, engine):
+        typer.echo(_delivery_line("messages", deliver(settings, engine)))
 
 
 def register(cli: typer.Typer, _add: Callable[..., Any] | None = None) -> None:
