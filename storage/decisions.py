@@ -21,8 +21,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage.audit import record_audit
-from storage.domain import Decision, DecisionAction, DecisionSource, ItemStatus
-from storage.errors import Conflict, NotFound, WardenError
+from storage.domain import Decision, DecisionAction, DecisionSource, ItemStatus, Role
+from storage.errors import Conflict, NotFound, PermissionDenied, WardenError
 from storage.models import Decision as DecisionRow
 from storage.models import HashBankEntry, Item, User, utcnow
 from storage.policy import SAFE, Policy, PolicyError
@@ -32,6 +32,7 @@ from storage.queue import (
     latest_decision_id,
     requeue_status,
     require_item,
+    require_live_lease,
 )
 
 # Used only when the caller passes no policy: the default policy's restricted categories.
@@ -123,14 +124,12 @@ def record_decision(
         if existing is not None:
             return existing
     # Lock the item (PostgreSQL) so two concurrent decisions cannot supersede the same row.
-    item = require_item(session, item_id, for_update=True)
     if require_lease:
-        live = item.lease_expires_at is not None and item.lease_expires_at > now
-        if item.lease_holder != reviewer or not live:
-            raise Conflict(
-                f"item {item_id} is not held by {reviewer}: the lease expired or another "
-                "reviewer took it; claim it again"
-            )
+        if reviewer is None:
+            raise WardenError("a decision under a lease needs the reviewer's name")
+        item = require_live_lease(session, item_id, reviewer, action="decide", now=now)
+    else:
+        item = require_item(session, item_id, for_update=True)
     labels = [] if action == DecisionAction.retract else _normalise(categories, policy)
     if supersedes == "auto":
         current = current_decision(session, item_id)
@@ -203,6 +202,83 @@ def record_decision(
     if action == DecisionAction.label and labels and item.phash:
         _bank_hash(session, item_id, item.phash, labels, actor)
     return decision_from_row(row, reviewer if reviewer_id is not None else None)
+
+
+# Who may change an item that is already decided or escalated: admins, and engineers (audit).
+OVERRULE_ROLES = frozenset({Role.admin, Role.engineer})
+# Items whose review is over; changing them is an overrule.
+CLOSED_STATUSES = (ItemStatus.decided.value, ItemStatus.escalated.value)
+
+
+def user_role(session: Session, username: str | None) -> Role | None:
+    """The role of an active Warden user; None for an unknown or disabled name."""
+    if not username:
+        return None
+    row = session.execute(
+        select(User.role, User.disabled).where(User.username == username.strip().lower())
+    ).first()
+    if row is None or row.disabled:
+        return None
+    return Role(row.role)
+
+
+def overrule_decision(
+    session: Session,
+    *,
+    item_id: int,
+    categories: list[str],
+    actor: str,
+    note: str | None = None,
+    policy: Policy | None = None,
+    source: DecisionSource = DecisionSource.moderator,
+    now: datetime | None = None,
+) -> Decision:
+    """Change a decided or escalated item: a new decision superseding the current one,
+    recorded as an overrule (decision meta `overrule`, audit event `decision.overruled`).
+
+    Only OVERRULE_ROLES may (PermissionDenied otherwise, for moderators and annotators alike);
+    an item still in the queue is decided by its reviewer under a lease, not overruled
+    (Conflict).
+    """
+    role = user_role(session, actor)
+    if role not in OVERRULE_ROLES:
+        raise PermissionDenied(
+            f"item {item_id} is already decided; only an admin or engineer can overrule it"
+        )
+    item = require_item(session, item_id, for_update=True)
+    if item.status not in CLOSED_STATUSES:
+        raise Conflict(
+            f"item {item_id} is {item.status}, not decided: review it from the queue instead"
+        )
+    previous = current_decision(session, item_id)
+    decision = record_decision(
+        session,
+        item_id=item_id,
+        categories=categories,
+        source=source,
+        reviewer=actor,
+        note=note,
+        policy=policy,
+        meta={
+            "overrule": True,
+            "role": role.value,
+            "overrules_id": previous.id if previous is not None else None,
+            "status_from": item.status,
+        },
+        now=now,
+    )
+    record_audit(
+        session,
+        actor,
+        "decision.overruled",
+        item_id,
+        decision_id=decision.id,
+        overrules_id=previous.id if previous is not None else None,
+        role=role.value,
+        categories=decision.categories,
+        status_from=item.status,
+    )
+    return decision
 
 
 def _bank_hash(session: Session, item_id: int, phash: str, labels: list[str], actor: str) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,9 @@ import yaml
 
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 SAFE = "safe"
+ROLES = ("moderator", "annotator", "engineer", "admin")
+# Who may see a restricted category's image unblurred when the policy names no one.
+RESTRICTED_REVEAL_ROLES = ("admin",)
 
 
 class PolicyError(ValueError):
@@ -34,6 +37,8 @@ class PolicyCategory:
     threshold: float = 0.5
     blur: bool = False
     restricted: bool = False
+    # Roles that may reveal (see unblurred) an item flagged or labelled with this category.
+    reveal_roles: tuple[str, ...] = ROLES
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,14 @@ class Policy:
     @property
     def restricted_ids(self) -> set[str]:
         return {c.id for c in self.categories if c.restricted}
+
+    def reveal_roles_for(self, category_ids: Iterable[str]) -> frozenset[str]:
+        """Roles allowed to reveal an item with all of these categories (unknown ids: none)."""
+        allowed = set(ROLES)
+        known = {c.id: c for c in self.categories}
+        for cid in category_ids:
+            allowed &= set(known[cid].reveal_roles) if cid in known else set()
+        return frozenset(allowed)
 
     def category(self, category_id: str) -> PolicyCategory:
         for c in self.categories:
@@ -78,7 +91,41 @@ class Policy:
         return {"name": self.name, "categories": [asdict(c) for c in self.categories]}
 
 
-_FIELDS = {"id", "title", "description", "threshold", "blur", "restricted"}
+_FIELDS = {"id", "title", "description", "threshold", "blur", "restricted", "reveal_roles"}
+
+
+def _default_reveal_roles(restricted: bool) -> tuple[str, ...]:
+    return RESTRICTED_REVEAL_ROLES if restricted else ROLES
+
+
+def _parse_reveal_roles(raw: Any, where: str, restricted: bool) -> tuple[str, ...]:
+    if "reveal_roles" not in raw:
+        return _default_reveal_roles(restricted)
+    value = raw["reveal_roles"]
+    if (
+        not isinstance(value, list | tuple)
+        or not value
+        or not all(isinstance(r, str) for r in value)
+    ):
+        raise PolicyError(f"{where}.reveal_roles: must be a non-empty list of roles")
+    roles = [r.strip().lower() for r in value]
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        raise PolicyError(
+            f"{where}.reveal_roles: unknown role {unknown[0]!r}; known: {', '.join(ROLES)}"
+        )
+    return tuple(r for r in ROLES if r in roles)
+
+
+def _hashed(c: PolicyCategory) -> dict[str, Any]:
+    """A category as it enters the version hash: reveal_roles only where it differs from its
+    default, so policies written before the field existed keep their version."""
+    body = asdict(c)
+    if c.reveal_roles == _default_reveal_roles(c.restricted):
+        del body["reveal_roles"]
+    else:
+        body["reveal_roles"] = list(c.reveal_roles)
+    return body
 
 
 def _parse_category(raw: Any, index: int) -> PolicyCategory:
@@ -102,13 +149,15 @@ def _parse_category(raw: Any, index: int) -> PolicyCategory:
     for key in ("blur", "restricted"):
         if key in raw and not isinstance(raw[key], bool):
             raise PolicyError(f"{where}.{key}: must be true or false")
+    restricted = bool(raw.get("restricted", False))
     return PolicyCategory(
         id=cid,
         title=raw["title"].strip(),
         description=" ".join(raw["description"].split()),
         threshold=float(threshold),
         blur=bool(raw.get("blur", False)),
-        restricted=bool(raw.get("restricted", False)),
+        restricted=restricted,
+        reveal_roles=_parse_reveal_roles(raw, where, restricted),
     )
 
 
@@ -130,7 +179,7 @@ def parse_policy(data: Any) -> Policy:
     name = data.get("name", "policy")
     if not isinstance(name, str):
         raise PolicyError("name: must be a string")
-    body = {"name": name, "categories": [asdict(c) for c in parsed]}
+    body = {"name": name, "categories": [_hashed(c) for c in parsed]}
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
     return Policy(name=name, categories=parsed, version=f"{name}@{digest[:12]}")
 

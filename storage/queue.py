@@ -679,15 +679,22 @@ def renew_lease(session: Session, item_id: int, holder: str, *, lease_s: int = 6
     return expires
 
 
-def release(session: Session, item_id: int, holder: str, *, reason: str = "skip") -> None:
-    """Give the item back to the queue. `reason="skip"` keeps it away from `holder` for a while."""
-    now = utcnow()
-    item = require_item(session, item_id, for_update=True)
-    if item.lease_holder != holder:
-        raise Conflict(f"item {item_id} is not held by {holder}")
-    status = item.status
-    if status == ItemStatus.in_review.value:
-        status = requeue_status(session, item_id)
+def release(
+    session: Session,
+    item_id: int,
+    holder: str,
+    *,
+    reason: str = "skip",
+    now: datetime | None = None,
+) -> None:
+    """Give the item back to the queue. `reason="skip"` keeps it away from `holder` for a while.
+
+    Only `holder`'s live review lease can be given back (Conflict otherwise)."""
+    now = _now(now)
+    item = require_live_lease(
+        session, item_id, holder, action="skip" if reason == "skip" else reason, now=now
+    )
+    status = requeue_status(session, item_id)
     clear_lease(session, item_id, status)
     close_open_claims(session, item_id, "skipped" if reason == "skip" else "released", now)
     record_audit(
@@ -701,12 +708,19 @@ def release(session: Session, item_id: int, holder: str, *, reason: str = "skip"
     )
 
 
-def escalate(session: Session, item_id: int, actor: str, *, note: str | None = None) -> None:
-    """Send the item to escalation (restricted content, unclear policy); ends any lease."""
-    now = utcnow()
-    item = require_item(session, item_id, for_update=True)
-    if item.status == ItemStatus.escalated.value:
-        return
+def escalate(
+    session: Session,
+    item_id: int,
+    actor: str,
+    *,
+    note: str | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Send the item `actor` holds under a live review lease to escalation (restricted
+    content, unclear policy); ends the lease. Conflict when `actor` does not hold it: an item
+    someone else reviews, or one already decided or escalated, is never escalated from here."""
+    now = _now(now)
+    item = require_live_lease(session, item_id, actor, action="escalate", now=now)
     clear_lease(session, item_id, ItemStatus.escalated.value)
     close_open_claims(session, item_id, "escalated", now)
     record_audit(
@@ -848,6 +862,31 @@ def _prediction_id(session: Session, item_id: int, verdict: Verdict) -> int | No
             Prediction.policy_version == verdict.policy_version,
         )
     )
+
+
+def require_live_lease(
+    session: Session, item_id: int, holder: str, *, action: str, now: datetime | None = None
+) -> Any:
+    """The item's row (locked on PostgreSQL) when `holder` holds it under a live review lease.
+
+    Every review action (decide, skip, escalate, reveal) goes through here: Conflict, with a
+    one-line reason, for an item nobody holds, another reviewer holds, whose lease ran out,
+    or that is already decided or escalated (changing those is an overrule, see
+    storage.decisions.overrule_decision). NotFound for an item that does not exist.
+    """
+    now = _now(now)
+    item = require_item(session, item_id, for_update=True)
+    if item.status in (ItemStatus.decided.value, ItemStatus.escalated.value):
+        raise Conflict(
+            f"cannot {action} item {item_id}: it is already {item.status}; only an admin or "
+            "engineer can overrule it"
+        )
+    if item.lease_holder != holder or item.status != ItemStatus.in_review.value:
+        whose = "another reviewer holds it" if item.lease_holder else "you do not hold it"
+        raise Conflict(f"cannot {action} item {item_id}: {whose}; claim an item from the queue")
+    if item.lease_expires_at is None or item.lease_expires_at <= now:
+        raise Conflict(f"cannot {action} item {item_id}: your lease on it expired; claim it again")
+    return item
 
 
 def require_item(session: Session, item_id: int, *, for_update: bool = False) -> Any:

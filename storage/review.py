@@ -24,7 +24,7 @@ from storage import decisions as decisions_repo
 from storage import queue as queue_repo
 from storage.audit import record_audit
 from storage.domain import ClaimedItem, Decision, DecisionSource, ItemStatus
-from storage.errors import NotFound, WardenError
+from storage.errors import NotFound, PermissionDenied, WardenError
 from storage.models import AuditEvent, Item, Prediction
 from storage.models import Decision as DecisionRow
 from storage.policy import Policy
@@ -233,24 +233,85 @@ def submit(
 
 
 def skip(session: Session, reviewer: str, item_id: int) -> None:
+    """Give back an item `reviewer` holds under a live lease (Conflict otherwise)."""
     queue_repo.release(session, item_id, reviewer, reason="skip")
 
 
 def escalate(session: Session, reviewer: str, item_id: int, *, note: str | None) -> None:
+    """Escalate an item `reviewer` holds under a live lease (Conflict otherwise)."""
     queue_repo.escalate(session, item_id, reviewer, note=(note or "").strip() or None)
+
+
+def overrule(
+    session: Session,
+    actor: str,
+    item_id: int,
+    categories: list[str],
+    *,
+    note: str | None,
+    policy: Policy,
+) -> Decision:
+    """Change a decided or escalated item (admins and engineers only), recorded as an overrule."""
+    return decisions_repo.overrule_decision(
+        session,
+        item_id=item_id,
+        categories=policy.validate_labels(list(categories)),
+        actor=actor,
+        note=(note or "").strip() or None,
+        policy=policy,
+    )
 
 
 def undo(session: Session, reviewer: str) -> Decision:
     return decisions_repo.undo_last_decision(session, reviewer)
 
 
-def reveal(session: Session, reviewer: str, item_id: int) -> Exposure:
-    """Record that `reviewer` looked at the unblurred image; returns their exposure so far."""
-    if session.get(Item, item_id) is None:
-        raise NotFound(f"item {item_id} does not exist")
+def require_held(session: Session, reviewer: str, item_id: int, *, action: str = "show") -> None:
+    """Conflict unless `reviewer` holds the item under a live lease (image re-renders)."""
+    queue_repo.require_live_lease(session, item_id, reviewer, action=action)
+
+
+def restricted_categories(session: Session, item_id: int, policy: Policy) -> list[str]:
+    """Restricted categories the item's latest prediction flags or its current decision labels."""
+    restricted = policy.restricted_ids
+    found: set[str] = set()
+    pred = _latest_predictions(session, [item_id]).get(item_id)
+    if pred is not None:
+        found |= set(pred.flagged or []) & restricted
+    current = decisions_repo.current_decision(session, item_id)
+    if current is not None:
+        found |= set(current.categories) & restricted
+    return [c for c in policy.ids if c in found]
+
+
+def reveal(session: Session, reviewer: str, item_id: int, *, policy: Policy) -> Exposure:
+    """Record that `reviewer` looked at the unblurred image; returns their exposure so far.
+
+    Only an item `reviewer` holds under a live lease (Conflict otherwise), and one with a
+    restricted category only for the roles its policy `reveal_roles` names (PermissionDenied
+    otherwise). A refusal rolls back with the caller's unit of work: record it with
+    `record_refusal` in a unit of its own.
+    """
+    queue_repo.require_live_lease(session, item_id, reviewer, action="reveal")
+    restricted = restricted_categories(session, item_id, policy)
+    if restricted:
+        role = decisions_repo.user_role(session, reviewer)
+        if role is None or role.value not in policy.reveal_roles_for(restricted):
+            allowed = ", ".join(sorted(policy.reveal_roles_for(restricted))) or "no role"
+            raise PermissionDenied(
+                f"item {item_id} is restricted ({', '.join(restricted)}): only {allowed} "
+                "may reveal it"
+            )
     record_audit(session, reviewer, "reveal", item_id=item_id)
     session.flush()
     return exposure(session, reviewer)
+
+
+def record_refusal(
+    session: Session, actor: str, action: str, item_id: int | None, reason: str
+) -> None:
+    """Audit a refused review action (`reveal.refused`, `escalate.refused`, ...)."""
+    record_audit(session, actor, f"{action}.refused", item_id=item_id, reason=reason[:500])
 
 
 def exposure(session: Session, reviewer: str, now: datetime | None = None) -> Exposure:
@@ -387,23 +448,39 @@ def bulk_decide(
     note: str | None,
     policy: Policy,
 ) -> list[Decision]:
-    """One decision per item (source=bulk), each superseding the item's current decision."""
+    """One decision per item (source=bulk), each superseding the item's current decision.
+
+    Admins and engineers only (PermissionDenied otherwise); on an item already decided or
+    escalated the decision is recorded as an overrule."""
+    if decisions_repo.user_role(session, actor) not in decisions_repo.OVERRULE_ROLES:
+        raise PermissionDenied("bulk decisions are for admins and engineers only")
     labels = policy.validate_labels(list(categories))
     unique = list(dict.fromkeys(int(i) for i in item_ids))
     if not unique:
         raise WardenError("no items selected for the bulk action")
-    found = set(session.scalars(select(Item.id).where(Item.id.in_(unique))).all())
+    found = dict(session.execute(select(Item.id, Item.status).where(Item.id.in_(unique))).all())
     missing = [i for i in unique if i not in found]
     if missing:
         raise NotFound(f"items do not exist: {', '.join(map(str, missing[:10]))}")
+    text = (note or "").strip() or None
     out = [
-        decisions_repo.record_decision(
+        decisions_repo.overrule_decision(
+            session,
+            item_id=i,
+            categories=labels,
+            actor=actor,
+            note=text,
+            policy=policy,
+            source=DecisionSource.bulk,
+        )
+        if found[i] in decisions_repo.CLOSED_STATUSES
+        else decisions_repo.record_decision(
             session,
             item_id=i,
             categories=labels,
             source=DecisionSource.bulk,
             reviewer=actor,
-            note=(note or "").strip() or None,
+            note=text,
             policy=policy,
         )
         for i in unique
@@ -435,8 +512,12 @@ __all__ = [
     "escalate",
     "exposure",
     "list_queue",
+    "overrule",
     "recent_reveals",
+    "record_refusal",
     "release_all",
+    "require_held",
+    "restricted_categories",
     "reveal",
     "should_blur",
     "skip",

@@ -296,6 +296,14 @@ def build(ctx: AppContext) -> ReviewTab:
         payloads = [card_payload(ctx, c, grey_on) for c in cards]
         return (payloads[0] if payloads else None, json.dumps(payloads[1:]), exp)
 
+    def _audit_refusal(username: str, action: str, item: int, exc: WardenError) -> None:
+        # Its own unit of work: the refused action's unit rolled back.
+        try:
+            with unit_of_work(ctx.engine) as s:
+                review.record_refusal(s, username, action, item, str(exc))
+        except Exception:  # the refusal stands even if its audit write fails
+            log.exception("could not audit a refused %s on item %s", action, item)
+
     @requires(ctx, *REVIEWERS)
     def load_items(shown: str, grey_on: bool, request: gr.Request) -> list[Any]:
         user = current_user(ctx, request)
@@ -341,6 +349,7 @@ def build(ctx: AppContext) -> ReviewTab:
                         )
                         message = f"Item {acted}: escalated"
             except WardenError as exc:
+                _audit_refusal(user.username, action, acted, exc)
                 message = inert(f"Item {acted} NOT saved: {exc}")
                 gr.Warning(message)
         shown_id = _as_id(shown)
@@ -362,8 +371,12 @@ def build(ctx: AppContext) -> ReviewTab:
         item = _as_id(shown)
         if item is None:
             return [gr.update(), gr.update(), gr.update(), "No item to reveal"]
-        with unit_of_work(ctx.engine) as s:
-            exp = review.reveal(s, user.username, item)
+        try:
+            with unit_of_work(ctx.engine) as s:
+                exp = review.reveal(s, user.username, item, policy=policy)
+        except WardenError as exc:
+            _audit_refusal(user.username, "reveal", item, exc)
+            raise
         url = ctx.signer.image_url(
             item, "view", grey=grey_on, ttl_s=ctx.settings.ui.image_url_ttl_s
         )
@@ -377,6 +390,8 @@ def build(ctx: AppContext) -> ReviewTab:
         if item is None:
             return gr.update()
         with unit_of_work(ctx.engine) as s:
+            # Only the item this user holds: any id can be sent here over HTTP.
+            review.require_held(s, user.username, item)
             card = review.build_card(s, item, policy, blur_nsfw_threshold=blur_level)
             revealed = s.scalar(
                 select(AuditEvent.id)
