@@ -8,7 +8,8 @@ An event that cannot be recorded now (database busy, item unknown yet) is kept i
 (`ls.event`) and retried; the periodic reconcile catches anything Label Studio never sent.
 
 The app mounts `make_webhook_router(settings, engine)` at /hooks/labelstudio;
-`process_webhook(...)` is the same logic without FastAPI.
+`process_webhook(...)` is the same logic without FastAPI. Bodies over `MAX_BODY_BYTES` get 413
+without being read whole, chunked ones included (counted as they arrive).
 
 Run: warden labelstudio serve-webhook --port 8765   (receiver + outbox/reconcile loop)
 """
@@ -97,6 +98,20 @@ def process_webhook(
     return 200, asdict(report)
 
 
+async def read_capped(request: Request, cap: int) -> bytes | None:
+    """The request body, or None as soon as it is known to exceed `cap` bytes: from its
+    Content-Length, else (chunked transfer encoding has none) while the chunks arrive."""
+    length = request.headers.get("content-length")
+    if length is not None and length.strip().isdigit() and int(length) > cap:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > cap:
+            return None
+    return bytes(body)
+
+
 def make_webhook_router(
     settings: Settings, engine: Engine, client: LabelStudioClient | None = None
 ) -> APIRouter:
@@ -113,7 +128,12 @@ def make_webhook_router(
     router = APIRouter()
 
     async def receive(request: Request) -> JSONResponse:
-        body = await request.body()
+        body = await read_capped(request, MAX_BODY_BYTES)
+        if body is None:
+            # The rest of the body is never read: the connection is closed after the answer.
+            return JSONResponse(
+                {"error": "body too large"}, status_code=413, headers={"Connection": "close"}
+            )
         status, answer = await run_in_threadpool(
             process_webhook, settings, engine, dict(request.headers), body, users=users
         )
