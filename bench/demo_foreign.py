@@ -7,15 +7,16 @@ recall per category (for "safe": the share of benign images left unflagged), the
 categories, and the same figures with the exact text as the hint (so OCR's share of the
 misses shows). Phrases are invented; numbers come from reserved ranges.
 
-Run: .venv/bin/python bench/demo_foreign.py [--model assets/model/demo] [-v]
+Run: .venv/bin/python bench/demo_foreign.py [--model assets/model/demo] [-v] [--results PATH]
+Writes bench/results/demo_foreign.json (or --results: a .json file or a folder) with its
+provenance (bench/provenance.py); images are drawn in memory, nothing else is written.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -24,7 +25,11 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
-RESULTS = Path(__file__).resolve().parent / "results" / "demo_foreign.json"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import provenance  # noqa: E402
+
+RESULTS_NAME = "demo_foreign.json"
 
 PHRASES: dict[str, list[str]] = {
     "drugs": [
@@ -177,7 +182,17 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default=None, help="Default: the demo model.")
     p.add_argument("-v", "--verbose", action="store_true", help="Print every miss.")
+    p.add_argument(
+        "--results",
+        default=None,
+        help=f"Results .json file or folder (default: bench/results/{RESULTS_NAME}).",
+    )
     a = p.parse_args(argv)
+    try:
+        out_path = provenance.resolve_results(a.results, RESULTS_NAME)
+    except ValueError as exc:
+        p.error(str(exc))
+    prov = provenance.start(__file__, argv)
 
     from model.backends import ScoringInput
     from model.loading import DEMO_MODEL_DIR, load_backend
@@ -213,19 +228,18 @@ def main(argv: list[str] | None = None) -> None:
                 if not is_hit(c, flagged):
                     print(f"[{hint_name}] miss {c:15} flagged {flagged} | {hint!r}")
     out = {
-        "hardware": f"{os.cpu_count()}-core CPU ({platform.machine()}), no GPU",
+        "hardware": prov.summary,
         "model": model,
         "images": len(images),
         "ocr_s_per_image": ocr_s / len(images),
         **results,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=2))
+    provenance.write_results(out_path, out, prov)
     print(f"{'category':16} {'OCR hint':>9} {'exact text':>11}")
     by_ocr, by_text = results["ocr"]["recall"], results["exact_text"]["recall"]
     for c in by_ocr:
         print(f"{c:16} {by_ocr[c]:9.2f} {by_text[c]:11.2f}")
-    print(f"-> {RESULTS}")
+    print(f"-> {out_path}")
 
 
 if __name__ == "__main__":

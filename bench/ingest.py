@@ -3,9 +3,11 @@
 Generates N images (256-1024 px, smooth random fields with edges and noise, 70% JPEG / 30% PNG)
 once, then ingests them into a fresh SQLite file and a fresh PostgreSQL database, first with
 the default thread pool and then once more (every file an exact duplicate); also one run with a
-single worker on SQLite for the pool's speed-up. Writes bench/results/ingest.json.
+single worker on SQLite for the pool's speed-up. Writes bench/results/ingest.json (or
+--results: a .json file or a folder) with its provenance (bench/provenance.py). Scratch: a temp
+dir (TMPDIR), removed afterwards.
 
-Run: .venv/bin/python bench/ingest.py [--n 2000] [--no-pg]
+Run: .venv/bin/python bench/ingest.py [--n 2000] [--no-pg] [--results PATH]
 """
 
 # ruff: noqa: E402  (sys.path must be fixed before the imports below)
@@ -14,8 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +26,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import provenance
 from storage.db import make_engine
 from storage.ingest import ingest_paths
 from storage.migrate import upgrade
@@ -31,7 +36,7 @@ from storage.scratch_db import DEFAULT_ADMIN_URL, create_scratch_database, drop_
 from storage.settings import Settings
 
 PG_ADMIN_URL = os.environ.get("WARDEN_TEST_PG_URL", DEFAULT_ADMIN_URL)
-RESULTS = Path(__file__).resolve().parent / "results" / "ingest.json"
+RESULTS_NAME = "ingest.json"
 
 
 def generate(out: Path, n: int, seed: int = 0) -> dict[str, Any]:
@@ -91,11 +96,23 @@ def run_backend(name: str, url: str, images: Path, work: Path, workers: int | No
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--no-pg", action="store_true")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--results",
+        default=None,
+        help=f"Results .json file or folder (default: bench/results/{RESULTS_NAME}).",
+    )
+    args = parser.parse_args(argv)
+    if args.n < 1:
+        parser.error("--n must be at least 1")
+    try:
+        out = provenance.resolve_results(args.results, RESULTS_NAME)
+    except ValueError as exc:
+        parser.error(str(exc))
+    prov = provenance.start(__file__, argv)
 
     work = Path(tempfile.mkdtemp(prefix="warden-bench-ingest-"))
     try:
@@ -132,14 +149,13 @@ def main() -> None:
             by["postgresql"]["files_per_s"] / by["sqlite"]["files_per_s"], 2
         )
     result = {
-        "hardware": f"{os.cpu_count()}-core CPU, no GPU ({platform.machine()})",
+        "hardware": prov.summary,
         "note": "CPU shared with other processes; compare ratios within one run",
         "images": gen,
         "runs": runs,
         "ratios": ratios,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    provenance.write_results(out, result, prov)
 
     print(f"\n{'backend':<16}{'workers':>8}{'files':>7}{'accepted':>9}{'near-dup':>9}"
           f"{'files/s':>9}{'CPU ms/file':>12}{'re-ingest files/s':>19}")  # fmt: skip
@@ -150,7 +166,7 @@ def main() -> None:
             f"{r['reingest_files_per_s']:>19.1f}"
         )
     print("ratios:", json.dumps(ratios))
-    print(f"wrote {RESULTS}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

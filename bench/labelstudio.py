@@ -5,15 +5,16 @@ Measures (one run, same server, same machine):
 - annotation-to-decision latency through the webhook: an annotation created through the API
   until its decision is visible in Warden's database (p50/p95 over 20 annotations).
 
-Run: .venv/bin/python bench/labelstudio.py [--items 1000] [--annotations 20]
-Writes bench/results/labelstudio.json and prints a table.
+Run: .venv/bin/python bench/labelstudio.py [--items 1000] [--annotations 20] [--results PATH]
+Writes bench/results/labelstudio.json (or --results: a .json file or a folder) with its
+provenance (bench/provenance.py) and prints a table. Scratch: a temp dir (TMPDIR) holding the
+databases and the server's data dir, removed afterwards; the Label Studio install and its
+migrated template live in WARDEN_CACHE_DIR (~/.cache/warden), built once.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import random
 import statistics
 
@@ -30,6 +31,7 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import provenance
 from storage.db import make_engine, unit_of_work
 from storage.migrate import upgrade
 from storage.models import Blob, Decision, Item, Prediction
@@ -37,7 +39,12 @@ from storage.policy import load_policy
 from storage.settings import DEFAULT_POLICY, Settings
 from training.labelstudio.client import LabelStudioClient
 from training.labelstudio.project import setup
-from training.labelstudio.server import LabelStudioServer, free_port, fresh_data_dir
+from training.labelstudio.server import (
+    LS_VERSION,
+    LabelStudioServer,
+    free_port,
+    fresh_data_dir,
+)
 from training.labelstudio.sync import push
 
 
@@ -167,7 +174,21 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Label Studio push and webhook benchmark")
     parser.add_argument("--items", type=int, default=1000)
     parser.add_argument("--annotations", type=int, default=20)
+    parser.add_argument(
+        "--results",
+        default=None,
+        help="Results .json file or folder (default: bench/results/labelstudio.json).",
+    )
     args = parser.parse_args(argv)
+    if args.annotations < 2:
+        parser.error("--annotations must be at least 2 (p95 needs two)")
+    if args.items < args.annotations:
+        parser.error(f"--items ({args.items}) must be at least --annotations")
+    try:
+        out = provenance.resolve_results(args.results, "labelstudio.json")
+    except ValueError as exc:
+        parser.error(str(exc))
+    prov = provenance.start(__file__, argv)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         server = LabelStudioServer(data_dir=fresh_data_dir(tmp / "ls"))
@@ -181,23 +202,21 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             server.stop()
     result = {
-        "hardware": f"2-core CPU, no GPU ({platform.processor() or platform.machine()})",
-        "label_studio": "1.23.2 (Django dev server, SQLite)",
+        "hardware": prov.summary,
+        "label_studio": f"{LS_VERSION} (Django dev server, SQLite)",
         "push_batched": batched,
         "push_single": single,
         "batched_vs_single_ratio": round(batched["tasks_per_s"] / single["tasks_per_s"], 1),
         "webhook_latency": hook,
     }
-    out = ROOT / "bench" / "results" / "labelstudio.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    provenance.write_results(out, result, prov)
     print(f"{'measure':<38}{'value':>14}")
     print(f"{'push, batches of 100 (tasks/s)':<38}{batched['tasks_per_s']:>14}")
     print(f"{'push, one per request (tasks/s)':<38}{single['tasks_per_s']:>14}")
     print(f"{'batched / single':<38}{result['batched_vs_single_ratio']:>13}x")
     print(f"{'annotation -> decision p50 (ms)':<38}{hook['p50_ms']:>14}")
     print(f"{'annotation -> decision p95 (ms)':<38}{hook['p95_ms']:>14}")
-    print(f"({result['hardware']}; written to {out.relative_to(ROOT)})")
+    print(f"({result['hardware']}; written to {out})")
 
 
 if __name__ == "__main__":

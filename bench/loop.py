@@ -19,9 +19,15 @@ Starts from the demo model (assets/model/demo), which never saw the adversarial 
 Prints recall on the new variant and average recall on the original categories before and after,
 the new variant's recall split by whether an analyst corrected an item of the same phrase
 template (what the turn memorised vs what carried over), per-category deltas and the time of
-each stage; writes bench/results/loop.json.
+each stage; writes bench/results/loop.json (or --results: a .json file or a folder) with its
+provenance (bench/provenance.py).
 
-Run: .venv/bin/python bench/loop.py [--n 300] [--stream 1200] [--no-reading] [--results F]
+Everything the turn writes stays under --work (default $TMPDIR/warden-loop): the evaluation sets
+are rendered there too (kept across runs with --keep), and their rendering is outside the turn's
+time, as it was when they came from the demo's cache. Results go to --results only.
+
+Run: .venv/bin/python bench/loop.py [--n 300] [--stream 1200] [--no-reading] [--work DIR]
+     [--keep] [--results PATH]
 """
 
 from __future__ import annotations
@@ -30,8 +36,9 @@ import argparse
 import json
 import logging
 import os
-import platform
 import shutil
+import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -40,7 +47,12 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
-RESULTS = Path(__file__).resolve().parent / "results" / "loop.json"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import provenance  # noqa: E402
+
+RESULTS_NAME = "loop.json"
+WORK_MARK = ".warden-loop-work"  # only a folder carrying it is wiped without --keep
 log = logging.getLogger("bench.loop")
 
 
@@ -225,7 +237,12 @@ def main(argv: list[str] | None = None) -> None:
         help="Ingest and score this many leetspeak items and let Warden's annotation routing "
         "pick the --n that analysts correct (default: correct every item, a random sample).",
     )
-    p.add_argument("--work", type=Path, default=Path("/tmp/warden-loop"))
+    p.add_argument(
+        "--work",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "warden-loop",
+        help="Scratch folder for everything the turn writes (wiped first unless --keep).",
+    )
     p.add_argument("--model", type=Path, default=None, help="Default: assets/model/demo.")
     p.add_argument("--epochs", type=float, default=None)
     p.add_argument("--lr", type=float, default=None)
@@ -258,13 +275,32 @@ def main(argv: list[str] | None = None) -> None:
         help="Train the embeddings of the corrections' content tokens (default: the recipe).",
     )
     p.add_argument("--keep", action="store_true", help="Keep an existing work folder.")
-    p.add_argument("--results", type=Path, default=RESULTS, help=f"Default: {RESULTS}.")
+    p.add_argument(
+        "--results",
+        default=None,
+        help=f"Results .json file or folder (default: bench/results/{RESULTS_NAME}).",
+    )
     a = p.parse_args(argv)
     if a.n < 1:
         p.error("--n must be at least 1")
     if a.stream and a.stream <= a.n:
         p.error(f"--stream ({a.stream}) must exceed --n ({a.n}): routing picks --n out of it")
+    work = a.work.resolve()
+    if work.is_file():
+        p.error(f"--work {work} is a file")
+    if work.is_dir() and not a.keep and any(work.iterdir()) and not (work / WORK_MARK).exists():
+        p.error(
+            f"--work {work} is not empty and was not made by bench/loop.py; not wiping it "
+            "(empty it yourself, or pass --keep to reuse it)"
+        )
+    try:
+        results_path = provenance.resolve_results(a.results, RESULTS_NAME)
+    except ValueError as exc:
+        p.error(str(exc))
+    prov = provenance.start(__file__, argv)
     logging.basicConfig(level=logging.WARNING)
+    # Hugging Face datasets caches under ~/.cache unless told otherwise.
+    os.environ.setdefault("HF_DATASETS_CACHE", str(work / "hf-datasets-cache"))
 
     import torch
 
@@ -279,7 +315,6 @@ def main(argv: list[str] | None = None) -> None:
     from training.evaluate import recall_by_families
     from training.posttrain import post_train, register_run
     from training.pretrain import (
-        DEFAULT_DEMO_WORK,
         DemoPlan,
         demo_eval_sets,
         demo_specs,
@@ -292,16 +327,16 @@ def main(argv: list[str] | None = None) -> None:
     recipe = load_recipe("demo")
     plan: DemoPlan = recipe.demo
     policy = load_policy(DEFAULT_POLICY)
-    work = a.work
     if work.exists() and not a.keep:
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
+    (work / WORK_MARK).touch()
     clock = Clock()
-    t_start = time.perf_counter()
 
-    # Evaluation sets (cached under the demo work folder: the same ones the demo card reports).
-    eval_root = DEFAULT_DEMO_WORK
-    sets = clock.run("render evaluation sets", demo_eval_sets, plan, eval_root)
+    # Evaluation sets: the same ones the demo card reports (same plan, same fingerprint),
+    # rendered under --work; not part of the turn's time.
+    sets = clock.run("render evaluation sets", demo_eval_sets, plan, work / "eval-sets")
+    t_start = time.perf_counter()
     # The correction pool: leetspeak items from another seed than the leetspeak eval set.
     pool_specs = demo_specs(replace(plan, seed=plan.seed + 7), "leetspeak", max(a.n, a.stream))
     manifest, truth = clock.run("render correction pool", _write_pool, pool_specs, work / "pool")
@@ -405,8 +440,7 @@ def main(argv: list[str] | None = None) -> None:
         if orig_before.per_category[c].recall is not None
     }
     result = {
-        "hardware": f"{os.cpu_count()}-core CPU ({platform.processor() or platform.machine()}), "
-        "no GPU",
+        "hardware": prov.summary,
         "load_average_at_end": os.getloadavg(),
         "corrections": n_dec,
         "stream": a.stream or None,
@@ -456,8 +490,7 @@ def main(argv: list[str] | None = None) -> None:
         "total_s": total,
     }
     result["args"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items()}
-    a.results.parent.mkdir(parents=True, exist_ok=True)
-    a.results.write_text(json.dumps(result, indent=2, default=str))
+    provenance.write_results(results_path, result, prov, default=str)
 
     nv, oa = result["new_variant_recall"], result["original_average_recall"]
     un = result["unseen_families_average_recall"]
@@ -488,7 +521,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  {c:16} {d:+.3f}")
     print(f"gate: {gate.summary()}")
     print(f"total {total:.0f} s ({result['hardware']}); stages: {json.dumps(clock.stages)}")
-    print(f"-> {a.results}")
+    print(f"-> {results_path}")
 
 
 if __name__ == "__main__":

@@ -6,17 +6,18 @@ round trip on SQLite (WAL file under a temp dir) and PostgreSQL (a fresh databas
 127.0.0.1, dropped afterwards), plus the bulk-insert rate used to seed the backlog.
 
 Run: .venv/bin/python bench/queue_latency.py [--items 100000] [--rounds 1000]
-     [--backends sqlite,postgres]
-Writes bench/results/queue.json and prints a table.
+     [--backends sqlite,postgres] [--results PATH]
+Writes bench/results/queue.json (or --results: a .json file or a folder) with its provenance
+(bench/provenance.py) and prints a table. Scratch: a temp dir (TMPDIR), removed afterwards.
 """
 
+# ruff: noqa: E402  (sys.path must be fixed before the imports below)
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine, insert, text
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import provenance
 from storage.db import make_engine, unit_of_work
 from storage.decisions import record_decision
 from storage.migrate import upgrade
@@ -33,7 +37,7 @@ from storage.queue import claim_next
 from storage.scratch_db import DEFAULT_ADMIN_URL, create_scratch_database, drop_scratch_database
 from storage.settings import DEFAULT_POLICY
 
-RESULTS = Path(__file__).resolve().parent / "results" / "queue.json"
+RESULTS_NAME = "queue.json"
 PG_ADMIN_URL = os.environ.get("WARDEN_BENCH_PG_URL", DEFAULT_ADMIN_URL)
 CATEGORIES = ["sexual", "violence_gore", "weapons", "drugs", "scam_fraud", "illegal_ads"]
 
@@ -160,16 +164,32 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--items", type=int, default=100_000)
     ap.add_argument("--rounds", type=int, default=1000)
     ap.add_argument("--backends", default="sqlite,postgres")
-    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument(
+        "--results",
+        "--out",
+        dest="results",
+        default=None,
+        help=f"Results .json file or folder (default: bench/results/{RESULTS_NAME}).",
+    )
     args = ap.parse_args(argv)
+    backends = args.backends.split(",")
+    unknown = [b for b in backends if b not in ("sqlite", "postgres")]
+    if unknown:
+        ap.error(f"unknown backend {unknown[0]!r} (choose from sqlite, postgres)")
+    if args.items <= args.rounds + 50:
+        ap.error(f"--items ({args.items}) must exceed --rounds + 50 warm-up ({args.rounds + 50})")
+    try:
+        out = provenance.resolve_results(args.results, RESULTS_NAME)
+    except ValueError as exc:
+        ap.error(str(exc))
+    prov = provenance.start(__file__, argv)
     results: dict = {
         "bench": "queue claim+decide round trip",
-        "hardware": f"2-core CPU, no GPU ({platform.processor() or platform.machine()}), "
-        f"shared with other jobs; load average at start {os.getloadavg()[0]:.1f}",
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "hardware": prov.summary,
+        "when": prov.record["started_at"],
         "backends": {},
     }
-    for backend in args.backends.split(","):
+    for backend in backends:
         if backend == "sqlite":
             with tempfile.TemporaryDirectory() as tmp:
                 results["backends"]["sqlite"] = run_backend(
@@ -181,15 +201,12 @@ def main(argv: list[str] | None = None) -> dict:
                 results["backends"]["postgres"] = run_backend(url, args.items, args.rounds)
             finally:
                 drop_scratch_database(PG_ADMIN_URL, url)
-        else:
-            raise SystemExit(f"unknown backend {backend!r}")
     b = results["backends"]
     if "sqlite" in b and "postgres" in b:
         results["ratio_p95_postgres_over_sqlite"] = (
             b["postgres"]["round_trip_ms"]["p95"] / b["sqlite"]["round_trip_ms"]["p95"]
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    provenance.write_results(out, results, prov)
     print(f"queue round trip, {args.items:,} items, {args.rounds} rounds; {results['hardware']}")
     print(f"{'backend':<10} {'step':<11} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}  seed items/s")
     for name, r in b.items():
@@ -204,7 +221,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(
             f"p95 round trip, PostgreSQL / SQLite: {results['ratio_p95_postgres_over_sqlite']:.2f}"
         )
-    print(f"wrote {args.out}")
+    print(f"wrote {out}")
     return results
 
 

@@ -8,7 +8,10 @@ Two paces: a moderator glancing at each item (think time before each submit) and
 submits (the prefetched item may not be back yet, so some submits wait for the server).
 
 Run: .venv/bin/python bench/review_latency.py [--items 100000] [--submits 50] [--postgres]
-Writes bench/results/review_latency.json (review_latency_postgres.json) and prints a table.
+     [--results PATH]
+Writes bench/results/review_latency.json (review_latency_postgres.json), or --results (a .json
+file or a folder), with its provenance (bench/provenance.py) and prints a table. Scratch: a
+temp dir (TMPDIR) holding the database, blobs and the server's log, removed unless --keep.
 """
 
 # ruff: noqa: E402  (the sys.path fix below must run before the imports)
@@ -16,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
-import platform
 import random
 import shutil
 import socket
@@ -36,6 +37,7 @@ from sqlalchemy import insert, update
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench import provenance
 from storage.db import make_engine, unit_of_work
 from storage.migrate import upgrade
 from storage.models import Blob, Item, Prediction
@@ -222,7 +224,7 @@ def measure(base_url: str, submits: int, think_ms: list[int]) -> dict[str, list[
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--submits", type=int, default=50)
@@ -235,15 +237,58 @@ def main() -> None:
         default=None,
         help=f"run on a fresh PostgreSQL database created via ADMIN_URL ({PG_ADMIN_URL})",
     )
-    args = parser.parse_args()
+    parser.add_argument(
+        "--results",
+        default=None,
+        help="Results .json file or folder (default: bench/results/review_latency.json, "
+        "review_latency_postgres.json with --postgres).",
+    )
+    args = parser.parse_args(argv)
+    n_real = 2 * args.submits + 10
+    if args.submits < 2:
+        parser.error("--submits must be at least 2")
+    if args.items < n_real:
+        parser.error(f"--items ({args.items}) must be at least 2 * --submits + 10 ({n_real})")
+    name = "review_latency_postgres" if args.postgres else "review_latency"
+    try:
+        out = provenance.resolve_results(args.results, f"{name}.json")
+    except ValueError as exc:
+        parser.error(str(exc))
+    prov = provenance.start(__file__, argv)
 
     work = Path(tempfile.mkdtemp(prefix="warden-bench-"))
+    try:
+        report = _run(args, work, n_real)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    report["hardware"] = prov.summary
+    provenance.write_results(out, report, prov)
+    print(f"review latency, {args.items:,} items, {report['hardware']}, {report['database']}")
+    print(f"{'pace':<16}{'n':>5}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}")
+    for pace, r in report["results"].items():
+        print(f"{pace:<16}{r['n']:>5}{r['p50_ms']:>10}{r['p95_ms']:>10}{r['max_ms']:>10}")
+    print(f"wrote {out}")
+    if args.keep:
+        print(f"kept {work}")
+
+
+def _run(args: argparse.Namespace, work: Path, n_real: int) -> dict:
+    """Seed, serve, measure in Chromium; the report without provenance."""
     pg_db = create_scratch_database(args.postgres, prefix="warden_bench") if args.postgres else None
+    try:
+        return _run_on(args, work, n_real, pg_db)
+    finally:
+        if pg_db:
+            drop_scratch_database(args.postgres, pg_db)
+
+
+def _run_on(args: argparse.Namespace, work: Path, n_real: int, pg_db: str | None) -> dict:
     url = pg_db or f"sqlite:///{work / 'warden.db'}"
     settings = Settings(data_dir=work / "data", WARDEN_DATABASE_URL=url)
     upgrade(url)
     t0 = time.perf_counter()
-    seed(settings, args.items, n_real=2 * args.submits + 10)
+    seed(settings, args.items, n_real=n_real)
     seed_s = time.perf_counter() - t0
 
     port = free_port()
@@ -254,11 +299,13 @@ def main() -> None:
         GRADIO_ANALYTICS_ENABLED="False",
         HF_HUB_OFFLINE="1",
         ORT_DISABLE_TELEMETRY="1",
+        # Gradio's file cache defaults to the system temp dir; keep it with the rest.
+        GRADIO_TEMP_DIR=str(work / "gradio-tmp"),
     )
     log = (work / "server.log").open("wb")
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "warden"), "serve", "--port", str(port)],
-        cwd=REPO,
+        cwd=work,
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -275,8 +322,7 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=15)
-        if pg_db:
-            drop_scratch_database(args.postgres, pg_db)
+        log.close()
 
     rows = {}
     for name, lat in results.items():
@@ -287,10 +333,9 @@ def main() -> None:
             "max_ms": round(max(lat), 1),
             "mean_ms": round(statistics.fmean(lat), 1),
         }
-    report = {
+    return {
         "benchmark": "review_latency",
         "what": "keyboard submit (Enter keydown) to the next item's id painted, in Chromium",
-        "hardware": f"{os.cpu_count()}-core CPU, no GPU ({platform.machine()})",
         "database": "PostgreSQL" if pg_db else "SQLite (WAL)",
         "items_in_db": args.items,
         "seed_s": round(seed_s, 1),
@@ -298,17 +343,6 @@ def main() -> None:
         "target_p95_ms": 300,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    name = "review_latency_postgres" if pg_db else "review_latency"
-    out = REPO / "bench" / "results" / f"{name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"review latency, {args.items:,} items, {report['hardware']}, {report['database']}")
-    print(f"{'pace':<16}{'n':>5}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}")
-    for name, r in rows.items():
-        print(f"{name:<16}{r['n']:>5}{r['p50_ms']:>10}{r['p95_ms']:>10}{r['max_ms']:>10}")
-    print(f"wrote {out.relative_to(REPO)}")
-    if not args.keep:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

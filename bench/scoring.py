@@ -5,10 +5,14 @@ sequence per category, (c) generating a 64-token JSON verdict per image (the Lla
 and (d) transformers' own `pipeline("decision")`, with the 11 default policy categories, on the
 tiny InternVL and on a random-weight model with InternVL3.5-2B's real shapes (InternViT-300M +
 Qwen3-1.7B, 448 px, 256 image tokens) in bf16. It also loads the real-shape model 4-bit and bf16
-through `model.loading` in separate processes and compares peak RSS and weight bytes.
+through `model.loading` in separate processes and measures each one's peak RSS on the CPU
+(the figure the summary reports); weight bytes summed from tensor sizes are kept beside it as
+`weights_bytes_computed`, a computation, not a measurement.
 
 Run: .venv/bin/python bench/scoring.py [--images-tiny 8] [--images-big 3] [--skip-big]
-Writes bench/results/scoring.json and prints a table. Hardware: see the "hardware" key.
+     [--memory-only] [--results PATH]
+Writes bench/results/scoring.json (or --results: a .json file or a folder) with its provenance
+(bench/provenance.py) and prints a table. Scratch: temp dirs (TMPDIR), removed afterwards.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -25,19 +28,21 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from bench import provenance  # noqa: E402
 from model import prompts  # noqa: E402
 from model.backends import ScoringInput  # noqa: E402
 from model.scoring import generate_reply, score_naive, score_shared_prefix  # noqa: E402
 from storage.policy import Policy, load_policy  # noqa: E402
 from storage.settings import DEFAULT_POLICY, ModelSettings  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results" / "scoring.json"
+RESULTS_NAME = "scoring.json"
 GEN_TOKENS = 64
 
 
@@ -129,9 +134,10 @@ def measure(
     return out
 
 
-def build_real_shape(out_dir: Path) -> Path:
+def build_real_shape(out_dir: Path) -> int:
     """A random-weight InternVL with InternVL3.5-2B's shapes, saved with the tiny tokenizer
-    (a 768-token vocab; the model keeps Qwen3's 151,936-row embedding and LM head)."""
+    (a 768-token vocab; the model keeps Qwen3's 151,936-row embedding and LM head); returns
+    its parameter count, read from the built model (the tied LM head counted once)."""
     import transformers as tf
     from transformers.initialization import no_init_weights
 
@@ -197,7 +203,7 @@ def build_real_shape(out_dir: Path) -> Path:
     model.eval()
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
-    return out_dir
+    return sum(p.numel() for p in model.parameters())  # parameters() yields a tied one once
 
 
 _CHILD = """
@@ -218,7 +224,9 @@ def rss_now():
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 t = time.perf_counter()
 b = load_backend(ModelSettings(name={path!r}, quant={quant!r}, device="cpu"))
-print(json.dumps({{"weight_bytes": b.info.weight_bytes, "load_s": time.perf_counter() - t,
+# weights_bytes_computed: summed from tensor sizes (model.transformers_backend), not measured.
+print(json.dumps({{"weights_bytes_computed": b.info.weight_bytes,
+    "load_s": time.perf_counter() - t,
     "peak_rss_bytes": peak_rss(),
     "rss_after_load_bytes": rss_now(),
     "quant": b.info.quant, "dtype": b.info.dtype}}))
@@ -240,12 +248,21 @@ def _memory(big_dir: Path) -> dict[str, Any]:
     if all("peak_rss_bytes" in m for m in mem.values()):
         q4, bf = mem["4bit"], mem["none"]
         mem["rss_ratio_4bit_over_bf16"] = q4["peak_rss_bytes"] / bf["peak_rss_bytes"]
-        mem["weights_ratio_4bit_over_bf16"] = q4["weight_bytes"] / bf["weight_bytes"]
+        mem["weights_computed_ratio_4bit_over_bf16"] = (
+            q4["weights_bytes_computed"] / bf["weights_bytes_computed"]
+        )
         # Peak RSS includes the bf16 checkpoint pages read while quantizing; RSS after load
         # is what the process keeps while serving.
         mem["rss_after_load_ratio_4bit_over_bf16"] = (
             q4["rss_after_load_bytes"] / bf["rss_after_load_bytes"]
         )
+        mem["summary"] = {
+            "measured": "peak RSS on CPU (VmHWM of a fresh process that loads the model)",
+            "peak_rss_4bit_bytes": q4["peak_rss_bytes"],
+            "peak_rss_bf16_bytes": bf["peak_rss_bytes"],
+            "peak_rss_ratio_4bit_over_bf16": mem["rss_ratio_4bit_over_bf16"],
+            "not_measured": "weights_bytes_computed: summed from tensor sizes",
+        }
     return mem
 
 
@@ -255,26 +272,42 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images-big", type=int, default=3)
     parser.add_argument("--skip-big", action="store_true")
     parser.add_argument(
-        "--memory-only", action="store_true", help="Only the 4-bit vs bf16 load of the big model."
+        "--memory-only",
+        action="store_true",
+        help="Only the 4-bit vs bf16 load of the big model; the results file then holds only "
+        "that (figures from other runs are not carried over under this run's provenance).",
+    )
+    parser.add_argument(
+        "--results",
+        default=None,
+        help=f"Results .json file or folder (default: bench/results/{RESULTS_NAME}).",
     )
     args = parser.parse_args(argv)
+    if args.images_tiny < 1 or args.images_big < 1:
+        parser.error("--images-tiny and --images-big must be at least 1")
+    try:
+        out = provenance.resolve_results(args.results, RESULTS_NAME)
+    except ValueError as exc:
+        parser.error(str(exc))
+    prov = provenance.start(__file__, argv)
     from model.loading import load_backend
     from model.tiny import make_tiny
 
     policy = load_policy(DEFAULT_POLICY)
     results: dict[str, Any] = {
-        "hardware": f"{os.cpu_count()}-core CPU ({platform.machine()}), no GPU",
+        "hardware": prov.summary,
+        "device": "cpu",  # every model below is loaded on the CPU, GPU or not
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "generate_tokens": GEN_TOKENS,
     }
     if args.memory_only:
-        previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
         with tempfile.TemporaryDirectory(prefix="scoring-memory-") as tmp:
-            big_dir = build_real_shape(Path(tmp) / "internvl35-2b-shapes")
-            previous["real_shape_memory"] = _memory(big_dir)
-        RESULTS.write_text(json.dumps(previous, indent=2) + "\n")
-        _print_table(previous)
+            big_dir = Path(tmp) / "internvl35-2b-shapes"
+            results["real_shape_parameters"] = build_real_shape(big_dir)
+            results["real_shape_memory"] = _memory(big_dir)
+        provenance.write_results(out, results, prov)
+        _print_table(results, out)
         return
     with tempfile.TemporaryDirectory(prefix="scoring-bench-") as tmp:
         tiny = make_tiny(Path(tmp) / "tiny-internvl", "internvl")
@@ -288,7 +321,7 @@ def main(argv: list[str] | None = None) -> None:
         if not args.skip_big:
             big_dir = Path(tmp) / "internvl35-2b-shapes"
             t0 = time.perf_counter()
-            build_real_shape(big_dir)
+            results["real_shape_parameters"] = build_real_shape(big_dir)
             results["real_shape_build_s"] = time.perf_counter() - t0
             big = load_backend(ModelSettings(name=str(big_dir), device="cpu"))
             results["real_shape_internvl35_2b"] = measure(
@@ -300,12 +333,11 @@ def main(argv: list[str] | None = None) -> None:
             evict()
             del big, b
             results["real_shape_memory"] = _memory(big_dir)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    _print_table(results)
+    provenance.write_results(out, results, prov)
+    _print_table(results, out)
 
 
-def _print_table(r: dict[str, Any]) -> None:
+def _print_table(r: dict[str, Any], out: Path) -> None:
     print(f"\nScoring 11 categories, {r['hardware']}, torch threads {r['threads']}")
     heads = ("(a) shared", "(b) naive", "(c) gen64", "(d) pipe")
     print(f"{'model':28s} " + " ".join(f"{h:>10s}" for h in heads) + f" {'a/b':>6s} {'a/c':>6s}")
@@ -322,15 +354,17 @@ def _print_table(r: dict[str, Any]) -> None:
     mem = r.get("real_shape_memory")
     if mem and "rss_ratio_4bit_over_bf16" in mem:
         print(
-            f"real-shape load: 4-bit peak RSS {mem['4bit']['peak_rss_bytes'] / 2**30:.2f} GiB, "
+            "real-shape load, measured peak RSS on CPU: 4-bit "
+            f"{mem['4bit']['peak_rss_bytes'] / 2**30:.2f} GiB, "
             f"bf16 {mem['none']['peak_rss_bytes'] / 2**30:.2f} GiB "
             f"(ratio {mem['rss_ratio_4bit_over_bf16']:.2f}); RSS after load 4-bit "
             f"{mem['4bit']['rss_after_load_bytes'] / 2**30:.2f} GiB, bf16 "
             f"{mem['none']['rss_after_load_bytes'] / 2**30:.2f} GiB "
-            f"(ratio {mem['rss_after_load_ratio_4bit_over_bf16']:.2f}); weights ratio "
-            f"{mem['weights_ratio_4bit_over_bf16']:.2f}"
+            f"(ratio {mem['rss_after_load_ratio_4bit_over_bf16']:.2f}); weight bytes computed "
+            f"from tensor sizes, not measured: ratio "
+            f"{mem['weights_computed_ratio_4bit_over_bf16']:.2f}"
         )
-    print(f"wrote {RESULTS}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
