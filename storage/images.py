@@ -455,9 +455,14 @@ def _verify_png(data: bytes) -> None:
 _OBJECT_REPR = re.compile(r"<[^<>]*? object at 0x[0-9a-fA-F]+>")
 
 
+def without_reprs(text: str) -> str:
+    """`text` with object reprs ("<_io.BytesIO object at 0x7f...>", as Pillow names a file)
+    replaced by "the file": a reason shown to a user names what, not where in memory."""
+    return _OBJECT_REPR.sub("the file", text)
+
+
 def _short(exc: BaseException) -> str:
-    # Pillow names the file by repr ("<_io.BytesIO object at 0x7f...>"): say "the file".
-    text = _OBJECT_REPR.sub("the file", str(exc)) or type(exc).__name__
+    text = without_reprs(str(exc)) or type(exc).__name__
     return text if len(text) <= 200 else text[:200] + "..."
 
 
@@ -477,9 +482,9 @@ def pdq_hash(image: Image.Image) -> tuple[str, int]:
     import pdqhash
 
     small = image
-    factor = max(image.size) // _PDQ_SIDE
+    factor = -(-max(image.size) // _PDQ_SIDE)  # ceiling: the copy's longest side <= 512
     if factor >= 2:
-        small = image.reduce(factor)
+        small = image.reduce(factor)  # box filter; PDQ's own filter then takes it to 64x64
     bits, quality = pdqhash.compute(np.ascontiguousarray(np.asarray(small.convert("RGB"))))
     # bits: [256] of 0/1; pack into bytes big-endian so the hex reads bit 0 first.
     packed = np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes()

@@ -50,6 +50,7 @@ from storage.images import (
     ImageRejected,
     NormalisedImage,
     normalise_image,
+    without_reprs,
 )
 from storage.ingest_sources import Candidate, SourceRejection, expand_inputs, show_path
 from storage.manifests import ManifestRow, clean_name, clean_text
@@ -133,7 +134,7 @@ class _BlobWriteError(Exception):
 
 
 def _rejected(shown: str, reason: str) -> FileResult:
-    return FileResult(shown, "rejected", reason, None, None, None)
+    return FileResult(shown, "rejected", without_reprs(reason), None, None, None)
 
 
 # --- per-file CPU work (runs in the thread pool) ---------------------------------------------

@@ -71,6 +71,7 @@ def ingest_command(
                 f"({s['elapsed_s']:.1f} s)"
             )
 
+    _quiet_decoders()
     with open_db() as (settings, engine):
         try:
             report = _ingest(engine, settings, paths, source, as_json, emit)
@@ -78,6 +79,16 @@ def ingest_command(
             summary(exc.report)  # what was stored before the abort; friendly_errors says why
             raise
     summary(report)
+
+
+def _quiet_decoders() -> None:
+    """Hostile files make Pillow warn and log on every odd header; the per-file reason already
+    says what was wrong, so its UserWarnings and error logs would only bury it on stderr."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+    logging.getLogger("PIL").setLevel(logging.CRITICAL)
 
 
 def _ingest(
