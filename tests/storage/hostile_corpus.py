@@ -79,6 +79,18 @@ def gif_declaring(width: int, height: int) -> bytes:
     return good[:6] + struct.pack("<HH", width, height) + good[10:]
 
 
+def gif_with_later_frame(width: int, height: int, x: int = 0, y: int = 0) -> bytes:
+    """A valid 16x16 GIF whose second frame's image descriptor declares width x height at (x, y).
+
+    Written by hand after Pillow's first frame: Pillow will not write such a frame.
+    """
+    first = encode(Image.new("P", (16, 16), 1), "GIF")
+    assert first.endswith(b"\x3b")
+    # LZW minimum code size 2, one sub-block holding the codes CLEAR (4) and END (5).
+    frame = b"\x2c" + struct.pack("<HHHH", x, y, width, height) + b"\x00" + b"\x02\x01\x2c\x00"
+    return first[:-1] + frame + b"\x3b"
+
+
 def jpeg_declaring(width: int, height: int) -> bytes:
     data = bytearray(encode(_photo(4, (32, 32)), "JPEG"))
     i = data.find(b"\xff\xc0")
@@ -139,6 +151,11 @@ def build_hostile_corpus(
     write("bomb.png", png_declaring(100_000, 100_000), reason="decompression bomb")
     write("bomb.gif", gif_declaring(60_000, 60_000), reason="decompression bomb")
     write("bomb.jpg", jpeg_declaring(65_000, 65_000), reason="decompression bomb")
+    write("frame_bomb.gif", gif_with_later_frame(60_000, 60_000), reason="GIF frame 1")
+    one_bit = Image.new("1", (64, 64), 1)
+    one_bit.paste(0, (0, 0, 32, 64))
+    write("1bit_trns.png", encode(one_bit, "PNG", transparency=1), status="accepted")
+    write("pdf.jpg", b"%PDF-1.4\n", reason="looks like a PDF document")
     write("crc.png", png[:60] + bytes([png[60] ^ 0xFF]) + png[61:], reason="corrupt")
     padded = jpeg + b"\x00" * (max_file_bytes + 1024 - len(jpeg))
     write("huge.jpg", padded, reason="byte limit")

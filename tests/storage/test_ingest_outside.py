@@ -28,7 +28,7 @@ from storage.images import HASH_QUALITY_MIN, ImageRejected, normalise_image
 from storage.ingest import ingest_paths
 from storage.models import HashBankEntry, Item
 from storage.settings import Settings
-from tests.storage.hostile_corpus import _photo, encode, png_declaring
+from tests.storage.hostile_corpus import _photo, encode, gif_with_later_frame, png_declaring
 
 LIMIT = 64_000_000
 WARDEN = Path(sys.executable).with_name("warden")
@@ -87,18 +87,6 @@ def test_transparent_and_odd_mode_images_are_accepted_on_white(name: str) -> Non
 
 
 # --- GIF frames ------------------------------------------------------------------------------
-
-
-def gif_with_later_frame(width: int, height: int, x: int = 0, y: int = 0) -> bytes:
-    """A valid 16x16 GIF whose second frame's image descriptor declares width x height at (x, y).
-
-    Written by hand after Pillow's first frame: Pillow will not write such a frame.
-    """
-    first = encode(Image.new("P", (16, 16), 1), "GIF")
-    assert first.endswith(b"\x3b")
-    # LZW minimum code size 2, one sub-block holding the codes CLEAR (4) and END (5).
-    frame = b"\x2c" + struct.pack("<HHHH", x, y, width, height) + b"\x00" + b"\x02\x01\x2c\x00"
-    return first[:-1] + frame + b"\x3b"
 
 
 def gif_frames(n: int) -> bytes:
