@@ -3,7 +3,9 @@
 Run: warden ingest photos/ batch.zip labels.csv --source forum-7 [--json]
 
 One line per file on stdout (accepted / duplicate / near_duplicate / rejected, with the reason);
-`--json` prints one JSON object per file and a summary object last. Progress goes to stderr.
+`--json` prints one JSON object per file and a summary object last. Both summaries count the
+items whose hash was too weak to match (`low_quality_hashes`: flat or near-flat images, PDQ
+quality below 50). Progress goes to stderr; Pillow's per-file warnings are silenced.
 Exit 0 when the run completed (rejections included), 2 when it could not run or was aborted.
 """
 
