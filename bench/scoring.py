@@ -134,10 +134,30 @@ def measure(
     return out
 
 
-def build_real_shape(out_dir: Path) -> int:
+VISION_SHAPES = {  # InternViT-300M
+    "hidden_size": 1024,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 16,
+    "intermediate_size": 4096,
+}
+TEXT_SHAPES = {  # Qwen3-1.7B
+    "vocab_size": 151936,
+    "hidden_size": 2048,
+    "intermediate_size": 6144,
+    "num_hidden_layers": 28,
+    "num_attention_heads": 16,
+    "num_key_value_heads": 8,
+    "head_dim": 128,
+}
+
+
+def build_real_shape(
+    out_dir: Path, *, vision: dict[str, int] | None = None, text: dict[str, int] | None = None
+) -> int:
     """A random-weight InternVL with InternVL3.5-2B's shapes, saved with the tiny tokenizer
     (a 768-token vocab; the model keeps Qwen3's 151,936-row embedding and LM head); returns
-    its parameter count, read from the built model (the tied LM head counted once)."""
+    its parameter count, read from the built model (the tied LM head counted once).
+    `vision` / `text` override entries of VISION_SHAPES / TEXT_SHAPES (tests build small)."""
     import transformers as tf
     from transformers.initialization import no_init_weights
 
@@ -147,21 +167,10 @@ def build_real_shape(out_dir: Path) -> int:
     tok = _hf_tokenizer("internvl", template)
     config = tf.InternVLConfig(
         vision_config=tf.InternVLVisionConfig(
-            hidden_size=1024,
-            num_hidden_layers=24,
-            num_attention_heads=16,
-            intermediate_size=4096,
-            image_size=448,
-            patch_size=14,
+            **(VISION_SHAPES | (vision or {})), image_size=448, patch_size=14
         ),
         text_config=tf.Qwen3Config(
-            vocab_size=151936,
-            hidden_size=2048,
-            intermediate_size=6144,
-            num_hidden_layers=28,
-            num_attention_heads=16,
-            num_key_value_heads=8,
-            head_dim=128,
+            **(TEXT_SHAPES | (text or {})),
             max_position_embeddings=40960,
             tie_word_embeddings=True,
             bos_token_id=None,
