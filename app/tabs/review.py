@@ -115,7 +115,9 @@ def _ocr_shown(card: Any) -> str:
 def _display(payload: dict[str, Any] | None) -> list[Any]:
     """Values for DISPLAY components, in order (see `build`)."""
     if payload is None:
-        return ["", EMPTY_QUEUE, "", "", "", "", {"label": "—"}, image_html(None, True), "", "0"]
+        # A plain string: gr.Label refuses {"label": ...} without confidences (the save after
+        # the last item in the queue failed on it).
+        return ["", EMPTY_QUEUE, "", "", "", "", "—", image_html(None, True), "", "0"]
     return [
         payload["id"],
         payload["meta"],
