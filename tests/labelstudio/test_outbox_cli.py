@@ -82,6 +82,12 @@ def test_dead_letters_listed_requeued_and_sent(
     assert [m["id"] for m in as_json] == dead_ids
     assert all(m["status"] == "dead" and m["attempts"] == 1 for m in as_json)
     assert run(app, ["outbox", "list", "--pending"]).stdout.strip() == "no pending messages"
+    status = run(app, ["status"])
+    assert status.exit_code == 0, status.output
+    assert (
+        "outbox ls.push: 0 pending, 2 dead, 0 done (see `warden labelstudio outbox list`)"
+        in status.stdout
+    )
 
     # Bad input: a clear line and exit status 2, nothing requeued.
     for args, message in (

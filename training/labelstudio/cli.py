@@ -154,6 +154,7 @@ def status_command(as_json: bool = typer.Option(False, "--json")) -> None:
             typer.echo(
                 f"outbox {topic}: {counts['pending']} pending, {counts['dead']} dead, "
                 f"{counts['done']} done"
+                + (" (see `warden labelstudio outbox list`)" if counts["dead"] else "")
             )
         if st["agreement"]:
             typer.echo(
