@@ -8,17 +8,25 @@ hand-computed cases. `evaluate_backend` scores a manifest through any `model.bac
 model that flags every harmless image loses average recall. Categories with no positive example
 in the set have an undefined recall and are left out of the average.
 
+The OCR hint of each row comes from `--ocr`: `auto` (the default) takes the manifest's
+`rendered_text` where the row has one and runs RapidOCR (`model.signals`, as the worker does)
+where it has none; the report counts which source each row used. `read_dataset` reads a split
+of a built dataset (`warden dataset build`), whose non-ledger golden rows are the retention set.
+
 Run: warden eval --model NAME|DIR --manifest eval/manifest.jsonl [--against live] [--json]
+     warden eval --model NAME --dataset datasets/d1 [--split golden] --against live
 """
 
 from __future__ import annotations
 
 import hashlib
 import html
+import io
 import json
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -128,7 +136,11 @@ def metric_delta(
 
 @dataclass(frozen=True)
 class EvalRow:
-    """One labelled image: the manifest's `path` (resolved), labels ([] = safe), and metadata."""
+    """One labelled image: the manifest's `path` (resolved), labels ([] = safe), and metadata.
+
+    `ocr_text` None means the source gave no text for the image (not even ""); `image` holds
+    the bytes when they come from a dataset's parquet file rather than a file at `path`.
+    """
 
     path: Path
     labels: tuple[str, ...]
@@ -137,6 +149,12 @@ class EvalRow:
     variant: str = CLEAN
     family: str | None = None
     retention: bool = False
+    key: str | None = None  # the image's identity in the set (default: its path)
+    image: bytes | None = field(default=None, repr=False)
+
+    @property
+    def id(self) -> str:
+        return self.key or str(self.path)
 
 
 def read_manifest(path: Path, policy: Policy | None = None) -> list[EvalRow]:
@@ -185,6 +203,50 @@ def manifest_key(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
+DATASET_SPLITS = ("golden", "validation")
+
+
+def read_dataset(
+    path: Path, split: str = "golden", policy: Policy | None = None
+) -> tuple[list[EvalRow], str]:
+    """The rows of one split of a built dataset and the split's evaluation key.
+
+    Rows whose origin is not the ledger (replay / general data the dataset holds out) are the
+    retention set. An empty OCR text counts as none, so `--ocr auto` reads those images. The
+    key names the dataset's data hash: every model evaluated on it is judged on the same rows.
+    """
+    from training.dataset import load_items, read_card
+
+    if split not in DATASET_SPLITS:
+        raise WardenError(f"--split {split!r}: use {' or '.join(DATASET_SPLITS)}")
+    card = read_card(Path(path))
+    file = Path(path) / "data" / f"items-{split}.parquet"
+    rows: list[EvalRow] = []
+    for r in load_items(Path(path), split):
+        labels = list(r["labels"] or [])
+        if policy is not None:
+            try:
+                labels = policy.validate_labels(labels)
+            except ValueError as exc:
+                raise WardenError(f"{file}: row {r['key'][:12]}: {exc}") from exc
+        rows.append(
+            EvalRow(
+                path=file,
+                labels=tuple(labels),
+                ocr_text=r["ocr_text"] or None,
+                text=r["text"],
+                variant=r["variant"] or CLEAN,
+                family=r["family"],
+                retention=(r["origin"] or "ledger") != "ledger",
+                key=r["key"],
+                image=r["image"]["bytes"],
+            )
+        )
+    if not rows:
+        raise WardenError(f"dataset {path} has no {split} rows")
+    return rows, f"dataset:{card['data_hash'][:16]}:{split}"
+
+
 # --- reports --------------------------------------------------------------------------------
 
 
@@ -204,6 +266,13 @@ class EvalReport:
     # Recall per category on the retention rows alone: forgetting shows per category first.
     retention_per_category: dict[str, float | None] = field(default_factory=dict)
     predictions: list[dict[str, Any]] = field(default_factory=list)
+    # Share of harmless rows (no label) that the model flagged, over all rows and on the
+    # retention rows: the cost of a candidate that "finds" more by flagging everything.
+    benign_flag_rate: float | None = None
+    retention_benign_flag_rate: float | None = None
+    n_retention: int = 0
+    # Where each row's OCR hint came from: manifest | rapidocr | rapidocr-failed | none.
+    ocr_sources: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready numbers, as stored in the registry and compared by the gate."""
@@ -217,10 +286,32 @@ class EvalReport:
             "ece": self.ece,
             "retention": self.retention,
             "retention_per_category": self.retention_per_category,
+            "n_retention": self.n_retention,
+            "benign_flag_rate": self.benign_flag_rate,
+            "retention_benign_flag_rate": self.retention_benign_flag_rate,
+            "ocr_sources": self.ocr_sources,
             "seconds": round(self.seconds, 2),
             "eval_key": self.eval_key,
             "per_category": {c: asdict(m) for c, m in self.per_category.items()},
+            # Per-row outcomes: the gate pairs candidate and live row by row (its margin).
+            "rows": [
+                {
+                    "id": p["id"],
+                    "labels": p["labels"],
+                    "predicted": p["predicted"],
+                    "retention": p["retention"],
+                }
+                for p in self.predictions
+            ],
         }
+
+
+def benign_flag_rate(
+    y_true: Sequence[Collection[str]], y_pred: Sequence[Collection[str]]
+) -> float | None:
+    """Share of harmless rows (no true label) with anything flagged; None without such rows."""
+    flagged = [bool(p) for t, p in zip(y_true, y_pred, strict=True) if not t]
+    return sum(flagged) / len(flagged) if flagged else None
 
 
 def compute_report(
@@ -232,8 +323,12 @@ def compute_report(
     parse_ok: Sequence[bool | None] | None = None,
     seconds: float = 0.0,
     eval_key: str | None = None,
+    ocr_sources: Sequence[str] | None = None,
 ) -> EvalReport:
-    """All metrics from per-row scores; a category is predicted when its score >= threshold."""
+    """All metrics from per-row scores; a category is predicted when its score >= threshold.
+
+    `ocr_sources` names, per row, where its OCR hint came from (see `evaluate_backend`).
+    """
     cats = [c.id for c in policy.categories]
     preds = [set(policy.flagged(s)) for s in scores]
     truths = [set(r.labels) for r in rows]
@@ -259,17 +354,24 @@ def compute_report(
     variants = sorted({r.variant for r in rows})
     probs = [float(s.get(c, 0.0)) for s in scores for c in cats]
     labels = [c in t for t in truths for c in cats]
+    sources = list(ocr_sources) if ocr_sources is not None else [None] * len(rows)
+    if len(sources) != len(rows):
+        raise ValueError(f"{len(sources)} OCR sources for {len(rows)} rows")
     predictions = [
         {
+            "id": r.id,
             "path": str(r.path),
             "labels": list(r.labels),
             "predicted": sorted(p),
             "variant": r.variant,
             "family": r.family,
+            "retention": r.retention,
+            "ocr_source": src,
             "scores": {c: round(float(s.get(c, 0.0)), 4) for c in cats},
         }
-        for r, p, s in zip(rows, preds, scores, strict=True)
+        for r, p, s, src in zip(rows, preds, scores, sources, strict=True)
     ]
+    ret_idx = [i for i, r in enumerate(rows) if r.retention]
     return EvalReport(
         model=model,
         n=len(rows),
@@ -284,6 +386,12 @@ def compute_report(
         eval_key=eval_key,
         predictions=predictions,
         retention_per_category={c: m.recall for c, m in retained.items()},
+        benign_flag_rate=benign_flag_rate(truths, preds),
+        retention_benign_flag_rate=benign_flag_rate(
+            [truths[i] for i in ret_idx], [preds[i] for i in ret_idx]
+        ),
+        n_retention=len(ret_idx),
+        ocr_sources=dict(Counter(s for s in sources if s is not None)),
     )
 
 
@@ -303,7 +411,20 @@ def recall_by_families(
     return out
 
 
-OcrMode = Literal["manifest", "rapidocr", "none"]
+OcrMode = Literal["auto", "manifest", "rapidocr", "none"]
+OCR_MODES: tuple[str, ...] = ("auto", "manifest", "rapidocr", "none")
+
+
+def _ocr_hint(row: EvalRow, image: Any, ocr: OcrMode) -> tuple[str, str]:
+    """(hint, source) for one row: the manifest's text, RapidOCR's reading, or nothing."""
+    if ocr == "manifest" or (ocr == "auto" and row.ocr_text is not None):
+        return row.ocr_text or "", "manifest"
+    if ocr == "none":
+        return "", "none"
+    from model.signals import compute_signals
+
+    text = compute_signals(image, ocr=True, nsfw=False).ocr_text
+    return (text, "rapidocr") if text is not None else ("", "rapidocr-failed")
 
 
 def evaluate_backend(
@@ -313,37 +434,38 @@ def evaluate_backend(
     *,
     model_name: str | None = None,
     batch_size: int = 16,
-    ocr: OcrMode = "manifest",
+    ocr: OcrMode = "auto",
     rationale: bool = False,
     eval_key: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> EvalReport:
     """Score `rows` through the serving backend and compute every metric.
 
-    `ocr="manifest"` passes each row's rendered text as the OCR hint (RapidOCR reads these
-    renders with ~0.99 character accuracy, FACTS.md, at ~0.25 s/image); `"rapidocr"` runs the
-    real OCR signal; `"none"` gives no hint.
+    `ocr="auto"` passes each row's own text (a manifest's `rendered_text`) as the OCR hint
+    where it has one and runs RapidOCR (`model.signals`, what the worker runs) where it has
+    none: a model that leans on the hint must not be judged blind. `"manifest"` uses only the
+    row's text (none: empty), `"rapidocr"` always reads the image, `"none"` gives no hint.
+    The report counts each row's source (`ocr_sources`).
     """
     from PIL import Image
 
     from model.backends import ScoringInput
 
-    compute_signals = None
-    if ocr == "rapidocr":
-        from model.signals import compute_signals
+    if ocr not in OCR_MODES:
+        raise WardenError(f"OCR mode {ocr!r}: use {', '.join(OCR_MODES)}")
     t0 = time.perf_counter()
     scores: list[Mapping[str, float]] = []
     parse_ok: list[bool | None] = []
+    sources: list[str] = []
     for start in range(0, len(rows), batch_size):
         chunk = rows[start : start + batch_size]
         inputs = []
         for r in chunk:
-            with Image.open(r.path) as im:
+            with Image.open(io.BytesIO(r.image) if r.image is not None else r.path) as im:
                 image = im.convert("RGB")
-            hint = r.ocr_text if ocr == "manifest" else None
-            if compute_signals is not None:
-                hint = compute_signals(image, ocr=True, nsfw=False).ocr_text
-            inputs.append(ScoringInput(image=image, text=r.text, ocr_text=hint or ""))
+            hint, source = _ocr_hint(r, image, ocr)
+            sources.append(source)
+            inputs.append(ScoringInput(image=image, text=r.text, ocr_text=hint))
         verdicts = backend.score(inputs, policy, rationale=rationale)
         scores.extend(v.scores for v in verdicts)
         parse_ok.extend(v.parse_ok if rationale else None for v in verdicts)
@@ -357,6 +479,7 @@ def evaluate_backend(
         parse_ok=parse_ok,
         seconds=time.perf_counter() - t0,
         eval_key=eval_key,
+        ocr_sources=sources,
     )
 
 
@@ -381,6 +504,12 @@ def format_table(report: EvalReport, against: EvalReport | None = None) -> str:
         ("average recall", report.average_recall, against.average_recall if against else None),
         ("adversarial recall", report.adversarial_recall, against and against.adversarial_recall),
         ("retention", report.retention, against.retention if against else None),
+        ("benign flag rate", report.benign_flag_rate, against and against.benign_flag_rate),
+        (
+            "retention benign",
+            report.retention_benign_flag_rate,
+            against and against.retention_benign_flag_rate,
+        ),
         ("ECE", report.ece, against.ece if against else None),
         ("unparsable rate", report.unparsable_rate, against and against.unparsable_rate),
     ]
@@ -389,6 +518,10 @@ def format_table(report: EvalReport, against: EvalReport | None = None) -> str:
         if against:
             line += f"   live {f(b)}"
         lines.append(line)
+    lines.append(f"retention rows       {report.n_retention}")
+    if report.ocr_sources:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(report.ocr_sources.items()))
+        lines.append(f"OCR hint source      {counts}")
     return "\n".join(lines)
 
 

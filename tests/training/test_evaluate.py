@@ -129,3 +129,60 @@ def test_read_manifest_resolves_paths_and_rejects_bad_rows(tmp_path: Path) -> No
 
     with pytest.raises(WardenError, match="unknown category"):
         read_manifest(m, POLICY)
+
+
+def test_report_counts_benign_flags_on_all_and_retention_rows_and_keeps_per_row_outcomes(
+    tmp_path: Path,
+) -> None:
+    rows = [
+        EvalRow(tmp_path / "a.png", ()),  # harmless, flagged scam
+        EvalRow(tmp_path / "b.png", ()),  # harmless, left alone
+        EvalRow(tmp_path / "c.png", (), retention=True),  # harmless, flagged drugs
+        EvalRow(tmp_path / "d.png", (), retention=True),  # harmless, left alone
+        EvalRow(tmp_path / "e.png", ("scam",), retention=True, key="k-e"),  # found
+    ]
+    scores = [
+        {"scam": 0.9, "drugs": 0.1, "csam": 0.0},
+        {"scam": 0.1, "drugs": 0.1, "csam": 0.0},
+        {"scam": 0.1, "drugs": 0.5, "csam": 0.0},
+        {"scam": 0.1, "drugs": 0.1, "csam": 0.0},
+        {"scam": 0.9, "drugs": 0.1, "csam": 0.0},
+    ]
+    sources = ["manifest", "manifest", "rapidocr", "rapidocr", "none"]
+    rep = compute_report("m", rows, scores, POLICY, ocr_sources=sources)
+    assert rep.benign_flag_rate == pytest.approx(2 / 4)
+    assert rep.retention_benign_flag_rate == pytest.approx(1 / 2)
+    assert rep.n_retention == 3
+    assert rep.ocr_sources == {"manifest": 2, "rapidocr": 2, "none": 1}
+    s = rep.summary()
+    json.dumps(s)
+    assert [r["id"] for r in s["rows"]] == [str(tmp_path / f"{c}.png") for c in "abcd"] + ["k-e"]
+    assert s["rows"][2] == {
+        "id": str(tmp_path / "c.png"),
+        "labels": [],
+        "predicted": ["drugs"],
+        "retention": True,
+    }
+    assert s["benign_flag_rate"] == pytest.approx(0.5) and s["n_retention"] == 3
+    assert [p["ocr_source"] for p in rep.predictions] == sources
+    with pytest.raises(ValueError, match="OCR sources"):
+        compute_report("m", rows, scores, POLICY, ocr_sources=sources[:2])
+
+
+def test_manifest_rows_without_text_have_none_not_empty_text(tmp_path: Path) -> None:
+    m = tmp_path / "m.jsonl"
+    lines = [
+        {"path": "a.png", "labels": []},  # no text: OCR must read it
+        {"path": "b.png", "labels": [], "rendered_text": ""},  # text known to be empty
+    ]
+    m.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    a, b = read_manifest(m, POLICY)
+    assert a.ocr_text is None and b.ocr_text == ""
+
+
+def test_unknown_ocr_mode_is_a_clear_error(tmp_path: Path) -> None:
+    from storage.errors import WardenError
+    from training.evaluate import evaluate_backend
+
+    with pytest.raises(WardenError, match="OCR mode 'tesseract'"):
+        evaluate_backend(None, POLICY, [EvalRow(tmp_path / "a.png", ())], ocr="tesseract")  # type: ignore[arg-type]
