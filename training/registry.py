@@ -1,9 +1,10 @@
 """Model registry and promotion gate: which model versions exist, which one is live.
 
 A model version is a row in `model_versions` (candidate | live | retired | rolled_back). A
-candidate becomes live only through `promote`, which runs the gate: it must beat the live model
-on average recall (measured on the same evaluation set) while no category's recall, nor
-retention on the replay/general set, drops by more than the configured tolerance. `rollback`
+candidate becomes live only through `promote`, which runs the gate (`training.gate`) on the
+same golden + retention rows for candidate and live: average recall with a margin the sample
+supports, each category, retention and the benign flag rate; missing rows refuse. Forcing past
+a refusal takes an admin and a reason, both audited. `rollback`
 puts the previous live model back. Every change writes an audit event, and the process-local
 swap hook (`model.loading.swap_live` when present, plus any `on_live_change` listener) is told
 so a running app serves the new live model without a restart.
@@ -23,8 +24,11 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from storage.audit import record_audit
-from storage.errors import Conflict, NotFound, WardenError
+from storage.errors import Conflict, NotFound, PermissionDenied, WardenError
 from storage.models import ModelVersion
+from training.gate import GateCheck, GateSettings, gate
+
+__all__ = ["GateCheck", "GateResult", "GateSettings", "gate", "promote", "rollback"]
 
 log = logging.getLogger(__name__)
 
@@ -46,16 +50,6 @@ class ModelVersionInfo:
 
 
 @dataclass(frozen=True)
-class GateCheck:
-    name: str
-    candidate: float | None
-    live: float | None
-    delta: float | None
-    limit: float
-    passed: bool
-
-
-@dataclass(frozen=True)
 class GateResult:
     """Outcome of `promote`: whether the candidate went live, and every check with its numbers."""
 
@@ -66,11 +60,12 @@ class GateResult:
     checks: list[GateCheck] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     forced: bool = False
+    force_reason: str | None = None
 
     def summary(self) -> str:
         head = "promoted" if self.promoted else "refused"
         if self.forced:
-            head += " (forced)"
+            head += f" (forced: {self.force_reason})" if self.force_reason else " (forced)"
         return f"{head}: {self.candidate} (live was {self.live or 'none'}); " + (
             "; ".join(self.reasons) or "all checks passed"
         )
@@ -214,68 +209,33 @@ def record_eval(
 # --- the gate -------------------------------------------------------------------------------
 
 
-def gate(
-    candidate: Mapping[str, Any],
-    live: Mapping[str, Any],
-    *,
-    tolerance: float,
-    retention_tolerance: float,
-) -> tuple[bool, list[GateCheck], list[str]]:
-    """Compare two evaluation summaries (see `training.evaluate.EvalReport.summary`).
-
-    Passes when the candidate's average recall is strictly higher, no category's recall drops
-    by more than `tolerance` (over the whole set, and on the retention rows alone: a gain on
-    the new data must not hide forgetting of the old), and retention drops by no more than
-    `retention_tolerance`.
-    """
-    checks: list[GateCheck] = []
-    reasons: list[str] = []
-    c_avg, l_avg = candidate.get("average_recall"), live.get("average_recall")
-    if c_avg is None or l_avg is None:
-        reasons.append("average recall missing from an evaluation")
-        return False, checks, reasons
-    ok = c_avg > l_avg
-    checks.append(GateCheck("average_recall", c_avg, l_avg, c_avg - l_avg, 0.0, ok))
-    if not ok:
-        reasons.append(f"average recall {c_avg:.3f} does not beat live {l_avg:.3f}")
-
-    def recalls(summary: Mapping[str, Any]) -> dict[str, float | None]:
-        return {c: m.get("recall") for c, m in (summary.get("per_category") or {}).items()}
-
-    for label, where, c_map, l_map in (
-        ("recall", "", recalls(candidate), recalls(live)),
-        (
-            "retention",
-            " on the retention set",
-            candidate.get("retention_per_category") or {},
-            live.get("retention_per_category") or {},
-        ),
-    ):
-        for cat in sorted(set(c_map) & set(l_map)):
-            c_r, l_r = c_map[cat], l_map[cat]
-            if c_r is None or l_r is None:
-                continue
-            ok = (l_r - c_r) <= tolerance + 1e-12
-            checks.append(GateCheck(f"{label}[{cat}]", c_r, l_r, c_r - l_r, tolerance, ok))
-            if not ok:
-                reasons.append(f"{cat} recall{where} drops {l_r - c_r:.3f} (> {tolerance:.3f})")
-    c_ret, l_ret = candidate.get("retention"), live.get("retention")
-    if c_ret is not None and l_ret is not None:
-        ok = (l_ret - c_ret) <= retention_tolerance + 1e-12
-        checks.append(GateCheck("retention", c_ret, l_ret, c_ret - l_ret, retention_tolerance, ok))
-        if not ok:
-            reasons.append(f"retention drops {l_ret - c_ret:.3f} (> {retention_tolerance:.3f})")
-    return not reasons, checks, reasons
-
-
 def _common_eval(cand: ModelVersion, live: ModelVersion) -> str | None:
+    """The set both were evaluated on: the candidate's last, else a dataset's golden split
+    (`warden eval --dataset`), else the latest common one."""
     c_evals = (cand.metrics or {}).get("evals") or {}
     l_evals = (live.metrics or {}).get("evals") or {}
     last = (cand.metrics or {}).get("last_eval")
     if last in c_evals and last in l_evals:
         return last
     common = [k for k in c_evals if k in l_evals]
-    return common[-1] if common else None
+    golden = [k for k in common if k.startswith("dataset:") and k.endswith(":golden")]
+    return (golden or common or [None])[-1]
+
+
+def _check_force(session: Session, actor: str, reason: str | None) -> None:
+    """Forcing past the gate takes an active admin (a `users` row) and a stated reason."""
+    from storage.users import get_user
+
+    try:
+        user = get_user(session, actor)
+    except NotFound:
+        user = None
+    if user is None or user.disabled or user.role.value != "admin":
+        raise PermissionDenied(
+            f"only an admin may force a promotion past the gate; {actor!r} is not an active admin"
+        )
+    if reason is not None and not reason.strip():
+        raise WardenError("a forced promotion needs a reason (--reason)")
 
 
 def promote(
@@ -284,33 +244,48 @@ def promote(
     actor: str,
     *,
     force: bool = False,
+    reason: str | None = None,
+    eval_key: str | None = None,
     tolerance: float = 0.03,
     retention_tolerance: float = 0.01,
+    benign_tolerance: float = 0.02,
+    settings: GateSettings | None = None,
 ) -> GateResult:
-    """Make `name` live if it passes the gate against the current live model (or `force`)."""
+    """Make `name` live if it passes the gate against the current live model.
+
+    The gate compares the two models' stored evaluations on one set: `eval_key` when given
+    (e.g. a dataset's golden split), else the one `_common_eval` picks. `force` promotes past
+    a refusal only when `actor` is an active admin; the audit event records who, why
+    (`reason`) and every refused line. `settings` overrides the tolerances given one by one.
+    """
+    cfg = settings or GateSettings(
+        tolerance=tolerance,
+        retention_tolerance=retention_tolerance,
+        benign_tolerance=benign_tolerance,
+    )
     cand = _get(session, name)
     if cand.status == LIVE:
         raise Conflict(f"{name!r} is already live")
     current = session.scalars(select(ModelVersion).where(ModelVersion.status == LIVE)).first()
     checks: list[GateCheck] = []
     reasons: list[str] = []
-    eval_key: str | None = None
     passed = True
     if current is not None:
-        eval_key = _common_eval(cand, current)
-        if eval_key is None:
+        c_evals = (cand.metrics or {}).get("evals") or {}
+        l_evals = (current.metrics or {}).get("evals") or {}
+        eval_key = eval_key or _common_eval(cand, current)
+        if eval_key is None or eval_key not in c_evals or eval_key not in l_evals:
             passed = False
+            where = "a common set" if eval_key is None else eval_key
             reasons.append(
-                "candidate and live have no evaluation on a common set; run "
-                f"`warden eval --model {name} --manifest FILE --against live`"
+                f"candidate and live have no evaluation on {where}; "
+                f"run `warden eval --model {name} --dataset DIR --against live` "
+                "(or `warden models promote NAME --dataset DIR`)"
             )
         else:
-            passed, checks, reasons = gate(
-                cand.metrics["evals"][eval_key],
-                current.metrics["evals"][eval_key],
-                tolerance=tolerance,
-                retention_tolerance=retention_tolerance,
-            )
+            passed, checks, reasons = gate(c_evals[eval_key], l_evals[eval_key], cfg)
+    if force and not passed:
+        _check_force(session, actor, reason)
     result = GateResult(
         promoted=passed or force,
         candidate=name,
@@ -319,6 +294,7 @@ def promote(
         checks=checks,
         reasons=reasons,
         forced=force and not passed,
+        force_reason=reason if force and not passed else None,
     )
     record_audit(
         session,
@@ -328,7 +304,11 @@ def promote(
         previous=result.live,
         eval_key=eval_key,
         forced=result.forced,
+        force_reason=result.force_reason,
         reasons=reasons,
+        checks=[
+            {"name": c.name, "delta": c.delta, "bound": c.bound, "passed": c.passed} for c in checks
+        ],
     )
     if not result.promoted:
         return result
