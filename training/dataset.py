@@ -17,7 +17,9 @@ SFT and preference prompts come from `model.prompts.build_messages` with the ima
 (the text the serving backend put in its prompt), so training and serving prompts are the same;
 completions are "Yes"/"No", the answers the shared-prefix scorer reads. `load_trl_split` attaches
 the images to SFT/preference rows for TRL. The golden split is never trained on, and once an
-image is golden it stays golden in every later build (tracked in the `datasets` table).
+image is golden it stays golden in every later build (tracked in the `datasets` table). Golden
+also holds `golden_fraction` of the replay/general pool (origin "replay:..."): the retention
+rows on which the promotion gate checks that nothing old is forgotten (`warden eval --dataset`).
 
 Run: warden dataset build --out datasets/2026-11-22 [--replay-ratio 0.3] [--since 2026-11-01]
 """
@@ -673,6 +675,21 @@ def build_dataset(
             image_files.update(files)
         if n_replay and not pool:
             log.warning("replay ratio %.2f asked but no replay source found", options.replay_ratio)
+    # Retention rows: golden_fraction of the replay/general pool, held out of training into
+    # the golden split (origin "replay:..."), where the gate checks that a candidate forgets
+    # nothing of the old data. Frozen like every golden row.
+    taken = golden | {it.key for it in rest} | set(dropped)
+    held = list({it.key: it for it in pool if it.key not in taken}.values())
+    retention_keys = curation.assign_golden(
+        held,
+        frozen,
+        fraction=options.golden_fraction,
+        seed=options.seed,
+        max_size=options.golden_max,
+    )
+    retention = [it for it in held if it.key in retention_keys]
+    golden_items += retention
+    golden = golden | retention_keys
     # Earlier data (older than --since) may come back as replay; golden never, and an
     # image already in this build's train/validation is not repeated.
     exclude = golden | {it.key for it in rest} | set(dropped)
@@ -686,7 +703,7 @@ def build_dataset(
 
     (out / "data").mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".replay-", dir=out) as scratch:
-        from_dataset = {it.key for it in replay} - set(image_files)
+        from_dataset = {it.key for it in replay + retention} - set(image_files)
         if src is not None and from_dataset:
             image_files.update(_copy_replay_images(src, from_dataset, Path(scratch)))
 
@@ -720,6 +737,7 @@ def build_dataset(
         "sft": {"train": n_sft_train, "validation": n_sft_val},
         "preference": n_prefs,
         "replay": len(replay),
+        "retention": len(retention),  # replay/general rows held out in golden
         "hard": sum(it.hard for it in train),
         "classes_train": dict(Counter(it.primary for it in train_all)),
         "curation": {**stats, "ledger_items": len(ledger)},
