@@ -5,7 +5,8 @@
     warden train pre|mid --base DIR --manifest synth/manifest.jsonl --out DIR [--recipe demo]
     warden train post --base M --data datasets/d1 --out runs/r1 [--method sft+dpo] [--qlora]
     warden eval --model NAME|DIR --manifest eval/manifest.jsonl [--against live] [--json]
-    warden models list | register NAME --uri DIR | promote NAME | rollback
+    warden eval --model NAME --dataset datasets/d1 [--split golden|validation] --against live
+    warden models list | register NAME --uri DIR | promote NAME [--dataset DIR] | rollback
 
 A thin Typer layer over training.dataset, .pretrain, .posttrain, .evaluate and .registry;
 user errors print `Error: ...` and exit 2.
@@ -327,39 +328,91 @@ def _load_model(spec: str, session: Any | None) -> tuple[Any, str, Any]:
     return load_backend(settings), spec, None
 
 
+def _eval_rows(
+    manifest: Path | None, dataset: Path | None, split: str, policy: Any, limit: int | None
+) -> tuple[list[Any], str, Path]:
+    """(rows, evaluation key, default report folder) of a manifest or a built dataset."""
+    from training.evaluate import manifest_key, read_dataset, read_manifest
+
+    if (manifest is None) == (dataset is None):
+        raise WardenError("give one of --manifest FILE or --dataset DIR")
+    if dataset is not None:
+        rows, key = read_dataset(dataset, split, policy)
+        folder = Path(dataset)
+    else:
+        assert manifest is not None
+        rows, key, folder = read_manifest(manifest, policy), manifest_key(manifest), manifest.parent
+    if limit:
+        rows, key = rows[:limit], f"{key}:{limit}"
+    return rows, key, folder
+
+
+def _evaluate_models(
+    specs: list[str],
+    rows: list[Any],
+    key: str,
+    session: Any | None,
+    *,
+    ocr: str,
+    rationale: bool = False,
+    record: bool = True,
+) -> list[Any]:
+    """Evaluate each model on the same rows; store registry versions' results under `key`."""
+    from storage.settings import get_settings
+    from training import registry
+    from training.evaluate import OCR_MODES, evaluate_backend
+
+    if ocr not in OCR_MODES:
+        raise WardenError(f"--ocr {ocr!r}: use {', '.join(OCR_MODES)}")
+    policy = _policy(get_settings())
+    reports = []
+    for spec in specs:
+        backend, name, info = _load_model(spec, session)
+        rep = evaluate_backend(
+            backend,
+            policy,
+            rows,
+            model_name=name,
+            ocr=ocr,  # type: ignore[arg-type]
+            rationale=rationale,
+            eval_key=key,
+        )
+        reports.append(rep)
+        if record and session is not None and info is not None:
+            registry.record_eval(session, info.name, key, rep.summary())
+    return reports
+
+
 @friendly_errors
 def eval_command(
     model: str = typer.Option(..., "--model", help="Registry name, 'live', 'demo' or a dir."),
-    manifest: Path = typer.Option(..., "--manifest", help="JSONL manifest with labels."),
+    manifest: Path | None = typer.Option(None, "--manifest", help="JSONL manifest with labels."),
+    dataset: Path | None = typer.Option(
+        None, "--dataset", help="A built dataset (warden dataset build): evaluate one split."
+    ),
+    split: str = typer.Option("golden", "--split", help="Dataset split: golden | validation."),
     against: str | None = typer.Option(None, "--against", help="Compare with 'live' or a name."),
     as_json: bool = typer.Option(False, "--json", help="JSON output."),
     report: Path | None = typer.Option(None, "--report", help="HTML report path."),
-    ocr: str = typer.Option("manifest", "--ocr", help="manifest | rapidocr | none"),
+    ocr: str = typer.Option(
+        "auto",
+        "--ocr",
+        help="auto (the row's text where it has one, else RapidOCR) | manifest | rapidocr | none",
+    ),
     rationale: bool = typer.Option(False, "--rationale", help="Also count unparsable replies."),
     record: bool = typer.Option(
         True, "--record/--no-record", help="Store the results in the registry (named models)."
     ),
     limit: int | None = typer.Option(None, "--limit", help="Evaluate the first N rows only."),
 ) -> None:
-    """Per-category precision/recall/F1, average recall, adversarial recall, ECE, retention."""
+    """Per-category precision/recall/F1, average recall, adversarial recall, ECE, retention,
+    benign flag rate; the OCR source of every row."""
     from storage.db import unit_of_work
     from storage.settings import get_settings
-    from training import registry
-    from training.evaluate import (
-        evaluate_backend,
-        format_table,
-        manifest_key,
-        read_manifest,
-        write_report,
-    )
+    from training.evaluate import format_table, write_report
 
-    if ocr not in ("manifest", "rapidocr", "none"):
-        raise WardenError(f"--ocr {ocr!r}: use manifest, rapidocr or none")
     policy = _policy(get_settings())
-    rows = read_manifest(manifest, policy)[:limit]
-    key = manifest_key(manifest) + (f":{limit}" if limit else "")
-    reports = []
-    infos = []
+    rows, key, folder = _eval_rows(manifest, dataset, split, policy, limit)
     is_path = model == "demo" or Path(model).exists()
     needs_db = against is not None or model == "live" or not is_path
     with ExitStack() as stack:
@@ -367,25 +420,14 @@ def eval_command(
         if needs_db:
             _settings, engine = stack.enter_context(open_db())
             session = stack.enter_context(unit_of_work(engine))
-        for spec in [model] + ([against] if against else []):
-            backend, name, info = _load_model(spec, session)
-            rep = evaluate_backend(
-                backend,
-                policy,
-                rows,
-                model_name=name,
-                ocr=ocr,  # type: ignore[arg-type]
-                rationale=rationale,
-                eval_key=key,
-            )
-            reports.append(rep)
-            infos.append(info)
-        if record and session is not None:
-            for rep, info in zip(reports, infos, strict=True):
-                if info is not None:
-                    registry.record_eval(session, info.name, key, rep.summary())
-    out = report or Path(manifest).with_name(f"eval-{reports[0].model.replace('/', '_')}.html")
-    write_report(reports, out, title=f"Warden evaluation on {Path(manifest).name}")
+        specs = [model] + ([against] if against else [])
+        reports = _evaluate_models(
+            specs, rows, key, session, ocr=ocr, rationale=rationale, record=record
+        )
+    what = f"{Path(dataset).name} ({split})" if dataset is not None else Path(str(manifest)).name
+    suffix = f"-{split}" if dataset is not None else ""
+    out = report or folder / f"eval{suffix}-{reports[0].model.replace('/', '_')}.html"
+    write_report(reports, out, title=f"Warden evaluation on {what}")
     if as_json:
         _json_out({"eval_key": key, "report": str(out), "results": [r.summary() for r in reports]})
         return
@@ -454,30 +496,78 @@ def models_register(
 @friendly_errors
 def models_promote(
     name: str = typer.Argument(...),
-    force: bool = typer.Option(False, "--force", help="Promote even if the gate refuses."),
+    dataset: Path | None = typer.Option(
+        None,
+        "--dataset",
+        help="Judge on this built dataset's golden split: evaluates candidate and live on it "
+        "first (unless both already were).",
+    ),
+    ocr: str = typer.Option("auto", "--ocr", help="OCR hints for --dataset (see warden eval)."),
+    benign_tolerance: float = typer.Option(
+        0.02, "--benign-tolerance", help="How much the benign flag rate may rise."
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Promote even if the gate refuses (an admin, with --reason)."
+    ),
+    admin: str | None = typer.Option(
+        None, "--admin", help="With --force: the admin user who forces (audited)."
+    ),
+    reason: str | None = typer.Option(
+        None, "--reason", help="With --force: why the gate is overridden (audited)."
+    ),
 ) -> None:
-    """Promote a candidate if it beats the live model without regressions (the gate)."""
+    """Promote a candidate if it beats the live model on the same golden + retention rows
+    without regressions (the gate: training.gate)."""
     from storage.db import unit_of_work
     from training import registry
 
+    if force and (not admin or not (reason or "").strip()):
+        raise WardenError("--force needs --admin USER (an admin) and --reason TEXT")
     with open_db() as (settings, engine), unit_of_work(engine) as s:
+        key = None
+        if dataset is not None:
+            key = _golden_evaluations(s, name, dataset, ocr)
         res = registry.promote(
             s,
             name,
-            CLI_ACTOR,
+            admin if force and admin else CLI_ACTOR,
             force=force,
+            reason=reason if force else None,
+            eval_key=key,
             tolerance=settings.train.promote_tolerance,
             retention_tolerance=settings.train.retention_tolerance,
+            benign_tolerance=benign_tolerance,
         )
     for c in res.checks:
         mark = "ok " if c.passed else "FAIL"
+        bound = f"  lower bound {c.bound:+.3f}" if c.bound is not None else ""
         typer.echo(
             f"  {mark} {c.name:28} candidate {c.candidate:.3f}  live {c.live:.3f}  "
-            f"delta {c.delta:+.3f}"
+            f"delta {c.delta:+.3f}{bound}" + (f"  (n={c.n})" if c.n is not None else "")
         )
     typer.echo(res.summary())
     if not res.promoted:
         raise typer.Exit(1)
+
+
+def _golden_evaluations(session: Any, name: str, dataset: Path, ocr: str) -> str:
+    """Evaluate candidate `name` and the live model on `dataset`'s golden split (each only if
+    it has no result there yet) and return the split's evaluation key."""
+    from storage.settings import get_settings
+    from training import registry
+    from training.evaluate import read_dataset
+
+    rows, key = read_dataset(dataset, "golden", _policy(get_settings()))
+    live = registry.live_model(session)
+    specs = [name] + ([live.name] if live is not None and live.name != name else [])
+    todo = []
+    for spec in specs:
+        evals = registry.get_model(session, spec).metrics.get("evals") or {}
+        if not (evals.get(key) or {}).get("rows"):
+            todo.append(spec)
+    for rep in _evaluate_models(todo, rows, key, session, ocr=ocr):
+        typer.echo(f"evaluated {rep.model} on {key}: average recall {rep.average_recall}")
+    return key
 
 
 @models_app.command("rollback")
