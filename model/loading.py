@@ -1,8 +1,11 @@
 """Load VLMs: resolve device / dtype / quantization, keep one loaded model per process, swap live.
 
 `load_backend(settings)` returns a cached `TransformersBackend` for (path, quant, dtype,
-device, adapter). `swap_live(target)` replaces the process's live backend atomically under a
-lock: calls already running finish on the old model; the next `live_backend()` gets the new one.
+device, adapter); `load_target(entry)` does so for a registry version (its name as the model
+version, its calibration). `live_backend(settings, database_url=...)` is what a serving process
+scores with: it asks the registry (`model.live`) which version is live every few seconds and
+`swap_live`s to a new one atomically under a lock: calls already running finish on the old
+model; the next call gets the new one. A registry it cannot read is an error, never a fallback.
 
 Defaults: on CUDA, 4-bit NF4 with double quantization and bf16 compute, vision tower,
 projector and LM head left unquantized (their module names come from the model class, so any
@@ -17,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -309,7 +313,14 @@ def load_backend(
     if settings.name == "openai":
         from model.openai_backend import OpenAIBackend
 
-        return OpenAIBackend.from_settings(settings)
+        # Cached like a local model, so the live check sees the same backend; a registry
+        # version served this way records its registry name too.
+        okey = ("openai", settings.openai_base_url, settings.openai_model, version_name)
+        with _load_lock:
+            if okey not in _cache:
+                extra = {"model_version": version_name} if version_name else {}
+                _cache[okey] = OpenAIBackend.from_settings(settings, **extra)  # type: ignore[assignment]
+            return _cache[okey]
     plan = plan_load(settings)
     key = (*plan.cache_key, version_name)
     with _load_lock:
@@ -325,42 +336,6 @@ def load_backend(
             )
             _cache[key] = backend
         return backend
-
-
-@dataclass(frozen=True)
-class RegistryTarget:
-    """A registry entry as the loader needs it (duck-types training.registry.ModelVersionInfo)."""
-
-    name: str
-    uri: str
-    adapter_uri: str | None
-    calibration: dict[str, Any]
-
-
-def registry_target(database_url: str, name: str = "live") -> RegistryTarget | None:
-    """The registry entry called `name`, or the live one for "live"; None if there is none
-    (or the database has no registry yet)."""
-    from sqlalchemy import select
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from storage.db import make_engine, unit_of_work
-    from storage.models import ModelVersion
-
-    engine = make_engine(database_url)
-    try:
-        with unit_of_work(engine) as s:
-            stmt = select(ModelVersion).order_by(ModelVersion.promoted_at.desc()).limit(1)
-            stmt = stmt.where(
-                ModelVersion.status == "live" if name == "live" else ModelVersion.name == name
-            )
-            row = s.scalars(stmt).first()
-            if row is None:
-                return None
-            return RegistryTarget(row.name, row.uri, row.adapter_uri, dict(row.calibration or {}))
-    except SQLAlchemyError:
-        return None
-    finally:
-        engine.dispose()
 
 
 def apply_calibration(backend: Backend, calibration: dict[str, Any] | None) -> None:
@@ -389,17 +364,41 @@ def _settings_for(target: Any, base: ModelSettings | None) -> tuple[ModelSetting
     return settings, getattr(target, "name", None)
 
 
+def load_target(target: Any, *, base: ModelSettings | None = None) -> Backend:
+    """The backend for a registry entry (`model.live.RegistryTarget` or a registry
+    `ModelVersionInfo`): its URI and adapter on `base`'s device/dtype/quant, its registry name
+    as the model version every prediction records, its stored calibration applied. Every
+    process loads a registry version through here, so they all score it the same way."""
+    settings, name = _settings_for(target, base)
+    backend = load_backend(settings, version_name=name)
+    if name is not None:
+        apply_calibration(backend, getattr(target, "calibration", None))
+    return backend
+
+
+# --- the live backend -----------------------------------------------------------------------
+
+# How often (seconds) a serving process asks the registry which model is live: one indexed
+# single-column query, so a promotion made by any process is served within this (plus the
+# batch in flight and the new model's load time).
+LIVE_CHECK_S = 2.0
+
+# _check_lock lets one thread at a time ask the registry and load; the others keep serving
+# the current live backend meanwhile (or wait, when there is none yet).
+_check_lock = threading.Lock()
+_live_name: str | None = None  # registry name of `_live`; None: not from the registry
+_checked_at = float("-inf")  # time.monotonic() of the last registry check
+
+
 def swap_live(target: Any, *, base: ModelSettings | None = None) -> Backend:
-    """Load `target` (ModelSettings or a registry ModelVersionInfo) and make it the live
-    backend. Loading happens before the swap, outside no lock that callers wait on: in-flight
+    """Load `target` (ModelSettings or a registry entry) and make it the live backend.
+    Loading happens before the swap, outside no lock that callers wait on: in-flight
     `score` calls keep their reference to the old backend and finish on it."""
     settings, name = _settings_for(target, base)
-    new = load_backend(settings, version_name=name)
-    if name is not None:
-        apply_calibration(new, getattr(target, "calibration", None))
-    global _live
+    new = load_target(target, base=base) if name is not None else load_backend(settings)
+    global _live, _live_name
     with _live_lock:
-        old, _live = _live, new
+        old, _live, _live_name = _live, new, name
     log.info(
         "live model swapped: %s -> %s",
         getattr(old, "model_version", None),
@@ -408,34 +407,100 @@ def swap_live(target: Any, *, base: ModelSettings | None = None) -> Backend:
     return new
 
 
+def mark_live_stale() -> None:
+    """Make the next `live_backend(database_url=...)` call ask the registry (after this
+    process promoted or rolled back, it need not wait for the next periodic check)."""
+    global _checked_at
+    with _live_lock:
+        _checked_at = float("-inf")
+
+
 def live_backend(
-    settings: ModelSettings | None = None, *, database_url: str | None = None
+    settings: ModelSettings | None = None,
+    *,
+    database_url: str | None = None,
+    check_s: float = LIVE_CHECK_S,
+    require_registry: bool = False,
 ) -> Backend:
-    """The live backend. The first call loads the registry's live model when `database_url`
-    has one (with its calibration), else the model named by `settings`."""
-    global _live
+    """The backend this process serves now.
+
+    With `database_url`, the registry decides: at most every `check_s` seconds one small query
+    asks which version is live, and a different one is loaded and swapped in (calls already
+    running finish on the old one). While the registry has no live model, the model named by
+    `settings` is served, and a log line says so (`require_registry` refuses instead). A
+    database error is retried, then raised (`model.live.LiveModelUnavailable`): never another
+    model than the registry says. Without `database_url`: the current live backend, or the
+    model named by `settings` on first use.
+    """
+    global _live, _checked_at
+    if database_url is None:
+        with _live_lock:
+            current = _live
+        if current is not None:
+            return current
+        loaded = load_backend(settings or ModelSettings())
+        with _live_lock:
+            if _live is None:
+                _live = loaded
+            return _live
     with _live_lock:
-        current = _live
-    if current is not None:
+        current, due = _live, time.monotonic() - _checked_at >= check_s
+    if current is not None and not due:
         return current
-    target = registry_target(database_url) if database_url else None
-    if target is not None:
-        return swap_live(target, base=settings)
-    loaded = load_backend(settings or ModelSettings())
+    # One thread asks; the others serve the current model meanwhile (none yet: they wait).
+    if not _check_lock.acquire(blocking=current is None):
+        return current  # type: ignore[return-value]
+    try:
+        with _live_lock:
+            current, name = _live, _live_name
+            if current is not None and time.monotonic() - _checked_at < check_s:
+                return current  # another thread checked while this one waited
+        return _follow_registry(settings, database_url, current, name, require_registry)
+    finally:
+        _check_lock.release()
+
+
+def _follow_registry(
+    settings: ModelSettings | None,
+    database_url: str,
+    current: Backend | None,
+    name: str | None,
+    require_registry: bool,
+) -> Backend:
+    """Ask the registry which version is live and make `_live` that one (see live_backend)."""
+    from model.live import read_live_name, read_target
+
+    global _checked_at
+    live = read_live_name(database_url)
+    if live is None:
+        if require_registry:
+            raise WardenError(
+                "no model is live in the registry: promote one (warden models promote NAME)"
+            )
+        fallback = load_backend(settings or ModelSettings())
+        if fallback is not current:
+            log.warning(
+                "no live model in the registry; serving the configured model %s",
+                fallback.model_version,
+            )
+            swap_live(settings or ModelSettings())
+    elif live != name or current is None:
+        target = read_target(database_url)  # the whole entry; None only if unpromoted since
+        if target is not None:
+            swap_live(target, base=settings)
     with _live_lock:
-        if _live is None:
-            _live = loaded
-        return _live
+        _checked_at = time.monotonic()
+        return _live  # type: ignore[return-value]
 
 
 def evict(backend: Backend | None = None) -> int:
     """Drop cached backends (all, or one); returns how many. Their memory goes once unused."""
-    global _live
+    global _live, _live_name, _checked_at
     with _load_lock:
         keys = [k for k, v in _cache.items() if backend is None or v is backend]
         for k in keys:
             del _cache[k]
     with _live_lock:
         if backend is None or _live is backend:
-            _live = None
+            _live, _live_name, _checked_at = None, None, float("-inf")
     return len(keys)

@@ -24,10 +24,16 @@ to queued items: every batch asks the queue first. One pass per run, oldest item
 item that fails is retried on the next run, up to `max_attempts` failures in all.
 
 `score_items` scores chosen items (an upload's new items) the same way, under the same leases,
-without waiting for their turn in the queue.
+without waiting for their turn in the queue; `score_with_live` does so with the live model.
+
+A worker given `live` (a function returning the backend to use now, such as
+`model.loading.live_backend` bound to the database) asks it before every claim: a promotion or
+rollback made by any process is picked up between batches, without a restart, and each
+prediction records the version that produced it. With `follow`, the worker does not stop when
+the queue is empty: it waits `poll_s` and asks again, until `stop` is set.
 
 Run: warden score [--model M] [--limit N] [--batch-size B] [--worker-id ID] [--rationale]
-                  [--no-backfill]
+                  [--no-backfill] [--follow] [--poll-s S] [--live-check-s S]
 """
 
 from __future__ import annotations
@@ -66,13 +72,16 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_ATTEMPTS = 3
 FAILED_STATUS = ItemStatus.failed.value
 
+# Returns the backend the next batch is scored with (the live one, as the registry says now).
+LiveSource = Callable[[], Backend]
+
 
 @dataclass(frozen=True)
 class WorkerReport:
     """What one `run_worker` or `score_items` call did."""
 
     worker_id: str
-    model_version: str
+    model_version: str  # the last one used
     policy_version: str
     scored: int = 0
     backfilled: int = 0  # of `scored`, items scored by the backfill (not from the queue)
@@ -81,6 +90,9 @@ class WorkerReport:
     batches: int = 0
     elapsed_s: float = 0.0
     errors: dict[int, str] = field(default_factory=dict)
+    # The model versions this run used, in order (more than one: the live model changed
+    # while it ran; a rollback shows the earlier one again).
+    model_versions: tuple[str, ...] = ()
 
     @property
     def items_per_s(self) -> float:
@@ -226,17 +238,22 @@ class _Run:
     def __init__(
         self,
         settings: Settings,
-        backend: Backend,
+        backend: Backend | None,
         policy: Policy | None,
         worker_id: str | None,
         *,
         rationale: bool,
         max_attempts: int,
+        live: LiveSource | None = None,
     ) -> None:
         from storage.blobs import BlobStore
 
+        if backend is None and live is None:
+            raise WardenError("a scoring run needs a backend or a live source")
         self.settings = settings
-        self.backend = backend
+        self.live = live
+        self.backend: Backend = backend if backend is not None else live()  # type: ignore[misc]
+        self.model_versions = [self.backend.model_version]
         self.policy = policy or load_policy(settings.policy_path)
         self.worker_id = worker_id or default_worker_id()
         self.rationale = rationale
@@ -255,6 +272,24 @@ class _Run:
         self.done: set[int] = set()  # recorded or charged a failure in this run
         self.backfill_after = 0  # the backfill's cursor: highest item id it has claimed
         self.backfill_ids: set[int] = set()  # claimed by the backfill in this run
+
+    def refresh(self) -> None:
+        """Between batches: take the backend the live source gives now. A new version gets
+        its own backfill pass (it has scored nothing yet)."""
+        if self.live is None:
+            return
+        new = self.live()
+        if new is self.backend:
+            return
+        log.info(
+            "worker %s: live model %s -> %s",
+            self.worker_id,
+            self.backend.model_version,
+            new.model_version,
+        )
+        self.backend = new
+        self.model_versions.append(new.model_version)
+        self.backfill_after = 0
 
     def claim(self, n: int, item_ids: Sequence[int] | None = None) -> list[ClaimedItem]:
         from storage.queue import claim_for_scoring
@@ -423,6 +458,7 @@ class _Run:
             batches=batches,
             elapsed_s=elapsed,
             errors=dict(self.errors),
+            model_versions=tuple(self.model_versions),
         )
         log.info(
             "worker %s: %d scored, %d failed in %.1fs (%.2f items/s)",
@@ -447,7 +483,7 @@ def _with_signals(verdict: Verdict, sig: Signals) -> Verdict:
 
 def run_worker(
     settings: Settings,
-    backend: Backend,
+    backend: Backend | None,
     *,
     limit: int | None,
     batch_size: int,
@@ -457,6 +493,10 @@ def run_worker(
     policy: Policy | None = None,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     backfill: bool = True,
+    live: LiveSource | None = None,
+    follow: bool = False,
+    poll_s: float = 2.0,
+    stop: threading.Event | None = None,
 ) -> WorkerReport:
     """Score queued items until the queue is empty or `limit` items were handled.
 
@@ -465,27 +505,48 @@ def run_worker(
     queued items that arrive meanwhile still come first. `limit` counts items taken (scored
     or failed), backfill included. Returns the counts and the elapsed time;
     `WorkerReport.items_per_s` is the throughput.
+
+    `live` (instead of `backend`) is asked for the backend before every claim, so the worker
+    follows the registry's live model. `follow` keeps waiting for new items (every `poll_s`
+    seconds) instead of stopping when none is left; it ends when `stop` is set or `limit`
+    is reached.
     """
     if batch_size < 1:
         raise WardenError("--batch-size must be at least 1")
     if limit is not None and limit < 0:
         raise WardenError("--limit must be zero or more")
-    run = _Run(settings, backend, policy, worker_id, rationale=rationale, max_attempts=max_attempts)
-    total = _expected_total(run, limit, backfill=backfill) if progress else None
+    if poll_s <= 0:
+        raise WardenError("--poll-s must be more than zero")
+    stop = stop or threading.Event()
+    run = _Run(
+        settings,
+        backend,
+        policy,
+        worker_id,
+        rationale=rationale,
+        max_attempts=max_attempts,
+        live=live,
+    )
+    total = _expected_total(run, limit, backfill=backfill) if progress and not follow else None
     bar = _progress_bar(total, enabled=progress)
     taken = 0
 
     def next_batch() -> list[ClaimedItem]:
         nonlocal taken
-        if limit is not None and taken >= limit:
-            return []
-        n = batch_size if limit is None else min(batch_size, limit - taken)
-        # The queue first, every batch: moderators wait for those; the backfill does not.
-        claimed = run.claim(n)
-        if not claimed and backfill:
-            claimed = run.claim_backfill(n)
-        taken += len(claimed)
-        return claimed
+        while not stop.is_set():
+            if limit is not None and taken >= limit:
+                return []
+            n = batch_size if limit is None else min(batch_size, limit - taken)
+            run.refresh()  # the live model, as the registry says now
+            # The queue first, every batch: moderators wait for those; the backfill does not.
+            claimed = run.claim(n)
+            if not claimed and backfill:
+                claimed = run.claim_backfill(n)
+            taken += len(claimed)
+            if claimed or not follow:
+                return claimed
+            stop.wait(poll_s)
+        return []
 
     def after_batch(handled: int) -> None:
         if bar is not None:
@@ -538,6 +599,21 @@ def score_items(
     if progress is not None:
         progress(0, total)
     return run.drive(next_batch, after_batch)
+
+
+def score_with_live(
+    settings: Settings,
+    item_ids: Sequence[int],
+    *,
+    policy: Policy | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> WorkerReport:
+    """Score `item_ids` now with the model the registry says is live (checked on this call,
+    at most every `model.loading.LIVE_CHECK_S` seconds): the upload tab's "score now"."""
+    from model.loading import live_backend
+
+    backend = live_backend(settings.model, database_url=settings.database_url)
+    return score_items(settings, backend, item_ids, policy=policy, progress=progress)
 
 
 def _expected_total(run: _Run, limit: int | None, *, backfill: bool = False) -> int:

@@ -1,60 +1,76 @@
 """`warden score`: run a scoring worker against the configured database.
 
-    warden score                         # the configured model (WARDEN_MODEL__NAME, default demo)
-    warden score --model live            # the model promoted in the registry
-    warden score --model ./runs/r7/model --limit 100 --batch-size 16
+    warden score                         # the live model (the registry's; the configured
+                                         # WARDEN_MODEL__NAME only while none is live)
+    warden score --model live            # the live model; refuses while none is live
+    warden score --follow                # keep running: wait for new items, follow promotions
+    warden score --model r7              # a registry version, pinned (or a hub id, a local
+    warden score --model ./runs/r7/model --limit 100 --batch-size 16   # directory, "demo")
     warden score --model openai          # an OpenAI-compatible server (WARDEN_MODEL__OPENAI_*)
     warden score --no-backfill           # queued items only, no backfill of decided items
 
-Several workers may run at once against one PostgreSQL; each claims its own batches.
+Several workers may run at once against one PostgreSQL; each claims its own batches. A worker
+on the live model asks the registry which version is live before every batch (at most every
+--live-check-s seconds) and swaps to a newly promoted or rolled-back version without a
+restart; if the registry cannot be read it stops with an error rather than score with another
+model.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
+import threading
+from functools import partial
 from typing import TYPE_CHECKING
 
 import typer
 
 from storage.cli import friendly_errors
-from storage.errors import WardenError
 
 if TYPE_CHECKING:
-    from model.loading import RegistryTarget
-    from storage.settings import ModelSettings, Settings
+    from model.backends import Backend
+    from model.worker import LiveSource
+    from storage.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 def resolve_model(
-    settings: Settings, model: str | None
-) -> tuple[ModelSettings, RegistryTarget | None]:
-    """`--model` as (ModelSettings for `load_backend`, registry entry or None).
+    settings: Settings, model: str | None, *, live_check_s: float
+) -> tuple[Backend | None, LiveSource | None]:
+    """`--model` as (a pinned backend, None) or (None, a live source).
 
-    "live" is the model promoted in the registry (`model_versions`, status live); a registry
-    name is that version. Either loads its URI and adapter with its registry name as the model
-    version and its stored calibration. "demo", a hub id, a local directory and "openai" pass
-    through to `model.loading.load_backend`, which knows them.
+    No `--model`, or "live": the registry's live model, re-checked between batches (no
+    `--model` serves the configured model while the registry has none live; "live" refuses).
+    A registry name is that version, pinned, with its registry name as the model version and
+    its stored calibration. "demo", a hub id, a local directory and "openai" pass through to
+    `model.loading.load_backend`, which knows them.
     """
-    from model.loading import registry_target
+    from model.live import read_target
+    from model.loading import live_backend, load_backend, load_target
     from model.worker import check_database
     from storage.db import make_engine
 
-    name = model or settings.model.name
     engine = make_engine(settings.database_url, settings.db)
     try:
         check_database(engine)  # before any model loads: a wrong URL fails in a second
     finally:
         engine.dispose()
-    target = registry_target(settings.database_url, name)
+    if model is None or model == "live":
+        source = partial(
+            live_backend,
+            settings.model,
+            database_url=settings.database_url,
+            check_s=live_check_s,
+            require_registry=model == "live",
+        )
+        source()  # load now: a missing live model or a bad path fails before any claim
+        return None, source
+    target = read_target(settings.database_url, model)
     if target is None:
-        if name == "live":
-            raise WardenError(
-                "no model is live yet: promote one (warden models promote NAME) or pass --model"
-            )
-        return settings.model.model_copy(update={"name": name}), None
-    update = {"name": target.uri, "adapter": target.adapter_uri}
-    return settings.model.model_copy(update=update), target
+        return load_backend(settings.model.model_copy(update={"name": model})), None
+    return load_target(target, base=settings.model), None
 
 
 @friendly_errors
@@ -80,22 +96,34 @@ def score_command(
         "items that have no prediction for this model and policy; status, decision and "
         "priority are left as they are.",
     ),
+    follow: bool = typer.Option(
+        False,
+        "--follow/--no-follow",
+        help="Keep running when no item is left: wait for new ones (Ctrl-C or SIGTERM ends).",
+    ),
+    poll_s: float = typer.Option(
+        2.0, "--poll-s", min=0.05, help="With --follow: seconds between looks at an empty queue."
+    ),
+    live_check_s: float = typer.Option(
+        2.0,
+        "--live-check-s",
+        min=0.0,
+        help="On the live model: ask the registry which version is live at most this often.",
+    ),
 ) -> None:
     """Score queued items with the VLM and the cheap signals (OCR, NSFW); then, with
     --backfill (the default), items outside the queue that this model has not scored."""
-    from model.loading import apply_calibration, load_backend
     from model.worker import run_worker
     from storage.policy import load_policy
     from storage.settings import get_settings
 
     settings = get_settings()
     policy = load_policy(settings.policy_path)
-    model_settings, target = resolve_model(settings, model)
-    backend = load_backend(
-        model_settings, policy=policy, version_name=target.name if target else None
-    )
-    if target is not None:
-        apply_calibration(backend, target.calibration)
+    backend, live = resolve_model(settings, model, live_check_s=live_check_s)
+    stop = threading.Event()
+    if follow and threading.current_thread() is threading.main_thread():
+        # SIGTERM (a service manager stopping it) ends the run after the batch in flight.
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
     report = run_worker(
         settings,
         backend,
@@ -106,11 +134,15 @@ def score_command(
         rationale=rationale,
         policy=policy,
         backfill=backfill,
+        live=live,
+        follow=follow,
+        poll_s=poll_s,
+        stop=stop,
     )
     typer.echo(
         f"scored {report.scored} item(s) ({report.backfilled} by backfill), "
         f"{report.failed} failed attempt(s), "
-        f"{report.given_up} given up; model {report.model_version}, "
+        f"{report.given_up} given up; model {' -> '.join(report.model_versions)}, "
         f"policy {report.policy_version}"
     )
     typer.echo(

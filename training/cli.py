@@ -302,28 +302,22 @@ def train_post(
 
 
 def _load_model(spec: str, session: Any | None) -> tuple[Any, str, Any]:
-    """(backend, display name, registry info or None) for a name, 'live', 'demo' or a dir."""
-    from model.loading import load_backend
+    """(backend, display name, registry entry or None) for a name, 'live', 'demo' or a dir.
+    A registry version (and 'live') loads through `model.live.resolve_target` and
+    `model.loading.load_target`, as every serving process does: same version name, adapter
+    and stored calibration."""
+    from model.live import resolve_target
+    from model.loading import load_backend, load_target
     from storage.settings import get_settings
-    from training import registry
 
     base = get_settings().model
-    info = None
-    if session is not None:
-        if spec == "live":
-            info = registry.live_model(session)
-            if info is None:
-                raise WardenError("no live model in the registry; `warden models promote` one")
-        else:
-            try:
-                info = registry.get_model(session, spec)
-            except WardenError:
-                info = None
-    if spec == "live" and info is None:
-        raise WardenError("--model live needs a database with a live model")
-    if info is not None:
-        settings = base.model_copy(update={"name": info.uri, "adapter": info.adapter_uri})
-        return load_backend(settings, version_name=info.name), info.name, info
+    target = resolve_target(session, spec) if session is not None else None
+    if spec == "live" and target is None:
+        if session is None:
+            raise WardenError("--model live needs a database with a live model")
+        raise WardenError("no live model in the registry; `warden models promote` one")
+    if target is not None:
+        return load_target(target, base=base), target.name, target
     settings = base.model_copy(update={"name": spec, "adapter": None})
     return load_backend(settings), spec, None
 

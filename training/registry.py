@@ -5,9 +5,11 @@ candidate becomes live only through `promote`, which runs the gate (`training.ga
 same golden + retention rows for candidate and live: average recall with a margin the sample
 supports, each category, retention and the benign flag rate; missing rows refuse. Forcing past
 a refusal takes an admin and a reason, both audited. `rollback`
-puts the previous live model back. Every change writes an audit event, and the process-local
-swap hook (`model.loading.swap_live` when present, plus any `on_live_change` listener) is told
-so a running app serves the new live model without a restart.
+puts the previous live model back. Every change writes an audit event. Which model is live is
+the database's answer (`model.live.live_row`, the one resolver): every serving process, in any
+process or machine, asks it every few seconds and swaps without a restart (see
+`model.loading.live_backend`). After the commit, this process's own check is made due at once
+and any `on_live_change` listener is told.
 
 Run: warden models list | warden models promote NAME | warden models rollback
 """
@@ -23,6 +25,7 @@ from typing import Any
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
+from model.live import live_row
 from storage.audit import record_audit
 from storage.errors import Conflict, NotFound, PermissionDenied, WardenError
 from storage.models import ModelVersion
@@ -103,20 +106,11 @@ def _notify_after_commit(session: Session, live: ModelVersionInfo) -> None:
 
 
 def _notify(live: ModelVersionInfo | None) -> None:
-    try:
-        from model import loading  # optional: the app's process-wide backend cache
-    except ImportError:
-        loading = None  # type: ignore[assignment]
-    swap = getattr(loading, "swap_live", None) if loading is not None else None
-    # Only a process that serves (has a live backend loaded: the app, a worker) swaps; a CLI
-    # `warden models promote` must not load a model just to drop it. Other processes see the
-    # change through `live_model(session)`.
-    serving = loading is not None and getattr(loading, "_live", None) is not None
-    if swap is not None and live is not None and serving:
-        try:
-            swap(live)
-        except Exception:  # the DB change stands; a running app re-reads live on next load
-            log.exception("model.loading.swap_live failed for %s", live.name)
+    from model.loading import mark_live_stale
+
+    # Nothing is loaded here (a CLI `warden models promote` must not load a model): a serving
+    # process picks the new version up on its next `live_backend` call, this one at once.
+    mark_live_stale()
     for fn in list(_listeners):
         try:
             fn(live)
@@ -144,11 +138,7 @@ def list_models(session: Session) -> list[ModelVersionInfo]:
 
 
 def live_model(session: Session) -> ModelVersionInfo | None:
-    row = session.scalars(
-        select(ModelVersion)
-        .where(ModelVersion.status == LIVE)
-        .order_by(ModelVersion.promoted_at.desc(), ModelVersion.id.desc())
-    ).first()
+    row = live_row(session)
     return _info(row) if row else None
 
 

@@ -1,6 +1,7 @@
 """Models tab (engineers, admins): registered model versions, their metrics, candidate vs live,
-promote (through the registry's gate) and rollback. The registry swaps the live backend of
-this process after the change commits (`model.loading.swap_live`).
+promote (through the registry's gate) and rollback. The change is a database fact: every
+serving process (this one at once, workers and other servers within seconds) swaps to the new
+live version on its next check (`model.loading.live_backend`).
 """
 
 from __future__ import annotations

@@ -128,16 +128,15 @@ def _counts(result) -> dict[str, int]:
 
 
 def _score(ctx: AppContext, item_ids: list[int], progress: gr.Progress) -> str:
-    """Score exactly the new items with the live backend (the queue's order would put older
-    items first); `model.worker.score_items` does it the way the scoring worker does."""
-    from model.loading import live_backend
-    from model.worker import score_items
+    """Score exactly the new items with the model the registry says is live now (the queue's
+    order would put older items first); `model.worker.score_with_live` does it the way the
+    scoring worker does. An unreadable registry is a clear error, never another model."""
+    from model.worker import score_with_live
 
     progress(0, desc="Loading the model")
-    backend = live_backend(ctx.settings.model, database_url=ctx.settings.database_url)
 
     def on_progress(done: int, total: int) -> None:
         progress((done, max(total, 1)), desc="Scoring", unit="items")
 
-    report = score_items(ctx.settings, backend, item_ids, policy=ctx.policy, progress=on_progress)
-    return f"scored {report.scored} new items with {backend.model_version}"
+    report = score_with_live(ctx.settings, item_ids, policy=ctx.policy, progress=on_progress)
+    return f"scored {report.scored} new items with {report.model_version}"

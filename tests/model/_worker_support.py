@@ -24,12 +24,14 @@ def scoring_settings(settings: Settings, model_dir: Path) -> Settings:
     return settings.model_copy(update={"model": model})
 
 
-def write_images(folder: Path, n: int, *, banner_text: str = "FREE CRYPTO NOW") -> list[Path]:
-    """n visually distinct PNGs (different noise, so no near-duplicates); the first carries
-    a text banner for OCR."""
+def write_images(
+    folder: Path, n: int, *, banner_text: str = "FREE CRYPTO NOW", first: int = 0
+) -> list[Path]:
+    """n visually distinct PNGs (different noise, so no near-duplicates); image 0 carries
+    a text banner for OCR. `first` starts elsewhere in the sequence: new images each call."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for i in range(n):
+    for i in range(first, first + n):
         rng = np.random.default_rng(1000 + i)
         arr = rng.integers(0, 256, size=(24, 32, 3), dtype=np.uint8)
         img = Image.fromarray(arr).resize((320, 240), Image.NEAREST)
@@ -43,11 +45,11 @@ def write_images(folder: Path, n: int, *, banner_text: str = "FREE CRYPTO NOW") 
     return paths
 
 
-def ingest(settings: Settings, folder: Path, n: int) -> list[int]:
+def ingest(settings: Settings, folder: Path, n: int, *, first: int = 0) -> list[int]:
     """Ingest n new images; their item ids in queue order (oldest first)."""
     engine = make_engine(settings.database_url, settings.db)
     try:
-        report = ingest_paths(engine, settings, write_images(folder, n))
+        report = ingest_paths(engine, settings, write_images(folder, n, first=first))
     finally:
         engine.dispose()
     ids = [r.item_id for r in report.results if r.status == "accepted"]

@@ -8,12 +8,8 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import Engine, select
 
-from model.loading import (
-    apply_calibration,
-    evict,
-    load_backend,
-    registry_target,
-)
+from model.live import read_target
+from model.loading import apply_calibration, evict, load_backend
 from storage.db import unit_of_work
 from storage.decisions import record_decision
 from storage.models import ModelVersion
@@ -50,7 +46,7 @@ def test_calibration_lowers_ece_and_is_stored(engine: Engine, policy: Policy, db
         stored = s.scalar(select(ModelVersion.calibration).where(ModelVersion.name == "m-cal"))
     assert stored["categories"]["weapons"]["method"] == "platt"
     assert stored["ece_after"] == result.ece_after
-    target = registry_target(db_url, "live")
+    target = read_target(db_url, "live")
     assert target is not None and target.name == "m-cal"
     assert target.calibration["categories"]["weapons"]["n"] == 120
 
