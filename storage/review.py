@@ -255,7 +255,7 @@ def overrule(
     return decisions_repo.overrule_decision(
         session,
         item_id=item_id,
-        categories=policy.validate_labels(list(categories)),
+        categories=list(categories),
         actor=actor,
         note=(note or "").strip() or None,
         policy=policy,

@@ -1,7 +1,9 @@
 """Queue tab: filter and sort items; admins apply bulk decisions after a confirmation step.
 
 Everyone may read the queue and release the items they hold; bulk actions are admin-only and
-write one decision per item (source=bulk). Tables use Dataframe datatype "str" (text inert).
+write one decision per item (source=bulk). Admins and engineers may overrule one decided or
+escalated item: a new decision, recorded as an overrule. Tables use Dataframe datatype "str"
+(text inert).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import gradio as gr
 import pandas as pd
 
 from app.context import AppContext
-from app.roles import ADMINS, EVERYONE, current_user, requires
+from app.roles import ADMINS, ENGINEERS, EVERYONE, current_user, requires
 from storage import review
 from storage.db import unit_of_work
 from storage.domain import ItemStatus
@@ -110,6 +112,20 @@ def build(ctx: AppContext) -> QueueTab:
                 "Confirm bulk decision", variant="stop", visible=False, elem_id="q-bulk-confirm"
             )
             plan = gr.Textbox(visible="hidden", elem_id="q-bulk-plan")
+        with gr.Group(visible=False) as overrule_box:
+            gr.Markdown(
+                "**Overrule** (admins, engineers) a decided or escalated item: a new decision "
+                "that supersedes the current one, recorded as an overrule"
+            )
+            with gr.Row():
+                ov_item = gr.Textbox(label="Item id", max_lines=1, elem_id="q-ov-item")
+                ov_cats = gr.CheckboxGroup(
+                    [(c.title, c.id) for c in policy.categories],
+                    label="Categories (none = safe)",
+                    elem_id="q-ov-cats",
+                )
+                ov_note = gr.Textbox(label="Reason", max_lines=2, elem_id="q-ov-note")
+            ov_btn = gr.Button("Overrule", variant="stop", elem_id="q-ov-go")
 
     filter_inputs = [status, categories, source, min_score, max_score, disagreement, limit]
 
@@ -172,6 +188,29 @@ def build(ctx: AppContext) -> QueueTab:
             )
         return f"Recorded {len(out)} decisions.", gr.update(visible=False), ""
 
+    @requires(ctx, *ENGINEERS)
+    def overrule(item: str, labels: list[str], note: str, request: gr.Request) -> str:
+        user = current_user(ctx, request)
+        try:
+            item_id = int(str(item).strip())
+        except ValueError:
+            raise gr.Error("Enter the id of a decided or escalated item.") from None
+        with unit_of_work(ctx.engine) as s:
+            d = review.overrule(
+                s,
+                user.username,
+                item_id,
+                list(labels or []),
+                note=(note or "")[:4000],
+                policy=policy,
+            )
+        return f"Item {item_id}: overruled as {', '.join(d.categories) or 'safe'} (decision {d.id})"
+
+    def show_overrule(request: gr.Request):
+        # Display only: the handler above checks the role whatever the page shows.
+        user = ctx.active_user(getattr(request, "username", None))
+        return gr.update(visible=user is not None and user.role in ENGINEERS)
+
     search_btn.click(
         search,
         inputs=filter_inputs,
@@ -196,4 +235,12 @@ def build(ctx: AppContext) -> QueueTab:
         concurrency_limit=1,
         api_visibility="private",
     ).then(search, inputs=filter_inputs, outputs=[table, info], api_visibility="private")
+    ov_btn.click(
+        overrule,
+        inputs=[ov_item, ov_cats, ov_note],
+        outputs=[info],
+        concurrency_limit=1,
+        api_visibility="private",
+    )
+    tab.select(show_overrule, outputs=[overrule_box], api_visibility="private")
     return QueueTab(tab=tab, bulk_box=bulk_box)

@@ -169,3 +169,32 @@ def test_child_safety_item_is_revealed_to_its_holder_only_if_the_policy_names_th
     assert msg["success"] is True, msg
     assert "v=view" in json.dumps(msg["output"]["data"])
     assert [e.item_id for e in _events(live_app, "cs_admin", "reveal")] == [second]
+
+
+def test_only_admins_and_engineers_overrule_a_decided_item_over_http(live_app: LiveApp) -> None:
+    from storage import review
+    from storage.decisions import current_decision
+    from storage.models import Decision
+
+    live_app.add_user("ov_mod", "moderator")
+    live_app.add_user("ov_eng", "engineer")
+    [item] = live_app.seed_items(1, source="lease-ov", verdicts=[live_app.verdict()])
+    _claim(live_app, "ov_mod", item)
+    with unit_of_work(live_app.engine) as s:
+        first = review.submit(s, "ov_mod", item, [], note=None, policy=live_app.policy)
+
+    msg = call_handler(
+        live_app, live_app.login_cookie("ov_mod"), "q-ov-go", [str(item), ["weapons"], "mine"]
+    )
+    assert msg["success"] is False and "Not permitted" in json.dumps(msg), msg
+    msg = call_handler(
+        live_app, live_app.login_cookie("ov_eng"), "q-ov-go", [str(item), ["weapons"], "audit"]
+    )
+    assert msg["success"] is True, msg
+    assert "overruled as weapons" in msg["output"]["data"][0]
+    with unit_of_work(live_app.engine) as s:
+        d = current_decision(s, item)
+        assert d.supersedes_id == first.id and d.reviewer == "ov_eng"
+        assert s.get(Decision, d.id).meta["overrule"] is True
+        [event] = list_audit(s, action="decision.overruled", item_id=item)
+        assert event.actor == "ov_eng"
