@@ -75,6 +75,21 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class LoginSession(Base):
+    """One browser login. The cookie carries a random id; this row holds its SHA-256, so every
+    process checks (and ends) the same session: logout, a password or role change and disabling
+    the user set `ended_at`, and the next request in any process is refused."""
+
+    __tablename__ = "sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    ended_why: Mapped[str | None] = mapped_column(String(32))
+
+
 class Blob(Base):
     """Content-addressed file on disk at blobs/<sha[:2]>/<sha[2:4]>/<sha>."""
 

@@ -21,6 +21,7 @@ from storage.audit import record_audit
 from storage.domain import Role
 from storage.errors import Conflict, NotFound, WardenError
 from storage.models import User
+from storage.sessions import end_user_sessions
 
 MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_CHARS = 1024
@@ -72,6 +73,8 @@ def _parse_role(role: Role | str) -> Role:
 
 
 def normalise_username(username: str) -> str:
+    """The one spelling of a username: creation, login, lockout and lookups all go through this,
+    so `MoDeRaToR` and `moderator` are the same account everywhere."""
     name = (username or "").strip().lower()
     if not _USERNAME.match(name):
         raise WardenError(
@@ -104,7 +107,10 @@ def create_user(
 def authenticate(session: Session, username: str, password: str) -> UserInfo | None:
     """The user if the password matches; None for an unknown user, wrong password or a
     disabled account (the caller cannot tell which, on purpose)."""
-    name = (username or "").strip().lower()
+    try:
+        name = normalise_username(username)
+    except WardenError:
+        name = None
     user = session.scalar(select(User).where(User.username == name)) if name else None
     if user is None:
         try:
@@ -124,7 +130,10 @@ def authenticate(session: Session, username: str, password: str) -> UserInfo | N
 
 
 def _get(session: Session, username: str) -> User:
-    name = (username or "").strip().lower()
+    try:
+        name = normalise_username(username)
+    except WardenError:
+        raise NotFound(f"no user named {username!r}") from None
     user = session.scalar(select(User).where(User.username == name))
     if user is None:
         raise NotFound(f"no user named {username!r}")
@@ -145,6 +154,7 @@ def disable_user(session: Session, username: str, *, actor: str) -> UserInfo:
     if not user.disabled:
         user.disabled = True
         record_audit(session, actor, "user.disabled", username=user.username)
+    end_user_sessions(session, user.id, why="disabled")
     return _info(user)
 
 
@@ -161,6 +171,7 @@ def set_password(session: Session, username: str, password: str, *, actor: str) 
     _check_password(password)
     user.password_hash = hash_password(password)
     record_audit(session, actor, "user.password_changed", username=user.username)
+    end_user_sessions(session, user.id, why="password_changed")
     return _info(user)
 
 
@@ -177,4 +188,5 @@ def set_role(session: Session, username: str, role: Role | str, *, actor: str) -
             role_to=parsed.value,
         )
         user.role = parsed.value
+        end_user_sessions(session, user.id, why="role_changed")
     return _info(user)
