@@ -31,13 +31,12 @@ def _root() -> None:
 @cli.command("settings")
 def show_settings() -> None:
     """Print the effective settings (environment + defaults), secrets masked."""
+    import json
+
+    from storage.masking import masked_settings
     from storage.settings import get_settings
 
-    settings = get_settings()
-    typer.echo(settings.model_dump_json(indent=2))
-    from sqlalchemy.engine import make_url
-
-    typer.echo(f"database_url: {make_url(settings.database_url).render_as_string()}")
+    typer.echo(json.dumps(masked_settings(get_settings()), indent=2))
 
 
 @cli.command("demo")

@@ -19,14 +19,18 @@ from storage.policy import Policy, load_policy
 from storage.settings import Settings
 from storage.signing import Signer, load_secret_key
 
-# A disabled user's session stops working within this many seconds.
+# How long `active_user` trusts its cache (not used for sessions: `session_user` reads the
+# database on every call, so a logout or a disabled account takes effect at once everywhere).
 USER_CACHE_TTL_S = 2.0
+SESSION_COOKIE = "warden_session"
 
 
 @dataclass(frozen=True)
 class CurrentUser:
     username: str
     role: Role
+    # The server-side session the request came with ("" when resolved by name only).
+    session_id: str = ""
 
 
 @dataclass
@@ -53,6 +57,21 @@ class AppContext:
         from storage.blobs import BlobStore
 
         return BlobStore(self.settings.blobs_path)
+
+    def session_user(self, token: str | None) -> CurrentUser | None:
+        """The enabled user behind a session cookie, or None: a bad signature, an expired or
+        ended session (logout, password or role change, disabled user). One primary-key read
+        per call, never cached, so every process sees a revocation on its next request."""
+        from storage.sessions import session_user
+
+        claims = self.signer.read_session(token)
+        if claims is None:
+            return None
+        with unit_of_work(self.engine) as s:
+            user = session_user(s, claims.session_id)
+        if user is None or user.username != claims.username:
+            return None
+        return CurrentUser(user.username, Role(user.role), claims.session_id)
 
     def active_user(self, username: str | None) -> CurrentUser | None:
         """The user if they exist and are enabled (cached briefly); None otherwise."""

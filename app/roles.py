@@ -1,10 +1,11 @@
 """Role checks inside every Gradio handler.
 
 Gradio lets any logged-in user call any handler over HTTP (hidden buttons protect nothing), so
-each handler is wrapped with `requires(ctx, *roles)`: it reads the username Gradio took from the
-session (via the server's auth dependency), re-reads the user's role and disabled flag, and
-refuses with a `gr.Error` before the handler runs. `WardenError`s become `gr.Error`s with the
-same message (user-facing, no traceback).
+each handler is wrapped with `requires(ctx, *roles)`: it reads the request's session cookie,
+checks the session is still open in the database (and the user enabled) and the user's current
+role, and refuses with a `gr.Error` before the handler runs. `WardenError`s become `gr.Error`s
+with the same message (user-facing). Every refusal is one log line,
+`refused handler=<name> user=<u> reason=<msg>`, never a traceback.
 
     @requires(ctx, *ADMIN)
     def list_events(query: str, request: gr.Request) -> ...
@@ -20,7 +21,7 @@ from typing import Any, TypeVar
 
 import gradio as gr
 
-from app.context import AppContext, CurrentUser
+from app.context import SESSION_COOKIE, AppContext, CurrentUser
 from storage.audit import record_audit
 from storage.db import unit_of_work
 from storage.domain import Role
@@ -52,12 +53,32 @@ def inert(message: str) -> str:
     return message.replace("<", "\u2039").replace(">", "\u203a")
 
 
+SESSION_ENDED = "Your session has ended; log in again."
+
+
 def current_user(ctx: AppContext, request: gr.Request | None) -> CurrentUser:
-    username = getattr(request, "username", None) if request is not None else None
-    user = ctx.active_user(username)
+    """The user of the request's session, checked against the database on every call."""
+    cookies = getattr(request, "cookies", None) if request is not None else None
+    user = ctx.session_user((cookies or {}).get(SESSION_COOKIE))
     if user is None:
-        raise gr.Error("Your session has ended; log in again.")
+        raise gr.Error(SESSION_ENDED, print_exception=False)
     return user
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())[:300]
+
+
+def refused(handler: str, username: str | None, message: str) -> gr.Error:
+    """Log a refused handler call in one line and return the error to raise (no traceback:
+    Gradio prints one for every `gr.Error` unless told not to)."""
+    log.warning(
+        "refused handler=%s user=%s reason=%s",
+        handler,
+        _one_line(username or "-"),
+        _one_line(message),
+    )
+    return gr.Error(message, print_exception=False)
 
 
 def requires(ctx: AppContext, *roles: Role) -> Callable[[F], F]:
@@ -72,9 +93,12 @@ def requires(ctx: AppContext, *roles: Role) -> Callable[[F], F]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             bound = sig.bind_partial(*args, **kwargs)
             request = bound.arguments.get("request")
-            user = current_user(ctx, request)
+            try:
+                user = current_user(ctx, request)
+            except gr.Error as exc:
+                who = getattr(request, "username", None)
+                raise refused(fn.__name__, who, exc.message) from None
             if user.role not in allowed:
-                log.warning("refused %s to %s (%s)", fn.__name__, user.username, user.role)
                 try:
                     with unit_of_work(ctx.engine) as s:
                         record_audit(
@@ -86,11 +110,16 @@ def requires(ctx: AppContext, *roles: Role) -> Callable[[F], F]:
                         )
                 except Exception:  # refusing must not depend on the audit write
                     log.exception("could not audit a refused call")
-                raise gr.Error(f"Not permitted for role {user.role.value}.")
+                message = f"Not permitted for role {user.role.value}."
+                raise refused(fn.__name__, user.username, message)
             try:
                 return fn(*args, **kwargs)
             except WardenError as exc:
-                raise gr.Error(inert(str(exc))) from exc
+                raise refused(fn.__name__, user.username, inert(str(exc))) from None
+            except gr.Error as exc:  # the handler's own refusal: keep its title and duration
+                refused(fn.__name__, user.username, exc.message)
+                exc.print_exception = False
+                raise
 
         return wrapper  # type: ignore[return-value]
 

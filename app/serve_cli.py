@@ -19,10 +19,15 @@ def register(cli: typer.Typer) -> None:
         """Serve the Warden workbench in the browser."""
         os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
         from app.server import serve
+        from storage.errors import WardenError
         from storage.settings import get_settings
 
         settings = get_settings()
         host = host or settings.ui.host
         port = port or settings.ui.port
         typer.echo(f"Warden workbench on http://{host}:{port}/ (Ctrl+C to stop)")
-        serve(settings, host, port)
+        try:
+            serve(settings, host, port)
+        except WardenError as exc:  # a short secret key, say: the message says what to do
+            typer.secho(f"Error: {exc}", fg="red", err=True)
+            raise typer.Exit(2) from None

@@ -1,10 +1,13 @@
 """The Warden web server: FastAPI owns login and sessions, Gradio's UI is mounted under /ui.
 
-Routes: `/login` (form, throttled per username+IP), `/logout`, `/img/{item_id}` (signed,
-expiring URLs only; serves a server-side blurred derivative unless the URL is for the revealed
-view), `/healthz`, the Label Studio webhook receiver under `/hooks/labelstudio` when that package
-is installed, and the Gradio app at `/ui` behind `auth_dependency` (no session -> 401 on every
-Gradio endpoint; a disabled user's session stops working within seconds).
+Routes: `/login` (form, throttled per normalised username + IP and per IP), `/logout` (ends
+the session server-side), `/img/{item_id}` (signed, expiring URLs only, bound to the session
+whose cookie must come with them, or minted for Label Studio; serves a server-side blurred
+derivative unless the URL is for the revealed view), `/healthz`, the Label Studio webhook
+receiver under `/hooks/labelstudio` when that package is installed, and the Gradio app at `/ui`
+behind `auth_dependency` (no open session -> 401 on every Gradio endpoint). Sessions are rows in
+the database, checked on every request: a logout, a password or role change, or disabling a
+user ends them in every server process at once.
 
 Run: warden serve --host 127.0.0.1 --port 7860
 """
@@ -17,21 +20,23 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
+import anyio
 import gradio as gr
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from sqlalchemy import select
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
-from app.context import AppContext
+from app.context import SESSION_COOKIE, AppContext, CurrentUser
+from app.csp import STRICT_POLICY, add_nonce, new_nonce, page_policy
 from storage.audit import record_audit
 from storage.db import unit_of_work
 from storage.models import AuditEvent, Item
 from storage.settings import Settings
+from storage.signing import EXTERNAL_AUDIENCE
 
 log = logging.getLogger(__name__)
 
-SESSION_COOKIE = "warden_session"
 UI_PATH = "/ui"
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # Longest side of the images served to the browser (view and blurred derivative).
@@ -74,8 +79,21 @@ def _client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def login_key(username: str) -> str:
+    """The name logins, failures and lockouts are counted under: the account's one spelling
+    (storage.users.normalise_username), so case or spaces give no fresh tries; a name no
+    account can have is kept as typed (it still counts against the address)."""
+    from storage.errors import WardenError
+    from storage.users import normalise_username
+
+    try:
+        return normalise_username(username)
+    except WardenError:
+        return username.strip()[:64]
+
+
 def login_locked(ctx: AppContext, username: str, ip: str, now: datetime | None = None) -> bool:
-    """Whether `username` from `ip` has failed too often within the lockout window.
+    """Whether `username` (a `login_key`) from `ip` has failed too often within the window.
 
     Failures are audit events, so the count survives restarts and is shared by every server
     process on the same database; a successful login from that IP starts the count again.
@@ -98,6 +116,25 @@ def login_locked(ctx: AppContext, username: str, ip: str, now: datetime | None =
                 continue
             failures = failures + 1 if e.action == "login_failed" else 0
     return failures >= ctx.settings.ui.login_max_failures
+
+
+def address_locked(ctx: AppContext, ip: str, now: datetime | None = None) -> bool:
+    """Whether `ip` has failed too often within the window, over all usernames together.
+
+    Stops one address from trying a few passwords on each of many accounts; unlike the
+    per-user count, a successful login does not reset it (an attacker with one account of
+    their own could otherwise keep guessing at the others).
+    """
+    now = now or datetime.now(UTC)
+    window = now - timedelta(seconds=ctx.settings.ui.login_lockout_s)
+    with unit_of_work(ctx.engine) as s:
+        details = s.scalars(
+            select(AuditEvent.details).where(
+                AuditEvent.action == "login_failed", AuditEvent.at >= window
+            )
+        ).all()
+    failures = sum(1 for d in details if (d or {}).get("ip") == ip)
+    return failures >= ctx.settings.ui.login_ip_max_failures
 
 
 @lru_cache(maxsize=512)
@@ -144,18 +181,42 @@ class _Guard(BaseHTTPMiddleware):
             if session_user(self.ctx, request) is None:
                 return RedirectResponse("/login?m=expired", status_code=303)
         response = await call_next(request)
+        if response.headers.get("content-type", "").startswith("text/html"):
+            if path in (UI_PATH, UI_PATH + "/") and response.status_code == 200:
+                response = await _with_nonce(response)
+            else:
+                response.headers["Content-Security-Policy"] = STRICT_POLICY
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         return response
 
 
+async def _with_nonce(response: Response) -> Response:
+    """The workbench page with a fresh nonce on its scripts, and the policy naming it."""
+    if response.headers.get("content-encoding"):
+        raise RuntimeError("the workbench page is compressed; cannot add the CSP nonce")
+    body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
+    nonce = new_nonce()
+    page = add_nonce(body, nonce)
+    replaced = (b"content-length", b"content-security-policy", b"cache-control")
+    out = Response(page, status_code=response.status_code)
+    out.raw_headers = [(k, v) for k, v in response.raw_headers if k.lower() not in replaced] + [
+        (b"content-length", str(len(page)).encode()),
+        (b"content-security-policy", page_policy(nonce).encode()),
+        (b"cache-control", b"no-store"),  # a cached page would reuse its nonce
+    ]
+    return out
+
+
+def request_user(ctx: AppContext, request: Request) -> CurrentUser | None:
+    """The user of the request's open session (checked in the database), or None."""
+    return ctx.session_user(request.cookies.get(SESSION_COOKIE))
+
+
 def session_user(ctx: AppContext, request: Request) -> str | None:
     """The logged-in, enabled username behind the request's session cookie, or None."""
-    token = ctx.signer.read_session(request.cookies.get(SESSION_COOKIE))
-    if token is None:
-        return None
-    user = ctx.active_user(token.username)
+    user = request_user(ctx, request)
     return user.username if user is not None else None
 
 
@@ -183,26 +244,28 @@ def create_app(settings: Settings, ctx: AppContext | None = None) -> FastAPI:
 
     @app.post("/login", include_in_schema=False)
     def login(request: Request, username: str = Form(""), password: str = Form("")) -> Response:
+        from storage.sessions import start_session
         from storage.users import authenticate
 
-        username = username.strip()[:64]
+        username = login_key(username[:256])
         ip = _client_ip(request)
         if not username or not password:
             return RedirectResponse("/login?m=bad", status_code=303)
-        if login_locked(ctx, username, ip):
+        if address_locked(ctx, ip) or login_locked(ctx, username, ip):
             with unit_of_work(ctx.engine) as s:
                 record_audit(s, username, "login_locked", ip=ip)
             return HTMLResponse(_login_page("locked"), status_code=429)
+        ttl_s = ctx.settings.ui.session_ttl_s
         with unit_of_work(ctx.engine) as s:
             user = authenticate(s, username, password[:1024])
             record_audit(s, username, "login" if user else "login_failed", ip=ip)
-        if user is None:
+            session_id = start_session(s, user.id, ttl_s=ttl_s) if user is not None else None
+        if user is None or session_id is None:
             return RedirectResponse("/login?m=bad", status_code=303)
-        ctx.forget_user(user.username)
         response = RedirectResponse(UI_PATH + "/", status_code=303)
         response.set_cookie(
             SESSION_COOKIE,
-            ctx.signer.make_session(user.username, ctx.settings.ui.session_ttl_s),
+            ctx.signer.make_session(user.username, session_id, ttl_s),
             max_age=ctx.settings.ui.session_ttl_s,
             httponly=True,
             secure=ctx.settings.ui.secure_cookies,
@@ -213,17 +276,37 @@ def create_app(settings: Settings, ctx: AppContext | None = None) -> FastAPI:
 
     @app.api_route("/logout", methods=["GET", "POST"], include_in_schema=False)
     def logout(request: Request) -> Response:
-        user = session_user(ctx, request)
-        if user:
+        from storage.sessions import end_session
+
+        user = request_user(ctx, request)
+        if user is not None:
             with unit_of_work(ctx.engine) as s:
-                record_audit(s, user, "logout", ip=_client_ip(request))
+                end_session(s, user.session_id, why="logout")
+                record_audit(s, user.username, "logout", ip=_client_ip(request))
         response = RedirectResponse("/login?m=out", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
         return response
 
     @app.get("/img/{item_id}", include_in_schema=False)
-    def image(item_id: int, v: str = "blur", g: int = 0, exp: int = 0, sig: str = "") -> Response:
-        if not ctx.signer.check_image(item_id, v, bool(g), exp, sig):
+    def image(
+        request: Request,
+        item_id: int,
+        v: str = "blur",
+        g: int = 0,
+        exp: int = 0,
+        sig: str = "",
+        a: str = "",
+    ) -> Response:
+        if a == EXTERNAL_AUDIENCE:  # minted for Label Studio, whose annotators have no cookie
+            allowed = ctx.signer.check_image(item_id, v, bool(g), exp, sig)
+        else:
+            # Bound to the session it was minted for: without that session's cookie (or once
+            # the session is over) the URL is worthless, however it leaked.
+            user = request_user(ctx, request)
+            allowed = user is not None and ctx.signer.check_image(
+                item_id, v, bool(g), exp, sig, session_id=user.session_id
+            )
+        if not allowed:
             return PlainTextResponse("Forbidden.", status_code=403)
         with unit_of_work(ctx.engine) as s:
             item = s.get(Item, item_id)
@@ -247,12 +330,16 @@ def create_app(settings: Settings, ctx: AppContext | None = None) -> FastAPI:
 
     _mount_webhooks(app, ctx)
 
+    async def gradio_user(request: Request) -> str | None:
+        # Every Gradio request checks the session in the database; off the event loop.
+        return await anyio.to_thread.run_sync(session_user, ctx, request)
+
     blocks, head, css = build_app(ctx)
     gr.mount_gradio_app(
         app,
         blocks,
         path=UI_PATH,
-        auth_dependency=lambda request: session_user(ctx, request),
+        auth_dependency=gradio_user,
         run_history=False,
         footer_links=[],
         head=head,
@@ -282,9 +369,14 @@ def serve(settings: Settings, host: str, port: int) -> None:
     import uvicorn
     from sqlalchemy.engine import make_url
 
+    from storage.masking import install_log_masking
     from storage.migrate import upgrade
 
+    install_log_masking(settings)
     if make_url(settings.database_url).get_backend_name() == "sqlite":
         upgrade(settings.database_url)  # the embedded default needs no separate set-up step
     app = create_app(settings)
-    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)
+    # log_config=None: uvicorn's records go through the root logger, whose handlers mask secrets.
+    uvicorn.run(
+        app, host=host, port=port, log_level="warning", proxy_headers=False, log_config=None
+    )

@@ -72,8 +72,10 @@ class UISettings(BaseModel):
     image_url_ttl_s: int = 900
     blur_nsfw_threshold: float = 0.4
     max_upload_bytes: int = 200 * 1024 * 1024
+    # Per username (as normalised) and address; then per address over all usernames.
     login_max_failures: int = 5
     login_lockout_s: int = 300
+    login_ip_max_failures: int = 30
     secure_cookies: bool = False
     concurrency_limit: int = 16
 

@@ -68,8 +68,11 @@ def _scores_value(card: review.ReviewCard, ctx: AppContext) -> tuple[Any, dict[s
     return plain, data.model_dump() if hasattr(data, "model_dump") else dict(data)
 
 
-def card_payload(ctx: AppContext, card: review.ReviewCard, grey: bool) -> dict[str, Any]:
-    """What the browser needs to show one item, as plain JSON (no markup but our own URL)."""
+def card_payload(
+    ctx: AppContext, card: review.ReviewCard, grey: bool, session_id: str
+) -> dict[str, Any]:
+    """What the browser needs to show one item, as plain JSON (no markup but our own URL).
+    The image URL works only with the cookie of session `session_id`."""
     ttl = ctx.settings.ui.image_url_ttl_s
     variant = "blur" if card.blur else "view"
     scores_plain, scores_js = _scores_value(card, ctx)
@@ -97,7 +100,9 @@ def card_payload(ctx: AppContext, card: review.ReviewCard, grey: bool) -> dict[s
         "model": model,
         "scores": scores_js,
         "scores_plain": scores_plain,
-        "img": ctx.signer.image_url(card.item_id, variant, grey=grey, ttl_s=ttl),
+        "img": ctx.signer.image_url(
+            card.item_id, variant, session_id=session_id, grey=grey, ttl_s=ttl
+        ),
         "blurred": "1" if card.blur else "0",
         "lease": card.lease_expires_at.isoformat() if card.lease_expires_at else "",
     }
@@ -280,7 +285,7 @@ def build(ctx: AppContext) -> ReviewTab:
     display = [item_id, meta, text, ocr, rationale, model_line, scores, image, lease_exp, blurred]
 
     def _load_window(
-        username: str, keep: int | None, exclude: list[int], grey_on: bool
+        username: str, keep: int | None, exclude: list[int], grey_on: bool, session_id: str
     ) -> tuple[dict | None, str, review.Exposure]:
         """(current item payload, JSON list of prefetched payloads, exposure)."""
         with unit_of_work(ctx.engine) as s:
@@ -295,7 +300,7 @@ def build(ctx: AppContext) -> ReviewTab:
                 lease_s=lease_s,
             )
             exp = review.exposure(s, username)
-        payloads = [card_payload(ctx, c, grey_on) for c in cards]
+        payloads = [card_payload(ctx, c, grey_on, session_id) for c in cards]
         return (payloads[0] if payloads else None, json.dumps(payloads[1:]), exp)
 
     def _audit_refusal(username: str, action: str, item: int, exc: WardenError) -> None:
@@ -309,7 +314,7 @@ def build(ctx: AppContext) -> ReviewTab:
     @requires(ctx, *REVIEWERS)
     def load_items(shown: str, grey_on: bool, request: gr.Request) -> list[Any]:
         user = current_user(ctx, request)
-        cur, nxt, exp = _load_window(user.username, _as_id(shown), [], grey_on)
+        cur, nxt, exp = _load_window(user.username, _as_id(shown), [], grey_on, user.session_id)
         return [*_display(cur), nxt, _exposure_text(exp), [], ""]
 
     def auto_load(shown: str, grey_on: bool, request: gr.Request) -> list[Any]:
@@ -359,7 +364,11 @@ def build(ctx: AppContext) -> ReviewTab:
             "save %s on %s by %s (showing %s): %s", action, acted, user.username, shown, message
         )
         cur, nxt, exp = _load_window(
-            user.username, shown_id, [acted] if acted is not None else [], grey_on
+            user.username,
+            shown_id,
+            [acted] if acted is not None else [],
+            grey_on,
+            user.session_id,
         )
         if cur is not None and shown_id is not None and cur["id"] == str(shown_id):
             shown_values: list[Any] = [gr.update()] * len(display) + [gr.update(), gr.update()]
@@ -380,7 +389,11 @@ def build(ctx: AppContext) -> ReviewTab:
             _audit_refusal(user.username, "reveal", item, exc)
             raise
         url = ctx.signer.image_url(
-            item, "view", grey=grey_on, ttl_s=ctx.settings.ui.image_url_ttl_s
+            item,
+            "view",
+            session_id=user.session_id,
+            grey=grey_on,
+            ttl_s=ctx.settings.ui.image_url_ttl_s,
         )
         return [image_html(url, False), "0", _exposure_text(exp), f"Item {item}: revealed"]
 
@@ -408,6 +421,7 @@ def build(ctx: AppContext) -> ReviewTab:
         url = ctx.signer.image_url(
             item,
             "view" if show_view else "blur",
+            session_id=user.session_id,
             grey=grey_on,
             ttl_s=ctx.settings.ui.image_url_ttl_s,
         )

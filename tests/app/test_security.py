@@ -94,7 +94,7 @@ def test_session_cookie_is_httponly_samesite_and_expires(live_app: LiveApp) -> N
     forged = payload + "." + ("0" if sig[0] != "0" else "1") + sig[1:]
     assert httpx.get(f"{live_app.base_url}/ui/config", cookies={COOKIE: forged}).status_code == 401
     # A session for another user cannot be minted without the key.
-    other = Signer(b"not-the-key-not-the-key").make_session("cookie_mod", 3600)
+    other = Signer(b"not-the-key-not-the-key").make_session("cookie_mod", "guessed-sid", 3600)
     assert httpx.get(f"{live_app.base_url}/ui/config", cookies={COOKIE: other}).status_code == 401
 
 
@@ -175,22 +175,28 @@ def _variance(data: bytes) -> float:
 
 
 def test_image_route_needs_a_valid_signed_url(live_app: LiveApp) -> None:
+    # URLs are bound to the session they were minted for (tests/app/test_sessions.py pins
+    # that a leaked one is refused without its cookie); here, with the cookie.
     [item_id, other_id] = live_app.seed_items(2, source="img-route", priority=0)
     signer = Signer((live_app.settings.data_dir / "secret_key").read_text().strip().encode())
+    live_app.add_user("img_route", "moderator")
+    cookie = live_app.login_cookie("img_route")
+    sid = signer.read_session(cookie).session_id
     base = live_app.base_url
-    blur = httpx.get(base + signer.image_url(item_id, "blur"))
-    view = httpx.get(base + signer.image_url(item_id, "view"))
+    client = httpx.Client(cookies={COOKIE: cookie})
+    blur = client.get(base + signer.image_url(item_id, "blur", session_id=sid))
+    view = client.get(base + signer.image_url(item_id, "view", session_id=sid))
     assert blur.status_code == 200 and view.status_code == 200
     assert blur.headers["x-warden-variant"] == "blur"
     # The derivative is really blurred: almost no detail left compared with the view.
     assert _variance(blur.content) < 0.2 * _variance(view.content)
-    url = signer.image_url(item_id, "blur")
+    url = signer.image_url(item_id, "blur", session_id=sid)
     refused = [
         f"/img/{item_id}",  # no signature
         url.replace("v=blur", "v=view"),  # signature for the blurred one, asking for the raw
         url.replace(f"/img/{item_id}?", f"/img/{other_id}?"),  # reused for another item
         url[:-1] + ("0" if url[-1] != "0" else "1"),  # tampered
-        signer.image_url(item_id, "view", ttl_s=-5),  # expired
+        signer.image_url(item_id, "view", session_id=sid, ttl_s=-5),  # expired
     ]
     for bad in refused:
-        assert httpx.get(base + bad).status_code == 403, bad
+        assert client.get(base + bad).status_code == 403, bad

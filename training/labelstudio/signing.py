@@ -1,9 +1,12 @@
 """How Label Studio gets to see an image: a signed, expiring Warden URL, or a data URI.
 
 Warden never runs an open file server. A task's image is either
-- a URL to the app's image route, `/img/{item_id}?v=view&g=0&exp=EPOCH&sig=HEX`, signed by
-  `storage.signing.Signer` (the same signer the app verifies with) under
-  `settings.ui.secret_key` or the key generated once into the data dir;
+- a URL to the app's image route, `/img/{item_id}?v=view&g=0&exp=EPOCH&sig=HEX&a=ext`, signed
+  by `storage.signing.Signer` (the same signer the app verifies with) under
+  `settings.ui.secret_key` or the key generated once into the data dir. Annotators' browsers
+  have no Warden cookie, so these URLs are "external": signed under their own purpose and bound
+  to no session (the workbench's own image URLs need the session's cookie, and neither kind
+  can be turned into the other);
 - or a `data:image/...;base64,` URI of the view image, for tests and small deployments where
   Label Studio cannot reach Warden.
 
@@ -33,7 +36,9 @@ def signed_image_url(
     """Absolute URL (under `settings.labelstudio.public_base_url`) valid for `ttl_s` seconds."""
     signer = Signer(load_secret_key(settings))
     base = settings.labelstudio.public_base_url.rstrip("/")
-    return signer.image_url(item_id, variant, grey=grey, ttl_s=int(ttl_s), prefix=base, now=now)
+    return signer.external_image_url(
+        item_id, variant, grey=grey, ttl_s=int(ttl_s), prefix=base, now=now
+    )
 
 
 def verify_image_signature(
