@@ -7,8 +7,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -33,10 +35,11 @@ def run_bench(
 ) -> subprocess.CompletedProcess[str]:
     cwd, scratch = tmp_path / "cwd", tmp_path / "scratch"
     cwd.mkdir(exist_ok=True)
-    scratch.mkdir(exist_ok=True)
+    if not scratch.exists():
+        scratch.mkdir()
     env = dict(
         os.environ,
-        TMPDIR=str(scratch),
+        TMPDIR=str(scratch.resolve()),
         WARDEN_BENCH_PG_URL=PG_ADMIN_URL,
         WARDEN_TEST_PG_URL=PG_ADMIN_URL,
         ORT_DISABLE_TELEMETRY="1",
@@ -55,7 +58,7 @@ def run_bench(
 def _assert_wrote_only(tmp_path: Path, out: Path, before: dict[str, str]) -> dict:
     assert _snapshot(CHECKOUT_RESULTS) == before, "the bench wrote into bench/results/"
     assert list((tmp_path / "cwd").iterdir()) == []
-    assert list((tmp_path / "scratch").iterdir()) == []
+    assert list((tmp_path / "scratch").resolve().iterdir()) == []
     assert [p.name for p in out.parent.iterdir()] == [out.name]
     return json.loads(out.read_text())
 
@@ -99,6 +102,34 @@ def test_ingest_writes_only_its_results_file(tmp_path: Path, backend: str) -> No
     assert data["provenance"]["command"].endswith(
         f"--results {out}" + (" --no-pg" if backend == "sqlite" else "")
     )
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("backend", _backends())
+def test_review_latency_writes_only_its_results_file(tmp_path: Path, backend: str) -> None:
+    """Seed, `warden serve`, Chromium: the server's data, log and Gradio's cache and the
+    browser's profile all stay in the scratch folder, which is removed."""
+    before = _snapshot(CHECKOUT_RESULTS)
+    # Chromium's singleton socket lives in TMPDIR and a Unix socket path must stay short.
+    short = Path(tempfile.mkdtemp(prefix="wb-", dir="/tmp"))
+    (tmp_path / "scratch").symlink_to(short)
+    try:
+        _review_latency_run(tmp_path, backend, before)
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
+
+
+def _review_latency_run(tmp_path: Path, backend: str, before: dict[str, str]) -> None:
+    out_dir = tmp_path / "run"
+    pg = ["--postgres", PG_ADMIN_URL] if backend == "postgres" else []
+    args = ["--items", "20", "--submits", "2", *pg, "--results", f"{out_dir}/"]
+    run = run_bench("review_latency", args, tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    name = "review_latency_postgres.json" if pg else "review_latency.json"
+    data = _assert_wrote_only(tmp_path, out_dir / name, before)
+    assert data["database"] == ("PostgreSQL" if pg else "SQLite (WAL)")
+    assert {k: v["n"] for k, v in data["results"].items()} == {"think_500ms": 2, "think_0ms": 2}
+    assert data["provenance"]["command"].startswith("python bench/review_latency.py")
 
 
 @pytest.mark.parametrize(
