@@ -598,12 +598,16 @@ def write_report(
     rows_html = "".join(
         f"<tr><td>{html.escape(r.model)}</td><td>{r.n}</td><td>{_fmt(r.average_recall)}</td>"
         f"<td>{_fmt(r.adversarial_recall)}</td><td>{_fmt(r.retention)}</td>"
-        f"<td>{_fmt(r.ece)}</td><td>{_fmt(r.unparsable_rate)}</td></tr>"
+        f"<td>{_fmt(r.ece)}</td><td>{_fmt(r.unparsable_rate)}</td>"
+        f"<td>{_fmt(r.benign_flag_rate)}</td><td>{r.n_retention}</td>"
+        f"<td>{html.escape(', '.join(f'{k} {v}' for k, v in sorted(r.ocr_sources.items())))}</td>"
+        "</tr>"
         for r in reports
     )
     table = (
         "<table border=1 cellpadding=4><tr><th>model</th><th>items</th><th>average recall</th>"
-        "<th>adversarial recall</th><th>retention</th><th>ECE</th><th>unparsable</th></tr>"
+        "<th>adversarial recall</th><th>retention</th><th>ECE</th><th>unparsable</th>"
+        "<th>benign flag rate</th><th>retention rows</th><th>OCR hint source (rows)</th></tr>"
         f"{rows_html}</table>"
     )
     out = Path(out)

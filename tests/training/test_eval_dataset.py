@@ -21,7 +21,7 @@ from storage.settings import ModelSettings, Settings, get_settings
 from storage.users import create_user
 from tests.training.test_dataset import POLICY, _ingest, _items
 from training import cli, registry
-from training.evaluate import evaluate_backend, read_manifest
+from training.evaluate import evaluate_backend, read_manifest, write_report
 from training.synth import make_specs, render_sample
 
 LINES = [
@@ -61,6 +61,8 @@ def test_a_manifest_without_text_is_read_by_ocr_not_scored_blind(demo, tmp_path:
     flagged = [p["predicted"] for p in rep.predictions[:3]]
     assert "drugs" in flagged[0] and "scam_fraud" in flagged[1] and flagged[2] == [], flagged
     assert rep.summary()["ocr_sources"] == {"rapidocr": 3, "manifest": 1}
+    page = write_report([rep], tmp_path / "r.html").read_text()
+    assert "OCR hint source" in page and "manifest 1, rapidocr 3" in page
 
     blind = evaluate_backend(demo, POLICY, rows[:3], ocr="none")
     seen = evaluate_backend(demo, POLICY, rows[:3], ocr="auto")
