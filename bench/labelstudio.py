@@ -47,6 +47,8 @@ from training.labelstudio.server import (
 )
 from training.labelstudio.sync import push
 
+UI_SECRET = "bench-secret-key-0123456789abcdef-0123456789"
+
 
 def _settings(tmp: Path, server: LabelStudioServer, name: str) -> Settings:
     url = f"sqlite:///{tmp / name}.db"
@@ -61,7 +63,8 @@ def _settings(tmp: Path, server: LabelStudioServer, name: str) -> Settings:
                     "webhook_secret": SecretStr("bench-webhook-secret-xyz"),
                 }
             ),
-            "ui": s.ui.model_copy(update={"secret_key": SecretStr("bench-secret-key-0123456789")}),
+            # storage.signing refuses a UI secret under 32 bytes (it signs the image URLs).
+            "ui": s.ui.model_copy(update={"secret_key": SecretStr(UI_SECRET)}),
         }
     )
 

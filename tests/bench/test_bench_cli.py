@@ -132,6 +132,23 @@ def _review_latency_run(tmp_path: Path, backend: str, before: dict[str, str]) ->
     assert data["provenance"]["command"].startswith("python bench/review_latency.py")
 
 
+@pytest.mark.labelstudio
+def test_labelstudio_writes_only_its_results_file(tmp_path: Path) -> None:
+    """A real Label Studio server: push, webhook, decision; its data dir stays in scratch.
+    (The bench's own UI secret was 27 bytes, under Warden's 32-byte minimum, so every push
+    failed before this ran.)"""
+    before = _snapshot(CHECKOUT_RESULTS)
+    out = tmp_path / "ls" / "labelstudio.json"
+    args = ["--items", "3", "--annotations", "2", "--results", str(out)]
+    run = run_bench("labelstudio", args, tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    data = _assert_wrote_only(tmp_path, out, before)
+    assert data["push_batched"]["items"] == data["push_single"]["items"] == 3
+    assert data["webhook_latency"]["annotations"] == 2
+    assert 0 < data["webhook_latency"]["p50_ms"] <= data["webhook_latency"]["p95_ms"]
+    assert data["provenance"]["command"].startswith("python bench/labelstudio.py --items 3")
+
+
 @pytest.mark.parametrize(
     ("bench", "args"),
     [
