@@ -200,15 +200,15 @@ def record_eval(
 
 
 def _common_eval(cand: ModelVersion, live: ModelVersion) -> str | None:
-    """The set both were evaluated on: the candidate's last, else a dataset's golden split
-    (`warden eval --dataset`), else the latest common one."""
+    """The set both were evaluated on: a dataset's golden split (`warden eval --dataset`, the
+    latest), else the candidate's last evaluation, else the latest common one."""
     c_evals = (cand.metrics or {}).get("evals") or {}
     l_evals = (live.metrics or {}).get("evals") or {}
-    last = (cand.metrics or {}).get("last_eval")
-    if last in c_evals and last in l_evals:
-        return last
     common = [k for k in c_evals if k in l_evals]
     golden = [k for k in common if k.startswith("dataset:") and k.endswith(":golden")]
+    last = (cand.metrics or {}).get("last_eval")
+    if not golden and last in common:
+        return last
     return (golden or common or [None])[-1]
 
 

@@ -177,3 +177,25 @@ def test_promote_passes_a_clearly_better_candidate_on_golden_plus_retention(engi
         names = {c.name for c in res.checks}
         assert {"average_recall", "retention", "benign_flag_rate"} <= names
         assert {"retention_benign_flag_rate", "recall[scam]", "retention[drugs]"} <= names
+
+
+def test_promote_judges_on_the_golden_split_over_a_later_manifest_evaluation(
+    engine: Engine,
+) -> None:
+    golden = _rows(60, 60, 60, 15)
+    _register(
+        engine,
+        _summary("v1", golden, {f"scam{k}": () for k in range(30)}),
+        _summary("v2", golden, {}),
+    )
+    key = "dataset:0123456789abcdef:golden"
+    with unit_of_work(engine) as s:
+        for name in ("v1", "v2"):  # "set" above, then the golden split, then a bare manifest
+            summary = registry.get_model(s, name).metrics["evals"]["set"]
+            registry.record_eval(s, name, key, summary)
+        no_retention = _rows(60, 60, 60, 0)
+        registry.record_eval(s, "v1", "manifest", _summary("v1", no_retention, {}))
+        registry.record_eval(s, "v2", "manifest", _summary("v2", no_retention, {}))
+    with unit_of_work(engine) as s:
+        res = registry.promote(s, "v2", "eng")
+        assert res.eval_key == key and res.promoted, res.summary()
