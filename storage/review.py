@@ -86,7 +86,10 @@ def should_blur(
         return True
     if nsfw is not None and nsfw >= blur_nsfw_threshold:
         return True
-    return any(c.blur and scores.get(c.id, 0.0) >= c.threshold for c in policy.categories)
+    # A restricted category is always blurred: reveal is where its reveal_roles are enforced.
+    return any(
+        (c.blur or c.restricted) and scores.get(c.id, 0.0) >= c.threshold for c in policy.categories
+    )
 
 
 def build_cards(

@@ -331,3 +331,15 @@ def test_reveal_roles_default_admin_for_restricted_and_keep_the_version() -> Non
     assert bare.version == POLICY.version
     raw["categories"][1]["reveal_roles"] = ["admin", "engineer"]
     assert parse_policy(raw).version != POLICY.version
+
+
+def test_restricted_category_is_blurred_even_where_the_policy_says_blur_false(engine) -> None:
+    from storage.policy import parse_policy
+
+    raw = POLICY.to_dict()
+    raw["categories"][1]["blur"] = False  # child_safety
+    policy = parse_policy(raw)
+    item = _restricted_item(engine)
+    with unit_of_work(engine) as s:
+        card = review.build_card(s, item, policy, blur_nsfw_threshold=0.99)
+    assert card.blur is True
