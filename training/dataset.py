@@ -93,21 +93,34 @@ class DatasetInfo:
 
 def read_ledger(session: Session) -> list[LedgerItem]:
     """Every item that has at least one decision, with its decisions and predictions."""
+    users = dict(session.execute(select(User.id, User.username)).all())
+    # Columns, not ORM objects, streamed: the ledger's decisions are never all rows at once.
     rows = session.execute(
-        select(DecisionRow, User.role)
+        select(
+            DecisionRow.id,
+            DecisionRow.item_id,
+            DecisionRow.categories,
+            DecisionRow.action,
+            DecisionRow.source,
+            DecisionRow.reviewer_id,
+            DecisionRow.reviewer_name,
+            DecisionRow.created_at,
+            DecisionRow.supersedes_id,
+            User.role,
+        )
         .outerjoin(User, DecisionRow.reviewer_id == User.id)
         .order_by(DecisionRow.item_id, DecisionRow.created_at, DecisionRow.id)
-    ).all()
-    users = dict(session.execute(select(User.id, User.username)).all())
+        .execution_options(yield_per=2000)
+    )
     decisions: dict[int, list[LedgerDecision]] = {}
-    for d, user_role in rows:
+    for d in rows:
         decisions.setdefault(d.item_id, []).append(
             LedgerDecision(
                 id=d.id,
                 categories=tuple(d.categories or ()),
                 action=d.action,
                 source=d.source,
-                role=curation.role_of(d.source, user_role),
+                role=curation.role_of(d.source, d.role),
                 reviewer=users.get(d.reviewer_id) if d.reviewer_id else d.reviewer_name,
                 created_at=d.created_at,
                 supersedes_id=d.supersedes_id,
