@@ -10,12 +10,14 @@ Then each measurement runs in its own fresh Python process, which reports its pe
 (getrusage ru_maxrss) before and after the work:
   dataset       `build_dataset` as `warden dataset build` runs it (streaming)
   dashboard     what the Dashboard tab's Refresh does: `reports.model_versions` + `figures`
-and, for comparison, the same two over the code as it was before the streaming/SQL change
-(commit OLD_COMMIT; its training/dataset.py and storage/reports.py are read with `git show`
-into --work and imported from there, nothing in the work tree changes).
+and, for comparison on a second ledger of --compare-at decisions (the old build holds every
+image and row: ~70 KiB a decision), both of those again and the same two over the code as it
+was before the streaming/SQL change (commit OLD_COMMIT: its training/dataset.py and
+storage/reports.py are read with `git show` into --work and imported from there; nothing in
+the work tree changes).
 
 Run: .venv/bin/python bench/memory.py [--decisions 100000] [--results PATH] [--work DIR]
-     [--database-url URL] [--no-old]
+     [--database-url URL] [--compare-at 20000]
 Writes bench/results/memory.json (with provenance: commit, CPU, RAM, load at start and end,
 command line). Everything it writes besides the results stays under --work (default: a
 temp dir, removed afterwards).
@@ -265,11 +267,40 @@ def _run_child(task: str, database_url: str, work: Path) -> dict[str, Any]:
         [sys.executable, __file__, "--child", task, "--database-url", database_url,
          "--work", str(work)],
         capture_output=True, text=True, cwd=ROOT,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"},
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+             "HF_HOME": str(work / "hf")},
     )  # fmt: skip
     if proc.returncode != 0:
         raise SystemExit(f"{task} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _seeded(url: str | None, work: Path, decisions: int, name: str) -> tuple[str, dict, float]:
+    """Seed `url` (else a new SQLite file in `work`); returns (url, counts, seconds)."""
+    from storage.migrate import upgrade
+
+    url = url or f"sqlite:///{work / name}"
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        with unit_of_work(engine) as s:
+            if s.scalar(text("SELECT count(*) FROM items")):
+                raise SystemExit(f"{engine.url.render_as_string()} is not empty: seed a fresh one")
+        t0 = time.perf_counter()
+        counts = seed_ledger(engine, decisions, blobs=work / "blobs")
+        seconds = time.perf_counter() - t0
+    finally:
+        engine.dispose()
+    print(f"seeded {counts} in {seconds:.0f} s", flush=True)
+    return url, counts, round(seconds, 1)
+
+
+def _measure(tasks: list[str], url: str, work: Path) -> dict[str, Any]:
+    measured = {}
+    for task in tasks:
+        measured[task] = _run_child(task, url, work)
+        print(f"{task:14s} {measured[task]}", flush=True)
+    return measured
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -277,48 +308,65 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--decisions", type=int, default=100_000)
     p.add_argument("--results", default=None, help="default bench/results/memory.json")
     p.add_argument("--work", type=Path, default=None, help="scratch dir (default: a temp dir)")
-    p.add_argument("--database-url", default=None, help="an empty migrated database to seed")
-    p.add_argument("--no-old", action="store_true", help="skip the before-the-change runs")
+    p.add_argument(
+        "--database-url", default=None, help="an empty migrated database to seed (default SQLite)"
+    )
+    p.add_argument(
+        "--compare-at",
+        type=int,
+        default=20_000,
+        help="decisions in the ledger the old code is measured on (it holds ~70 KiB per "
+        "decision: 100,000 would take ~7 GiB); 0 skips the comparison",
+    )
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.decisions < 1:
-        p.error("--decisions must be at least 1")
+    if args.decisions < 1 or args.compare_at < 0:
+        p.error("--decisions must be at least 1 and --compare-at at least 0")
     if args.child:
         print(json.dumps(child(args.child, args.database_url, args.work)))
         return 0
+    if args.work is not None and args.work.exists() and any(args.work.iterdir()):
+        p.error(f"--work {args.work} is not empty")
 
     prov = provenance.start(__file__, argv)
-    results = provenance.resolve_results(args.results, "memory.json")
+    try:
+        results = provenance.resolve_results(args.results, "memory.json")
+    except ValueError as exc:
+        p.error(str(exc))
     work = args.work or Path(tempfile.mkdtemp(prefix="warden-bench-memory-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        url = args.database_url
-        if url is None:
-            from storage.migrate import upgrade
-
-            url = f"sqlite:///{work / 'warden.db'}"
-            upgrade(url)
-        engine = make_engine(url)
-        t0 = time.perf_counter()
-        counts = seed_ledger(engine, args.decisions, blobs=work / "blobs")
-        seed_s = time.perf_counter() - t0
-        engine.dispose()
-        print(f"seeded {counts} in {seed_s:.0f} s", flush=True)
-        tasks = ["dataset", "dashboard"] + ([] if args.no_old else ["dataset-old", "dashboard-old"])
-        measured = {}
-        for task in tasks:
-            measured[task] = _run_child(task, url, work)
-            print(f"{task:14s} {measured[task]}", flush=True)
-        payload = {
+        url, counts, seed_s = _seeded(args.database_url, work, args.decisions, "warden.db")
+        payload: dict[str, Any] = {
             "decisions": args.decisions,
             "ledger": counts,
             "backend": make_engine(url).dialect.name,
-            "seed_s": round(seed_s, 1),
-            "images": "one distinct 8x8 PNG per item (~100 bytes); real images are larger",
-            "old_code": None if args.no_old else OLD_CODE,
-            "peak_rss_mib": {k: v["peak_rss_mib"] for k, v in measured.items()},
-            "runs": measured,
+            "seed_s": seed_s,
+            "images": "one distinct 8x8 PNG per item (~100 bytes); real images are larger, "
+            "so the image share of the dataset figures is a lower bound",
+            "runs": _measure(["dataset", "dashboard"], url, work),
         }
+        if args.compare_at:
+            n = min(args.compare_at, args.decisions)
+            cmp_url, cmp_counts, _ = (
+                (url, counts, seed_s)
+                if n == args.decisions
+                else _seeded(None, work, n, "compare.db")
+            )
+            payload["comparison"] = {
+                "decisions": n,
+                "ledger": cmp_counts,
+                "backend": make_engine(cmp_url).dialect.name,
+                "old_code": OLD_CODE,
+                "runs": _measure(
+                    ["dataset", "dataset-old", "dashboard", "dashboard-old"], cmp_url, work
+                ),
+            }
+            runs = payload["comparison"]["runs"]
+            # Same ledger, same options: the old and the new build must make the same data.
+            payload["comparison"]["same_data_hash"] = (
+                runs["dataset"]["data_hash"] == runs["dataset-old"]["data_hash"]
+            )
         provenance.write_results(results, payload, prov)
         print(f"wrote {results}")
     finally:
