@@ -70,6 +70,8 @@ CLAIMS = typing.cast(Table, Claim.__table__)
 # A reviewer who skips an item does not get it straight back (the next claim would otherwise
 # return the same highest-priority item); other reviewers still can.
 SKIP_COOLDOWN_S = 900
+# `release` reasons of a reviewer (the rest are scoring workers'): these need a live review lease.
+REVIEW_RELEASES = ("skip", "release")
 
 _PRIORITY_FLOOR = -(2**31)
 
@@ -689,12 +691,17 @@ def release(
 ) -> None:
     """Give the item back to the queue. `reason="skip"` keeps it away from `holder` for a while.
 
-    Only `holder`'s live review lease can be given back (Conflict otherwise)."""
+    A reviewer's skip or release gives back only their own live review lease; a scoring
+    worker (other reasons) only its own lease. Conflict otherwise."""
     now = _now(now)
-    item = require_live_lease(
-        session, item_id, holder, action="skip" if reason == "skip" else reason, now=now
-    )
-    status = requeue_status(session, item_id)
+    item = require_item(session, item_id, for_update=True)
+    if reason in REVIEW_RELEASES or item.status == ItemStatus.in_review.value:
+        check_live_lease(item, holder, action=reason, now=now)
+    elif item.lease_holder != holder:
+        raise Conflict(f"item {item_id} is not held by {holder}")
+    status = item.status
+    if status == ItemStatus.in_review.value:
+        status = requeue_status(session, item_id)
     clear_lease(session, item_id, status)
     close_open_claims(session, item_id, "skipped" if reason == "skip" else "released", now)
     record_audit(
@@ -874,8 +881,15 @@ def require_live_lease(
     or that is already decided or escalated (changing those is an overrule, see
     storage.decisions.overrule_decision). NotFound for an item that does not exist.
     """
-    now = _now(now)
     item = require_item(session, item_id, for_update=True)
+    check_live_lease(item, holder, action=action, now=now)
+    return item
+
+
+def check_live_lease(item: Any, holder: str, *, action: str, now: datetime | None = None) -> None:
+    """`require_live_lease` on an item row already read (see `require_item`)."""
+    now = _now(now)
+    item_id = item.id
     if item.status in (ItemStatus.decided.value, ItemStatus.escalated.value):
         raise Conflict(
             f"cannot {action} item {item_id}: it is already {item.status}; only an admin or "
@@ -886,7 +900,6 @@ def require_live_lease(
         raise Conflict(f"cannot {action} item {item_id}: {whose}; claim an item from the queue")
     if item.lease_expires_at is None or item.lease_expires_at <= now:
         raise Conflict(f"cannot {action} item {item_id}: your lease on it expired; claim it again")
-    return item
 
 
 def require_item(session: Session, item_id: int, *, for_update: bool = False) -> Any:

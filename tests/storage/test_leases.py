@@ -343,3 +343,29 @@ def test_restricted_category_is_blurred_even_where_the_policy_says_blur_false(en
     with unit_of_work(engine) as s:
         card = review.build_card(s, item, policy, blur_nsfw_threshold=0.99)
     assert card.blur is True
+
+
+def test_scoring_workers_still_give_back_their_own_leases(engine, users) -> None:
+    from storage.queue import claim_for_backfill, claim_for_scoring, release
+
+    with unit_of_work(engine) as s:
+        queued = make_item(s, status="queued")
+        decided = make_item(s, status="decided")
+    with unit_of_work(engine) as s:
+        [c] = claim_for_scoring(s, "worker-1", limit=1)
+        [b] = claim_for_backfill(
+            s, "worker-1", model_version="m9", policy_version=POLICY.version, limit=1
+        )
+    assert (c.item_id, b.item_id) == (queued, decided)
+    with pytest.raises(Conflict), unit_of_work(engine) as s:
+        release(s, queued, "worker-2", reason="score_failed")
+    with unit_of_work(engine) as s:
+        release(s, queued, "worker-1", reason="score_failed")
+        release(s, decided, "worker-1", reason="worker_error")
+    assert _state(engine, queued) == ("queued", None, 0)
+    assert _state(engine, decided) == ("decided", None, 0)
+    # A reviewer's skip is never a way to take a worker's or a decided item's lease off.
+    with unit_of_work(engine) as s:
+        claim_for_scoring(s, "worker-1", limit=1)
+    with pytest.raises(Conflict), unit_of_work(engine) as s:
+        release(s, queued, "worker-1", reason="skip")
