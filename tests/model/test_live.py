@@ -26,10 +26,12 @@ from model.loading import live_backend
 from storage.db import make_engine, unit_of_work
 from storage.migrate import upgrade
 from storage.models import AuditEvent, Prediction
-from storage.settings import ModelSettings, Settings
+from storage.policy import load_policy
+from storage.settings import DEFAULT_POLICY, ModelSettings, Settings
 from tests.model._worker_support import ingest, scoring_settings
 from tests.model.test_worker import WARDEN, worker_env
 from training import registry
+from training.evaluate import EvalRow, compute_report
 
 ROOT = Path(__file__).resolve().parents[2]
 SWITCH_LIMIT_S = 30.0
@@ -50,24 +52,18 @@ def _model(path: Path) -> ModelSettings:
 
 
 def _evaluation(better: bool) -> dict:
-    """An evaluation summary with per-row results on one fixed set of 40 rows: the better
-    model finds the 10 new scam rows the other misses; both get the retention and harmless
-    rows right. The gate passes v2 over v1 on it without forcing."""
-    rows = []
+    """An evaluation summary (as `warden eval` stores it) on one fixed set of 40 rows: the
+    better model finds the 10 new scam rows the other misses; both get the retention and
+    harmless rows right. The gate passes v2 over v1 on it without forcing."""
+    policy = load_policy(DEFAULT_POLICY)
+    rows, scores = [], []
     for i in range(40):
         kind = ("new", "retained", "harmless", "harmless-retained")[i // 10]
-        labels = [] if kind.startswith("harmless") else ["scam_fraud"]
-        predicted = labels if (better or kind != "new") else []
-        rows.append(
-            {"id": f"r{i}", "labels": labels, "predicted": predicted, "retention": "ret" in kind}
-        )
-    recall = 1.0 if better else 0.5
-    return {
-        "average_recall": recall,
-        "retention": 1.0,
-        "per_category": {"scam_fraud": {"recall": recall}},
-        "rows": rows,
-    }
+        labels = () if kind.startswith("harmless") else ("scam_fraud",)
+        hit = better or kind != "new"
+        rows.append(EvalRow(Path(f"/set/{kind}{i}.png"), labels, retention="ret" in kind))
+        scores.append({c: 0.95 if c in labels and hit else 0.02 for c in policy.ids})
+    return compute_report("m", rows, scores, policy, eval_key="evalA").summary()
 
 
 def _register(settings: Settings, v1: Path, v2: Path) -> None:
@@ -190,9 +186,7 @@ def _switch_s(settings: Settings, action: str, want: str) -> float:
     engine = make_engine(settings.database_url, settings.db)
     try:
         with unit_of_work(engine) as s:
-            changed = s.scalar(
-                select(func.max(AuditEvent.at)).where(AuditEvent.action == action)
-            )
+            changed = s.scalar(select(func.max(AuditEvent.at)).where(AuditEvent.action == action))
             first = s.scalar(
                 select(func.min(Prediction.created_at)).where(
                     Prediction.model_version == want, Prediction.created_at > changed
