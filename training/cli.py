@@ -122,7 +122,8 @@ def dataset_build(
     typer.echo(f"dataset {info.name} -> {info.path} (data hash {info.data_hash[:12]})")
     typer.echo(
         f"images: train {c['items']['train']} (replay {c['replay']}, hard {c['hard']}), "
-        f"validation {c['items']['validation']}, golden {c['items']['golden']}"
+        f"validation {c['items']['validation']}, golden {c['items']['golden']} "
+        f"(retention {c.get('retention', 0)}: replay rows the gate checks for forgetting)"
     )
     typer.echo(
         f"SFT rows: {c['sft']['train']} train, {c['sft']['validation']} validation; "

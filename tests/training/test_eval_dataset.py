@@ -106,6 +106,7 @@ def test_eval_dataset_golden_with_retention_and_promote_on_it(
         card = json.loads((data / "card.json").read_text())
         n_golden, n_retention = card["counts"]["items"]["golden"], card["counts"]["retention"]
         assert n_retention > 0 and n_golden > n_retention
+        assert f"golden {n_golden} (retention {n_retention}:" in res.output
         golden, train = _items(data, "golden"), _items(data, "train")
         held = {r["key"] for r in golden if r["origin"] != "ledger"}
         assert len(held) == n_retention and all(
