@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from model import live, loading
 from model.live import LiveModelUnavailable
@@ -152,6 +152,29 @@ def test_live_backend_raises_when_the_registry_cannot_be_read(
     assert time.monotonic() - t0 >= 3.0  # retried with backoff before giving up
     # Nothing was loaded in its place: not the configured model, not the demo.
     assert loading._live is None and not loading._cache
+
+
+def _drop_registry_table(settings: Settings) -> None:
+    """A database error on every registry read from now on (the rest of the schema works)."""
+    engine = make_engine(settings.database_url, settings.db)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE model_versions RENAME TO model_versions_gone"))
+    finally:
+        engine.dispose()
+
+
+def test_a_serving_process_stops_when_the_registry_becomes_unreadable(
+    settings: Settings, tiny_model_dir
+) -> None:
+    v1, v2 = tiny_model_dir("internvl", 0), tiny_model_dir("internvl", 1)
+    _register(settings, v1, v2)
+    url = settings.database_url
+    assert live_backend(_model(v1), database_url=url, check_s=0).model_version == "v1"
+    _drop_registry_table(settings)
+    # Which model is live is unknown now: an error, not v1 kept on and not the configured one.
+    with pytest.raises(LiveModelUnavailable, match="cannot read the model registry"):
+        live_backend(_model(v1), database_url=url, check_s=0)
 
 
 # --- across processes -------------------------------------------------------------------------
@@ -307,3 +330,37 @@ def test_serving_process_scores_uploads_with_a_model_promoted_elsewhere(
             server.kill()
     backend = settings.database_url.split(":")[0]
     print(f"\nserving process ({backend}): promotion served after {switched:.1f} s")
+
+
+@pytest.mark.slow
+def test_worker_exits_with_an_error_when_the_registry_becomes_unreadable(
+    settings: Settings, tiny_model_dir, tmp_path: Path
+) -> None:
+    v1, v2 = tiny_model_dir("internvl", 0), tiny_model_dir("internvl", 1)
+    # The configured model is another one: a fallback to it would show in the predictions.
+    settings = scoring_settings(settings, tiny_model_dir("internvl", 2))
+    _register(settings, v1, v2)
+    first = ingest(settings, tmp_path / "in", 1)
+    worker = subprocess.Popen(
+        [WARDEN, "score", "--follow", "--poll-s", "0.3", "--live-check-s", "0.5"]
+        + ["--no-backfill", "--no-progress"],
+        env=worker_env(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert _wait_scored(settings, first) == {first[0]: ["v1"]}
+        _drop_registry_table(settings)
+        late = ingest(settings, tmp_path / "in", 2, first=1)
+        out, err = worker.communicate(timeout=120)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.communicate()
+    assert worker.returncode == 2, out + err
+    assert "Error: cannot read the model registry" in err and "Traceback" not in err, err
+    # Items claimed before the failed check were scored by the live model of the last check;
+    # none by anything else, and the worker stopped claiming.
+    scored = _versions(settings, first + late)
+    assert all(v == ["v1"] for v in scored.values()), scored
