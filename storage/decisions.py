@@ -4,7 +4,9 @@ A correction is a new row whose `supersedes_id` points at the row it replaces; n
 ever updated or deleted. The item's current decision is its newest row, unless that row is a
 retraction. Recording a decision moves the item to decided (or escalated when a restricted
 category such as child_safety is chosen), ends its lease, writes an audit event, and adds a
-violating item's perceptual hash to the hash bank. Functions take a `Session` and never commit.
+violating item's perceptual hash to the hash bank. Changing a decided or escalated item from
+the workbench is `overrule_decision`: admins and engineers only, marked in the decision's meta
+and by a `decision.overruled` audit event. Functions take a `Session` and never commit.
 
     with unit_of_work(engine) as s:
         d = record_decision(s, item_id=7, categories=["weapons"], source="moderator",

@@ -3,6 +3,10 @@
 A moderator holds a *current* item and a prefetched *next* one (both claimed with a lease);
 deciding, skipping or escalating the current item promotes the next. Reveals of blurred images
 are audit events ('reveal'), which is also how each moderator's exposure is counted.
+Every action on an item (decide, skip, escalate, reveal) needs the caller's live lease on it
+(`queue.require_live_lease`); an item with a restricted category is revealed only to the roles
+its policy `reveal_roles` names; changing a decided or escalated item is an `overrule`, by an
+admin or engineer only.
 Plain functions over a `Session` (the caller owns the unit of work), so the UI, the CLI and
 tests call the same code.
 
