@@ -119,8 +119,9 @@ def _with_retries(
 
     from storage.db import unit_of_work
 
-    last: Exception | None = None
-    for attempt in range(max(1, attempts)):
+    attempts = max(1, attempts)
+    last: SQLAlchemyError | None = None
+    for attempt in range(attempts):
         if attempt:
             time.sleep(backoff_s * 2 ** (attempt - 1))
         try:
@@ -128,15 +129,14 @@ def _with_retries(
                 return read(s)
         except SQLAlchemyError as exc:
             last = exc
-            log.warning(
-                "registry read failed (try %d of %d): %s", attempt + 1, attempts, exc.__class__
-            )
+            log.warning("registry read failed (try %d of %d): %s", attempt + 1, attempts, exc)
     where = make_url(database_url).render_as_string(hide_password=True)
-    detail = getattr(last, "orig", None) or last
+    cause = getattr(last, "orig", None) or last
+    first_line = (str(cause).strip().splitlines() or [""])[0]
     raise LiveModelUnavailable(
         f"cannot read the model registry at {where} after {attempts} tries "
-        f"({type(detail).__name__}: {str(detail).strip().splitlines()[0] if str(detail) else ''}); "
-        "which model is live is unknown, so nothing is scored"
+        f"({type(cause).__name__}: {first_line}); which model is live is unknown, so nothing "
+        "is scored"
     ) from last
 
 
