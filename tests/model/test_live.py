@@ -21,8 +21,8 @@ import pytest
 from sqlalchemy import func, select, text
 
 from model import live, loading
-from model.live import LiveModelUnavailable
-from model.loading import live_backend
+from model.live import LiveModelUnavailable, RegistryTarget
+from model.loading import live_backend, load_target, swap_live
 from storage.db import make_engine, unit_of_work
 from storage.migrate import upgrade
 from storage.models import AuditEvent, Prediction
@@ -152,6 +152,17 @@ def test_live_backend_raises_when_the_registry_cannot_be_read(
     assert time.monotonic() - t0 >= 3.0  # retried with backoff before giving up
     # Nothing was loaded in its place: not the configured model, not the demo.
     assert loading._live is None and not loading._cache
+
+
+def test_a_registry_version_served_remotely_records_its_registry_name() -> None:
+    """An entry whose URI is "openai" (a vLLM server) names its registry version in every
+    prediction, like a local one, and is loaded once (the live check compares backends)."""
+    entry = RegistryTarget("r-remote", "openai", None, {})
+    base = ModelSettings(openai_base_url="http://127.0.0.1:9/v1", openai_model="served")
+    backend = load_target(entry, base=base)
+    assert backend.model_version == "r-remote"
+    assert load_target(entry, base=base) is backend
+    assert swap_live(entry, base=base) is backend
 
 
 def _drop_registry_table(settings: Settings) -> None:
