@@ -650,6 +650,8 @@ def build_dataset(
     if not curated:
         raise WardenError("the ledger has no usable decisions yet; review some items first")
     recent = {li.key for li in ledger if _is_since(li, options.since)}
+    n_ledger = len(ledger)
+    del ledger  # its decisions and scores are curated now; the rest of the build needs neither
     kept, dropped = curation.dedup(curated, max_distance=options.dedup_distance, golden=frozen)
     stats["duplicates_dropped"] = len(dropped)
 
@@ -753,7 +755,7 @@ def build_dataset(
         "retention": len(retention),  # replay/general rows held out in golden
         "hard": sum(it.hard for it in train),
         "classes_train": dict(Counter(it.primary for it in train_all)),
-        "curation": {**stats, "ledger_items": len(ledger)},
+        "curation": {**stats, "ledger_items": n_ledger},
     }
     card = {
         "name": name,
