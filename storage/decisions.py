@@ -234,9 +234,11 @@ def overrule_decision(
     policy: Policy | None = None,
     source: DecisionSource = DecisionSource.moderator,
     now: datetime | None = None,
+    meta: dict | None = None,
 ) -> Decision:
     """Change a decided or escalated item: a new decision superseding the current one,
     recorded as an overrule (decision meta `overrule`, audit event `decision.overruled`).
+    `meta` adds to the decision's meta (`resolution`, `accepted_model_suggestion`).
 
     Only OVERRULE_ROLES may (PermissionDenied otherwise, for moderators and annotators alike);
     an item still in the queue is decided by its reviewer under a lease, not overruled
@@ -261,7 +263,8 @@ def overrule_decision(
         reviewer=actor,
         note=note,
         policy=policy,
-        meta={
+        meta=dict(meta or {})
+        | {
             "overrule": True,
             "role": role.value,
             "overrules_id": previous.id if previous is not None else None,

@@ -280,6 +280,35 @@ def exposure(session: Session, *, days: int = 30, now: datetime | None = None) -
     )
 
 
+def accept_rate(session: Session, *, days: int = 30, now: datetime | None = None) -> pd.DataFrame:
+    """Per reviewer over the window: decisions, how many took the model's suggestion with the
+    accept key (decision meta `accepted_model_suggestion`), and the share (0..1)."""
+    now = now or datetime.now(UTC)
+    since = now - timedelta(days=days)
+    accepted = Decision.meta["accepted_model_suggestion"].as_boolean()
+    rows = session.execute(
+        select(
+            User.username,
+            func.count(Decision.id),
+            func.sum(case((accepted.is_(True), 1), else_=0)),
+        )
+        .join(User, User.id == Decision.reviewer_id)
+        .where(Decision.action == "label", Decision.created_at >= since)
+        .group_by(User.username)
+        .order_by(User.username)
+    ).all()
+    decided = [int(n) for _, n, _ in rows]
+    took = [int(a or 0) for _, _, a in rows]
+    return pd.DataFrame(
+        {
+            "reviewer": [r[0] for r in rows],
+            "decisions": decided,
+            "accepted": took,
+            "accept_rate": [a / n if n else 0.0 for a, n in zip(took, decided, strict=True)],
+        }
+    )
+
+
 def calibration(
     session: Session, policy: Policy, *, model_version: str | None = None, bins: int = 10
 ) -> pd.DataFrame:

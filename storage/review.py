@@ -7,6 +7,12 @@ Every action on an item (decide, skip, escalate, reveal) needs the caller's live
 (`queue.require_live_lease`); an item with a restricted category is revealed only to the roles
 its policy `reveal_roles` names; changing a decided or escalated item is an `overrule`, by an
 admin or engineer only.
+Escalated items form their own stream for admins and engineers (`escalated_window`): one is
+claimed under a lease like a queue item (status stays escalated), revealed where the policy
+allows, and resolved with `resolve_escalated`, an overrule.
+A decision that takes the model's flags as they are (the Review tab's accept key) is marked
+in its meta (`accepted_model_suggestion`), so agreement metrics can tell it from one chosen
+independently.
 Plain functions over a `Session` (the caller owns the unit of work), so the UI, the CLI and
 tests call the same code.
 
@@ -17,19 +23,20 @@ tests call the same code.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
 from storage import decisions as decisions_repo
 from storage import queue as queue_repo
 from storage.audit import record_audit
 from storage.domain import ClaimedItem, Decision, DecisionSource, ItemStatus
-from storage.errors import NotFound, PermissionDenied, WardenError
-from storage.models import AuditEvent, Item, Prediction
+from storage.errors import Conflict, NotFound, PermissionDenied, WardenError
+from storage.models import AuditEvent, Claim, Item, Prediction, User, utcnow
 from storage.models import Decision as DecisionRow
 from storage.policy import Policy
 
@@ -57,6 +64,11 @@ class ReviewCard:
     # Blurred by default: a `blur` category or the NSFW signal is over its level, or the item
     # has no score yet (unknown content is treated as possibly harmful).
     blur: bool = True
+    # Why it is blurred, in words ("violence_gore 0.91 · NSFW 0.80", "not scored yet").
+    blur_reason: str = ""
+    # A category the policy marks graphic (blur or restricted) is over its threshold: the OCR
+    # text follows the image's rule and stays hidden until revealed.
+    graphic: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -96,6 +108,32 @@ def should_blur(
     )
 
 
+def graphic_categories(policy: Policy, scores: dict[str, float]) -> list[str]:
+    """Categories the policy marks graphic (blur or restricted) that are over their threshold."""
+    return [
+        c.id
+        for c in policy.categories
+        if (c.blur or c.restricted) and scores.get(c.id, 0.0) >= c.threshold
+    ]
+
+
+def blur_reason(
+    policy: Policy,
+    scores: dict[str, float],
+    nsfw: float | None,
+    *,
+    scored: bool,
+    blur_nsfw_threshold: float,
+) -> str:
+    """Why `should_blur` blurs, in one line; "" when it does not."""
+    if not scored:
+        return "not scored yet"
+    parts = [f"{c} {scores[c]:.2f}" for c in graphic_categories(policy, scores)]
+    if nsfw is not None and nsfw >= blur_nsfw_threshold:
+        parts.append(f"NSFW {nsfw:.2f}")
+    return " · ".join(parts)
+
+
 def build_cards(
     session: Session, item_ids: Sequence[int], policy: Policy, *, blur_nsfw_threshold: float
 ) -> dict[int, ReviewCard]:
@@ -108,6 +146,9 @@ def build_cards(
         signals = (p.signals or {}) if p else {}
         nsfw_raw = signals.get("nsfw")
         nsfw = float(nsfw_raw) if isinstance(nsfw_raw, int | float) else None
+        blur = should_blur(
+            policy, scores, nsfw, scored=p is not None, blur_nsfw_threshold=blur_nsfw_threshold
+        )
         cards[it.id] = ReviewCard(
             item_id=it.id,
             status=it.status,
@@ -124,13 +165,13 @@ def build_cards(
             ocr_read_as=_signal_text(signals, "ocr_read_as"),
             model_version=p.model_version if p else None,
             nsfw=nsfw,
-            blur=should_blur(
-                policy,
-                scores,
-                nsfw,
-                scored=p is not None,
-                blur_nsfw_threshold=blur_nsfw_threshold,
-            ),
+            blur=blur,
+            blur_reason=blur_reason(
+                policy, scores, nsfw, scored=p is not None, blur_nsfw_threshold=blur_nsfw_threshold
+            )
+            if blur
+            else "",
+            graphic=graphic_categories(policy, scores) if blur else [],
         )
     return cards
 
@@ -225,18 +266,38 @@ def submit(
     *,
     note: str | None,
     policy: Policy,
+    accepted_suggestion: bool = False,
 ) -> Decision:
-    """Record the reviewer's decision; they must hold the item's live lease."""
+    """Record the reviewer's decision; they must hold the item's live lease.
+
+    `accepted_suggestion`: the reviewer took the model's flags as they are (one key); the
+    decision's meta says so, and only when `categories` are the latest prediction's flags
+    (Conflict otherwise: the suggestion changed under the reviewer)."""
+    labels = policy.validate_labels(list(categories))
+    meta = _accept_meta(session, item_id, labels) if accepted_suggestion else None
     return decisions_repo.record_decision(
         session,
         item_id=item_id,
-        categories=policy.validate_labels(list(categories)),
+        categories=labels,
         source=DecisionSource.moderator,
         reviewer=reviewer,
         note=(note or "").strip() or None,
         policy=policy,
         require_lease=True,
+        meta=meta,
     )
+
+
+def _accept_meta(session: Session, item_id: int, labels: list[str]) -> dict:
+    pred = _latest_predictions(session, [item_id]).get(item_id)
+    if pred is None:
+        raise Conflict(f"item {item_id} has no model suggestion to accept")
+    if sorted(pred.flagged or []) != sorted(labels):
+        now_flagged = ", ".join(pred.flagged or []) or "safe"
+        raise Conflict(
+            f"item {item_id}: the model's suggestion is now {now_flagged}; look again first"
+        )
+    return {"accepted_model_suggestion": True, "model_version": pred.model_version}
 
 
 def skip(session: Session, reviewer: str, item_id: int) -> None:
@@ -269,13 +330,198 @@ def overrule(
     )
 
 
+# --- The escalated stream (admins and engineers) -----------------------------------------
+
+
+def _require_escalation_role(session: Session, actor: str) -> None:
+    if decisions_repo.user_role(session, actor) not in decisions_repo.OVERRULE_ROLES:
+        raise PermissionDenied("escalated items are reviewed by admins and engineers only")
+
+
+def _unresolved_escalations(now: datetime, *, free_only: bool = True) -> list:
+    """WHERE clauses: escalated items not yet resolved (their newest decision is not a label by
+    an admin or engineer: a resolution with a restricted label keeps the status escalated)."""
+    d = aliased(DecisionRow)
+    newest = aliased(DecisionRow)
+    roles = [r.value for r in decisions_repo.OVERRULE_ROLES]
+    resolved = exists(
+        select(d.id)
+        .join(User, User.id == d.reviewer_id)
+        .where(
+            d.item_id == Item.id,
+            d.action == "label",
+            User.role.in_(roles),
+            d.id == select(func.max(newest.id)).where(newest.item_id == Item.id).scalar_subquery(),
+        )
+    )
+    where = [Item.status == ItemStatus.escalated.value, ~resolved]
+    if free_only:
+        where.append(or_(Item.lease_holder.is_(None), Item.lease_expires_at <= now))
+    return where
+
+
+def pending_escalations(session: Session) -> int:
+    """Escalated items nobody has resolved yet (held or not)."""
+    where = _unresolved_escalations(utcnow(), free_only=False)
+    return int(session.scalar(select(func.count(Item.id)).where(*where)) or 0)
+
+
+def claim_escalated(
+    session: Session, actor: str, *, lease_s: int = 600, exclude: Sequence[int] = ()
+) -> int | None:
+    """Claim the next unresolved escalated item for `actor` (admin or engineer) under a lease;
+    its status stays escalated. None when there is none."""
+    _require_escalation_role(session, actor)
+    for _ in range(5):  # another admin may take the picked row first
+        now = utcnow()
+        pick = (
+            select(Item.id)
+            .where(*_unresolved_escalations(now))
+            .order_by(Item.priority.desc(), Item.created_at.asc(), Item.id.asc())
+            .limit(1)
+        )
+        if exclude:
+            pick = pick.where(Item.id.not_in(list(exclude)))
+        if session.get_bind().dialect.name == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        item_id = session.scalar(pick)
+        if item_id is None:
+            return None
+        token = str(uuid.uuid4())
+        expires = now + timedelta(seconds=lease_s)
+        taken = session.execute(
+            update(Item)
+            .where(
+                Item.id == item_id,
+                Item.status == ItemStatus.escalated.value,
+                or_(Item.lease_holder.is_(None), Item.lease_expires_at <= now),
+            )
+            .values(lease_holder=actor, lease_expires_at=expires, lease_token=token)
+            .execution_options(synchronize_session=False)
+        )
+        if taken.rowcount != 1:  # type: ignore[attr-defined]
+            continue
+        queue_repo.close_open_claims(session, item_id, "expired", now)
+        session.add(
+            Claim(
+                item_id=item_id,
+                holder=actor,
+                kind="escalation",
+                token=token,
+                claimed_at=now,
+                expires_at=expires,
+            )
+        )
+        record_audit(session, actor, "escalation.claimed", item_id, lease_s=lease_s)
+        session.flush()
+        return item_id
+    return None
+
+
+def require_escalation_lease(
+    session: Session, actor: str, item_id: int, *, action: str
+) -> None:
+    """Conflict unless `actor` holds the escalated item under a live lease."""
+    item = queue_repo.require_item(session, item_id, for_update=True)
+    if item.status != ItemStatus.escalated.value:
+        raise Conflict(f"cannot {action} item {item_id}: it is {item.status}, not escalated")
+    if item.lease_holder != actor:
+        whose = "someone else holds it" if item.lease_holder else "you do not hold it"
+        raise Conflict(f"cannot {action} item {item_id}: {whose}; open the escalated stream")
+    if item.lease_expires_at is None or item.lease_expires_at <= utcnow():
+        raise Conflict(f"cannot {action} item {item_id}: your lease on it expired")
+
+
+def escalated_window(
+    session: Session,
+    actor: str,
+    policy: Policy,
+    *,
+    blur_nsfw_threshold: float,
+    size: int = 3,
+    keep: int | None = None,
+    exclude: Sequence[int] = (),
+    lease_s: int = 600,
+) -> list[ReviewCard]:
+    """`claim_window` over the escalated stream: the escalated items `actor` holds, then newly
+    claimed ones, up to `size`."""
+    _require_escalation_role(session, actor)
+    now = utcnow()
+    held = session.scalars(
+        select(Item.id)
+        .where(
+            Item.lease_holder == actor,
+            Item.lease_expires_at > now,
+            *_unresolved_escalations(now, free_only=False),
+        )
+        .order_by(Item.priority.desc(), Item.id.asc())
+    ).all()
+    order = [keep] if keep is not None and keep in held and keep not in exclude else []
+    order += [i for i in held if i not in order and i not in exclude]
+    while len(order) < size:
+        claimed = claim_escalated(session, actor, lease_s=lease_s, exclude=[*order, *exclude])
+        if claimed is None:
+            break
+        order.append(claimed)
+    cards = build_cards(session, order[:size], policy, blur_nsfw_threshold=blur_nsfw_threshold)
+    return [cards[i] for i in order[:size] if i in cards]
+
+
+def resolve_escalated(
+    session: Session,
+    actor: str,
+    item_id: int,
+    categories: list[str],
+    *,
+    note: str | None,
+    policy: Policy,
+    accepted_suggestion: bool = False,
+) -> Decision:
+    """Resolve an escalated item `actor` holds: an overrule (decision meta `overrule`,
+    `resolution`), which ends the lease and takes the item out of the escalated stream."""
+    require_escalation_lease(session, actor, item_id, action="resolve")
+    labels = policy.validate_labels(list(categories))
+    meta = {"resolution": True}
+    if accepted_suggestion:
+        meta |= _accept_meta(session, item_id, labels)
+    return decisions_repo.overrule_decision(
+        session,
+        item_id=item_id,
+        categories=labels,
+        actor=actor,
+        note=(note or "").strip() or None,
+        policy=policy,
+        meta=meta,
+    )
+
+
+def release_escalated(session: Session, actor: str, item_id: int) -> None:
+    """Give back an escalated item `actor` holds (skip): it stays escalated for the next one."""
+    require_escalation_lease(session, actor, item_id, action="skip")
+    queue_repo.clear_lease(session, item_id)
+    queue_repo.close_open_claims(session, item_id, "released", utcnow())
+    record_audit(session, actor, "escalation.released", item_id)
+
+
+def is_escalated(session: Session, item_id: int) -> bool:
+    return session.scalar(select(Item.status).where(Item.id == item_id)) == "escalated"
+
+
 def undo(session: Session, reviewer: str) -> Decision:
     return decisions_repo.undo_last_decision(session, reviewer)
 
 
 def require_held(session: Session, reviewer: str, item_id: int, *, action: str = "show") -> None:
     """Conflict unless `reviewer` holds the item under a live lease (image re-renders)."""
-    queue_repo.require_live_lease(session, item_id, reviewer, action=action)
+    _require_lease(session, reviewer, item_id, action=action)
+
+
+def _require_lease(session: Session, reviewer: str, item_id: int, *, action: str) -> None:
+    # An escalated item is held under an escalation lease (admins and engineers).
+    if is_escalated(session, item_id):
+        require_escalation_lease(session, reviewer, item_id, action=action)
+    else:
+        queue_repo.require_live_lease(session, item_id, reviewer, action=action)
 
 
 def restricted_categories(session: Session, item_id: int, policy: Policy) -> list[str]:
@@ -299,7 +545,7 @@ def reveal(session: Session, reviewer: str, item_id: int, *, policy: Policy) -> 
     otherwise). A refusal rolls back with the caller's unit of work: record it with
     `record_refusal` in a unit of its own.
     """
-    queue_repo.require_live_lease(session, item_id, reviewer, action="reveal")
+    _require_lease(session, reviewer, item_id, action="reveal")
     restricted = restricted_categories(session, item_id, policy)
     if restricted:
         role = decisions_repo.user_role(session, reviewer)
@@ -514,16 +760,22 @@ __all__ = [
     "build_card",
     "build_cards",
     "bulk_decide",
+    "claim_escalated",
     "claim_pair",
     "claim_window",
     "escalate",
+    "escalated_window",
     "exposure",
     "list_queue",
     "overrule",
+    "pending_escalations",
     "recent_reveals",
     "record_refusal",
     "release_all",
+    "release_escalated",
+    "require_escalation_lease",
     "require_held",
+    "resolve_escalated",
     "restricted_categories",
     "reveal",
     "should_blur",
