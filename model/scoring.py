@@ -7,11 +7,19 @@ tokens' logits. The prompt is built so that everything before the question is sh
     prefix  = [system] [image tokens] [text] [OCR hint] "\\n"      computed once per image
     suffix  = "<question>" [end of turn] [assistant tag]           one row per category
 
-The prefix runs once (KV cache kept); the cache is repeated along the batch for the N category
-suffixes, which run in one batched forward. Several images are left-padded into one prefix
-batch. Only the two answer rows of the LM head are multiplied in, so no [B*N, L, vocab] logits
-tensor is ever built. `score_naive` is the reference (one full sequence per category) that the
-tests compare against.
+The prefix runs once (KV cache kept). The N category suffixes of an image then run packed into
+ONE row (`continuation_plan`): their tokens back to back, each question's positions restarting
+at the end of the prefix, and a 4-D mask letting a token see the prefix and the earlier tokens
+of its own question only. So the continuation costs sum(question lengths) tokens per image,
+with no copy of the KV cache and no padding; the older layout (`packed=False`: the cache
+repeated N times, questions right-padded to the longest) is kept for the benchmark's
+before/after. Several images are left-padded into one prefix batch. Only the two answer rows
+of the LM head are multiplied in, so no [B*N, L, vocab] logits tensor is ever built.
+`score_naive` is the reference (one full sequence per category) that the tests compare against.
+
+Where the time goes (bench/scoring.py, `timings`): the questions carry each category's
+description (about 50 tokens each, 11 categories: ~600 continuation tokens against a ~320-token
+prefix), so the continuation, not the prefix, bounds the speed-up over the naive pass.
 
 Run: python bench/scoring.py
 """
@@ -21,6 +29,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -184,9 +193,15 @@ def score_shared_prefix(
     policy: Policy,
     *,
     yes_no: tuple[int, int] | None = None,
+    packed: bool = True,
+    timings: dict[str, float] | None = None,
 ) -> list[dict[str, float]]:
     """Scores for every policy category of every item: one prefix forward for the whole image
-    batch, then one forward over [B * N] category suffixes reusing the repeated KV cache."""
+    batch, then one forward over the category suffixes reusing its KV cache (packed: one row
+    per image; `packed=False`: [B * N] padded rows over a repeated cache). `timings`, if given,
+    receives the seconds of the prefix and continuation forwards (keys `prefix_s`,
+    `continuation_s`) and the continuation's token count (`continuation_tokens`, padding
+    included)."""
     import torch
 
     if not items:
@@ -207,34 +222,135 @@ def score_shared_prefix(
             processor, [p.prefix for p in parts], [i.image for i in items], device, dtype
         )
         prefix_pos, next_pos = _prefix_positions(core, enc)  # next_pos: [B]
+        t0 = time.perf_counter()
         out = core(**enc, position_ids=prefix_pos, use_cache=True)
         cache = kv_cache(out)
-        # [B, H, Lp, Dh] -> [B*N, H, Lp, Dh], image-major (row b*N + n).
-        cache.batch_repeat_interleave(n_cat)
-
-        # The suffix text is the same for every item (only the prefix carries item content).
-        suf_ids, suf_mask, suf_len = _suffix_batch(tokenizer, parts[0].suffixes, device)
-        width = suf_ids.shape[1]
-        ids = suf_ids.repeat(n_img, 1)  # [B*N, Ls]
-        attn = torch.cat(
-            [enc["attention_mask"].repeat_interleave(n_cat, 0), suf_mask.repeat(n_img, 1)], dim=1
-        )  # [B*N, Lp + Ls]
-        start = next_pos.repeat_interleave(n_cat)  # [B*N]
-        pos = start[:, None] + torch.arange(width, device=device)[None, :]  # [B*N, Ls]
-        if _uses_mrope(core, enc):
-            pos = pos[None].expand(3, -1, -1)  # text tokens: same position on all 3 axes
-        hidden = core(
-            input_ids=ids,
-            attention_mask=attn,
-            position_ids=pos,
-            use_cache=True,
-            **with_cache(core, cache),
-        ).last_hidden_state  # [B*N, Ls, D]
-        last = (suf_len - 1).repeat(n_img)  # [B*N]
-        picked = hidden[torch.arange(hidden.shape[0], device=device), last]  # [B*N, D]
+        t1 = time.perf_counter()
+        if packed:
+            plan = continuation_plan(tokenizer, parts[0].suffixes, device)
+            picked = _continue_packed(core, enc, cache, next_pos, plan, dtype)  # [B*N, D]
+            n_tokens = plan.ids.shape[1] * n_img
+        else:
+            picked, n_tokens = _continue_repeated(
+                core, enc, cache, next_pos, tokenizer, parts[0].suffixes, n_img, n_cat
+            )
         probs = _answer_logits(model, picked, yes_no).float().softmax(-1)[:, 0]  # P(Yes) [B*N]
+        if timings is not None:
+            timings |= {
+                "prefix_s": t1 - t0,
+                "continuation_s": time.perf_counter() - t1,
+                "continuation_tokens": float(n_tokens),
+            }
     probs = probs.view(n_img, n_cat).cpu().tolist()
     return [dict(zip(policy.ids, row, strict=True)) for row in probs]
+
+
+@dataclass(frozen=True)
+class ContinuationPlan:
+    """The N questions of one image packed into one row of T = sum(lengths) tokens."""
+
+    ids: torch.Tensor  # [1, T] the questions' token ids back to back
+    offsets: torch.Tensor  # [T] position of each token within its own question
+    allowed: torch.Tensor  # [T, T] bool: query token may see key token (same question, not later)
+    last: torch.Tensor  # [N] index of each question's last token (where its answer is read)
+
+
+def continuation_plan(tokenizer: Any, suffixes: list[str], device: Any) -> ContinuationPlan:
+    """Pack the category suffixes into one row with a block-diagonal causal mask."""
+    import torch
+
+    rows = tokenizer(suffixes, add_special_tokens=False)["input_ids"]
+    lengths = torch.tensor([len(r) for r in rows])
+    segment = torch.repeat_interleave(torch.arange(len(rows)), lengths)  # [T]
+    starts = torch.cumsum(lengths, 0) - lengths
+    index = torch.arange(int(lengths.sum()))
+    offsets = index - starts[segment]
+    allowed = (segment[:, None] == segment[None, :]) & (index[None, :] <= index[:, None])
+    ids = torch.tensor([t for r in rows for t in r], dtype=torch.long)[None]
+    return ContinuationPlan(
+        ids=ids.to(device),
+        offsets=offsets.to(device),
+        allowed=allowed.to(device),
+        last=(starts + lengths - 1).to(device),
+    )
+
+
+def _continue_packed(
+    core: Any,
+    enc: Any,
+    cache: Any,
+    next_pos: torch.Tensor,
+    plan: ContinuationPlan,
+    dtype: Any,
+) -> torch.Tensor:
+    """One forward of [B, T] packed questions over the prefix cache -> [B*N, D] answer states.
+
+    The mask is additive (0 = see, dtype-min = not), the 4-D form transformers passes through
+    unchanged to both the eager and the SDPA attention: [B, 1, T, Lp + T].
+    """
+    import torch
+
+    n_img = enc["input_ids"].shape[0]
+    width = plan.ids.shape[1]
+    ids = plan.ids.expand(n_img, -1)  # [B, T]
+    see_prefix = enc["attention_mask"].bool()[:, None, :].expand(-1, width, -1)  # [B, T, Lp]
+    see_own = plan.allowed[None].expand(n_img, -1, -1)  # [B, T, T]
+    allowed = torch.cat([see_prefix, see_own], dim=-1)[:, None]  # [B, 1, T, Lp + T]
+    mask_dtype = dtype if dtype.is_floating_point else torch.float32
+    mask = torch.zeros(allowed.shape, dtype=mask_dtype, device=allowed.device)
+    mask.masked_fill_(~allowed, torch.finfo(mask_dtype).min)
+    pos = next_pos[:, None] + plan.offsets[None, :]  # [B, T]
+    if _uses_mrope(core, enc):
+        pos = pos[None].expand(3, -1, -1)  # text tokens: same position on all 3 axes
+    hidden = core(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=pos,
+        use_cache=True,
+        **with_cache(core, cache),
+    ).last_hidden_state  # [B, T, D]
+    return hidden[:, plan.last].reshape(-1, hidden.shape[-1])  # image-major: row b*N + n
+
+
+def _continue_repeated(
+    core: Any,
+    enc: Any,
+    cache: Any,
+    next_pos: torch.Tensor,
+    tokenizer: Any,
+    suffixes: list[str],
+    n_img: int,
+    n_cat: int,
+) -> tuple[torch.Tensor, int]:
+    """The older layout: the cache repeated per category, [B*N, Ls] right-padded questions.
+    Returns the [B*N, D] answer states and the tokens run (padding included)."""
+    import torch
+
+    device = enc["input_ids"].device
+    # [B, H, Lp, Dh] -> [B*N, H, Lp, Dh], image-major (row b*N + n).
+    cache.batch_repeat_interleave(n_cat)
+
+    # The suffix text is the same for every item (only the prefix carries item content).
+    suf_ids, suf_mask, suf_len = _suffix_batch(tokenizer, suffixes, device)
+    width = suf_ids.shape[1]
+    ids = suf_ids.repeat(n_img, 1)  # [B*N, Ls]
+    attn = torch.cat(
+        [enc["attention_mask"].repeat_interleave(n_cat, 0), suf_mask.repeat(n_img, 1)], dim=1
+    )  # [B*N, Lp + Ls]
+    start = next_pos.repeat_interleave(n_cat)  # [B*N]
+    pos = start[:, None] + torch.arange(width, device=device)[None, :]  # [B*N, Ls]
+    if _uses_mrope(core, enc):
+        pos = pos[None].expand(3, -1, -1)  # text tokens: same position on all 3 axes
+    hidden = core(
+        input_ids=ids,
+        attention_mask=attn,
+        position_ids=pos,
+        use_cache=True,
+        **with_cache(core, cache),
+    ).last_hidden_state  # [B*N, Ls, D]
+    last = (suf_len - 1).repeat(n_img)  # [B*N]
+    picked = hidden[torch.arange(hidden.shape[0], device=device), last]  # [B*N, D]
+    return picked, int(ids.numel())
 
 
 def score_naive(

@@ -1,0 +1,67 @@
+"""The packed continuation (all category questions of an image in one row, a block-diagonal
+mask, no KV-cache copies, no padding) scores exactly like a naive per-category pass, and like
+the older layout (the cache repeated once per category, padded questions)."""
+
+from __future__ import annotations
+
+import pytest
+
+from model.backends import ScoringInput
+from model.loading import load_backend
+from model.scoring import (
+    continuation_plan,
+    render_prompt_parts,
+    score_naive,
+    score_shared_prefix,
+)
+from storage.settings import ModelSettings
+from tests.model.conftest import noise_image
+
+
+def _fp32(path):
+    return load_backend(ModelSettings(name=str(path), quant="none", dtype="float32", device="cpu"))
+
+
+@pytest.mark.parametrize("arch", ["internvl", "qwen2vl"])  # qwen2vl: 3-D M-RoPE positions
+def test_packed_continuation_equals_a_naive_per_category_pass(arch, tiny_model_dir, policy, items):
+    backend = _fp32(tiny_model_dir(arch))
+    packed = score_shared_prefix(backend.model, backend.processor, items, policy, packed=True)
+    repeated = score_shared_prefix(backend.model, backend.processor, items, policy, packed=False)
+    for item, got, old in zip(items, packed, repeated, strict=True):
+        want = score_naive(backend.model, backend.processor, item, policy)
+        for cid in policy.ids:
+            assert got[cid] == pytest.approx(want[cid], abs=1e-4), (arch, cid)
+            assert got[cid] == pytest.approx(old[cid], abs=1e-4), (arch, cid)
+
+
+def test_packed_plan_has_no_padding_and_one_row_per_image(tiny_internvl, policy):
+    """The continuation runs sum(question lengths) tokens per image, not categories x longest."""
+    backend = _fp32(tiny_internvl)
+    tok = backend.processor.tokenizer
+    parts = render_prompt_parts(backend.processor, policy, text=None, ocr_text="WIN")
+    lengths = [len(tok(s, add_special_tokens=False)["input_ids"]) for s in parts.suffixes]
+    assert len(set(lengths)) > 1  # the questions differ in length, so padding would show
+    plan = continuation_plan(tok, parts.suffixes, "cpu")
+    assert plan.ids.shape == (1, sum(lengths))
+    assert plan.last.tolist() == [sum(lengths[: i + 1]) - 1 for i in range(len(lengths))]
+    # Each question restarts its positions at the end of the prefix.
+    starts = [sum(lengths[:i]) for i in range(len(lengths))]
+    assert all(int(plan.offsets[s]) == 0 for s in starts)
+    # A question's token sees its own earlier tokens and nothing of the other questions.
+    allowed = plan.allowed
+    a, b = starts[1], starts[2]
+    assert bool(allowed[a + 1, a]) and not bool(allowed[a, a + 1])
+    assert bool(allowed[a, a]) and bool(allowed[b, b])
+    assert not bool(allowed[b, a]) and not bool(allowed[b, b - 1])  # b - 1: question 1's end
+
+
+def test_packed_continuation_of_one_image_equals_its_row_in_a_batch(tiny_model_dir, policy):
+    backend = _fp32(tiny_model_dir("qwen2vl"))
+    batch = [
+        ScoringInput(noise_image(7), text="a much longer caption than the other one", ocr_text="x"),
+        ScoringInput(noise_image(8, (90, 200)), text=None, ocr_text=None),
+    ]
+    rows = score_shared_prefix(backend.model, backend.processor, batch, policy)
+    for item, row in zip(batch, rows, strict=True):
+        alone = score_shared_prefix(backend.model, backend.processor, [item], policy)[0]
+        assert max(abs(alone[c] - row[c]) for c in policy.ids) < 1e-4
