@@ -45,6 +45,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import IntegrityError
 
 from model.backends import Backend, ScoringInput
+from model.pipeline import InFlightHook, SignalPool, default_signal_procs
 from model.signals import Signals, compute_signals
 from storage.audit import record_audit
 from storage.db import make_engine, session_factory, unit_of_work
@@ -74,6 +76,8 @@ FAILED_STATUS = ItemStatus.failed.value
 
 # Returns the backend the next batch is scored with (the live one, as the registry says now).
 LiveSource = Callable[[], Backend]
+# Claims the next batch; `wait` (bool): may it block (--follow on an empty queue)?
+NextBatch = Callable[[bool], list[ClaimedItem]]
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,11 @@ class _LeaseKeeper:
         with self._lock:
             self._items = set(item_ids)
 
+    def add(self, item_ids: Sequence[int]) -> None:
+        """Keep these leases alive too (the pipeline holds several batches at once)."""
+        with self._lock:
+            self._items.update(item_ids)
+
     def drop(self, item_id: int) -> None:
         with self._lock:
             self._items.discard(item_id)
@@ -167,6 +176,12 @@ class _LeaseKeeper:
                     self.drop(item_id)
                 except Exception:  # noqa: BLE001 - keep renewing the others
                     log.warning("could not renew lease on item %s", item_id, exc_info=True)
+
+
+def _view_sha(claimed: ClaimedItem) -> str:
+    # The model sees the normalised view (EXIF applied, first frame, RGB) made at ingest;
+    # the original bytes stay untouched as evidence.
+    return claimed.view_sha256 or claimed.blob_sha256
 
 
 def _load_image(store: BlobStore, sha256: str) -> Image:
@@ -267,6 +282,7 @@ class _Run:
         self.factory = session_factory(self.engine)
         self.store = BlobStore(settings.blobs_path)
         self.lease_s = settings.queue.score_lease_s
+        self.ocr_hint = settings.model.ocr_hint
         self.scored = self.failed = self.given_up = self.backfilled = 0
         self.errors: dict[int, str] = {}
         self.done: set[int] = set()  # recorded or charged a failure in this run
@@ -364,22 +380,23 @@ class _Run:
 
     def prepare(self, claimed: ClaimedItem) -> tuple[ScoringInput, Signals] | None:
         try:
-            # The model sees the normalised view (EXIF applied, first frame, RGB) made at
-            # ingest; the original bytes stay untouched as evidence.
-            sha = claimed.view_sha256 or claimed.blob_sha256
-            image = _load_image(self.store, sha)
+            image = _load_image(self.store, _view_sha(claimed))
         except Exception as exc:  # noqa: BLE001 - a bad file must not stop the batch
             self.fail(claimed.item_id, f"image: {type(exc).__name__}: {exc}")
             return None
         sig = compute_signals(image, ocr=self.settings.model.ocr, nsfw=self.settings.model.nsfw)
-        item = ScoringInput(
+        return self.scoring_input(claimed, image, sig), sig
+
+    def scoring_input(self, claimed: ClaimedItem, image: Image, sig: Signals) -> ScoringInput:
+        """What the backend sees. Without `ocr_hint` the prompt carries no OCR line; the
+        OCR text is still stored with the prediction (`_with_signals`)."""
+        return ScoringInput(
             image=image,
             text=claimed.text,
-            ocr_text=sig.ocr_text,
+            ocr_text=sig.ocr_text if self.ocr_hint else None,
             item_id=claimed.item_id,
             signals=sig.as_verdict_signals(),
         )
-        return item, sig
 
     def score(self, inputs: list[ScoringInput]) -> list[Verdict | BaseException]:
         """Score the batch at once; if that raises, one by one to find the bad item(s)."""
@@ -414,6 +431,12 @@ class _Run:
                 keeper.drop(c.item_id)
             else:
                 prepared.append((c, *got))
+        self.score_prepared(prepared, keeper)
+
+    def score_prepared(
+        self, prepared: list[tuple[ClaimedItem, ScoringInput, Signals]], keeper: _LeaseKeeper
+    ) -> None:
+        """Score a batch whose signals are computed, record each verdict or failure."""
         if not prepared:
             return
         results = self.score([p[1] for p in prepared])
@@ -424,16 +447,86 @@ class _Run:
                 self.record(c.item_id, _with_signals(result, sig))
             keeper.drop(c.item_id)
 
+    def run_pipeline(
+        self,
+        pool: SignalPool,
+        keeper: _LeaseKeeper,
+        next_batch: NextBatch,
+        after_batch: Callable[[int], None],
+        *,
+        max_in_flight: int,
+        on_in_flight: InFlightHook | None = None,
+    ) -> int:
+        """The pipelined loop (model.pipeline): keep up to `max_in_flight` batches claimed,
+        their signals computing in `pool`, while the oldest is scored here; returns the
+        number of batches. `next_batch(wait)` may block only when nothing is in flight."""
+        in_flight: deque[list[tuple[ClaimedItem, Any]]] = deque()
+        batches = 0
+        done_claiming = False
+        try:
+            while True:
+                while not done_claiming and len(in_flight) < max_in_flight:
+                    claimed = next_batch(not in_flight)
+                    if not claimed:
+                        # Nothing now; with nothing in flight either, nothing at all.
+                        done_claiming = not in_flight
+                        break
+                    ids = [c.item_id for c in claimed]
+                    self.done.difference_update(ids)  # a retried item is in play again
+                    keeper.add(ids)
+                    in_flight.append([(c, pool.submit(c.item_id, _view_sha(c))) for c in claimed])
+                    batches += 1
+                    if on_in_flight is not None:
+                        on_in_flight(len(in_flight))
+                if not in_flight:
+                    if done_claiming:
+                        return batches
+                    continue
+                before = self.scored + self.failed
+                prepared: list[tuple[ClaimedItem, ScoringInput, Signals]] = []
+                for c, job in in_flight[0]:
+                    got = pool.result(job)
+                    if got.error is not None or got.image is None or got.signals is None:
+                        self.fail(c.item_id, got.error or "signals: no result")
+                        keeper.drop(c.item_id)
+                    else:
+                        inp = self.scoring_input(c, got.image, got.signals)
+                        prepared.append((c, inp, got.signals))
+                self.score_prepared(prepared, keeper)
+                in_flight.popleft()
+                after_batch(self.scored + self.failed - before)
+        except BaseException:
+            # The backend failed, Ctrl-C: hand every claimed, unrecorded item back now.
+            for batch in in_flight:
+                self.release_unscored([c for c, _ in batch])
+            raise
+
     def drive(
-        self, next_batch: Callable[[], list[ClaimedItem]], after_batch: Callable[[int], None]
+        self,
+        next_batch: NextBatch,
+        after_batch: Callable[[int], None],
+        *,
+        pool: SignalPool | None = None,
+        max_in_flight: int = 2,
+        on_in_flight: InFlightHook | None = None,
     ) -> WorkerReport:
-        """Score batches from `next_batch()` until it returns none; `after_batch(handled)`
-        follows each batch. Disposes of the engine at the end."""
+        """Score batches from `next_batch(wait)` until it returns none; `after_batch(handled)`
+        follows each batch. With `pool`, pipelined (`run_pipeline`); without, one batch at a
+        time. Disposes of the engine at the end."""
         batches = 0
         t0 = time.perf_counter()
         try:
             with _LeaseKeeper(self.factory, self.worker_id, self.lease_s) as keeper:
-                while claimed := next_batch():
+                if pool is not None:
+                    batches = self.run_pipeline(
+                        pool,
+                        keeper,
+                        next_batch,
+                        after_batch,
+                        max_in_flight=max_in_flight,
+                        on_in_flight=on_in_flight,
+                    )
+                while pool is None and (claimed := next_batch(True)):
                     batches += 1
                     before = self.scored + self.failed
                     try:
@@ -497,6 +590,9 @@ def run_worker(
     follow: bool = False,
     poll_s: float = 2.0,
     stop: threading.Event | None = None,
+    pipeline: bool | None = None,
+    signal_procs: int | None = None,
+    on_in_flight: InFlightHook | None = None,
 ) -> WorkerReport:
     """Score queued items until the queue is empty or `limit` items were handled.
 
@@ -509,7 +605,13 @@ def run_worker(
     `live` (instead of `backend`) is asked for the backend before every claim, so the worker
     follows the registry's live model. `follow` keeps waiting for new items (every `poll_s`
     seconds) instead of stopping when none is left; it ends when `stop` is set or `limit`
-    is reached.
+    is reached, after scoring the batches in flight.
+
+    `pipeline` (default `settings.worker.pipeline`) computes the signals in a pool of
+    `signal_procs` processes (default `settings.worker.signal_procs`, 0 = one per core but
+    one) while the VLM scores, with at most `settings.worker.max_in_flight` batches claimed
+    and not recorded; `on_in_flight(n)` is told that count after every claim. Without it,
+    each batch's signals and scores run one after the other (the same predictions).
     """
     if batch_size < 1:
         raise WardenError("--batch-size must be at least 1")
@@ -517,6 +619,10 @@ def run_worker(
         raise WardenError("--limit must be zero or more")
     if poll_s <= 0:
         raise WardenError("--poll-s must be more than zero")
+    if signal_procs is not None and signal_procs < 1:
+        raise WardenError("--signal-procs must be at least 1")
+    use_pipeline = settings.worker.pipeline if pipeline is None else pipeline
+    procs = signal_procs or settings.worker.signal_procs or default_signal_procs()
     stop = stop or threading.Event()
     run = _Run(
         settings,
@@ -531,7 +637,7 @@ def run_worker(
     bar = _progress_bar(total, enabled=progress)
     taken = 0
 
-    def next_batch() -> list[ClaimedItem]:
+    def next_batch(wait: bool = True) -> list[ClaimedItem]:
         nonlocal taken
         while not stop.is_set():
             if limit is not None and taken >= limit:
@@ -543,7 +649,7 @@ def run_worker(
             if not claimed and backfill:
                 claimed = run.claim_backfill(n)
             taken += len(claimed)
-            if claimed or not follow:
+            if claimed or not follow or not wait:
                 return claimed
             stop.wait(poll_s)
         return []
@@ -553,9 +659,30 @@ def run_worker(
             bar.update(handled)
             bar.set_postfix(scored=run.scored, failed=run.failed, refresh=False)
 
+    pool = None
     try:
-        return run.drive(next_batch, after_batch)
+        if use_pipeline:
+            try:
+                pool = SignalPool(
+                    run.store.root,
+                    procs=procs,
+                    ocr=settings.model.ocr,
+                    nsfw=settings.model.nsfw,
+                    ocr_device=settings.worker.ocr_device,
+                )
+            except BaseException:
+                run.engine.dispose()  # drive() would have
+                raise
+        return run.drive(
+            next_batch,
+            after_batch,
+            pool=pool,
+            max_in_flight=settings.worker.max_in_flight,
+            on_in_flight=on_in_flight,
+        )
     finally:
+        if pool is not None:
+            pool.close()
         if bar is not None:
             bar.close()
 
@@ -586,7 +713,7 @@ def score_items(
     remaining = list(dict.fromkeys(item_ids))  # unique, in the caller's order
     total = len(remaining)
 
-    def next_batch() -> list[ClaimedItem]:
+    def next_batch(wait: bool = True) -> list[ClaimedItem]:
         claimed = run.claim(size, item_ids=remaining)
         taken = {c.item_id for c in claimed}
         remaining[:] = [i for i in remaining if i not in taken]

@@ -8,12 +8,19 @@
     warden score --model ./runs/r7/model --limit 100 --batch-size 16   # directory, "demo")
     warden score --model openai          # an OpenAI-compatible server (WARDEN_MODEL__OPENAI_*)
     warden score --no-backfill           # queued items only, no backfill of decided items
+    warden score --no-pipeline           # signals then VLM, one batch after the other
+    warden score --signal-procs 8        # 8 OCR/NSFW processes feed the VLM (model.pipeline)
 
 Several workers may run at once against one PostgreSQL; each claims its own batches. A worker
 on the live model asks the registry which version is live before every batch (at most every
 --live-check-s seconds) and swaps to a newly promoted or rolled-back version without a
 restart; if the registry cannot be read it stops with an error rather than score with another
 model.
+
+By default the worker is a pipeline (model.pipeline): a pool of processes decodes the images
+and runs OCR and NSFW for the next batches while the VLM scores this one; at most
+WARDEN_WORKER__MAX_IN_FLIGHT batches are claimed and not yet recorded. SIGTERM stops claiming
+and scores the batches in flight before it exits; Ctrl-C hands them back unscored.
 """
 
 from __future__ import annotations
@@ -104,6 +111,19 @@ def score_command(
     poll_s: float = typer.Option(
         2.0, "--poll-s", min=0.05, help="With --follow: seconds between looks at an empty queue."
     ),
+    pipeline: bool | None = typer.Option(
+        None,
+        "--pipeline/--no-pipeline",
+        help="Compute OCR/NSFW in a process pool while the VLM scores (default: "
+        "WARDEN_WORKER__PIPELINE, on); --no-pipeline runs them one after the other.",
+    ),
+    signal_procs: int | None = typer.Option(
+        None,
+        "--signal-procs",
+        min=1,
+        help="With --pipeline: signal processes (default WARDEN_WORKER__SIGNAL_PROCS, or one "
+        "per core but one).",
+    ),
     live_check_s: float = typer.Option(
         2.0,
         "--live-check-s",
@@ -121,8 +141,8 @@ def score_command(
     policy = load_policy(settings.policy_path)
     backend, live = resolve_model(settings, model, live_check_s=live_check_s)
     stop = threading.Event()
-    if follow and threading.current_thread() is threading.main_thread():
-        # SIGTERM (a service manager stopping it) ends the run after the batch in flight.
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM (a service manager stopping it) ends the run after the batches in flight.
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
     report = run_worker(
         settings,
@@ -138,6 +158,8 @@ def score_command(
         follow=follow,
         poll_s=poll_s,
         stop=stop,
+        pipeline=pipeline,
+        signal_procs=signal_procs,
     )
     typer.echo(
         f"scored {report.scored} item(s) ({report.backfilled} by backfill), "

@@ -57,10 +57,25 @@ class ModelSettings(BaseModel):
     batch_size: int = 8
     max_new_tokens: int = 160
     ocr: bool = True
+    # The OCR text goes into the prompt as a hint (WARDEN_MODEL__OCR_HINT); off for models
+    # that read text themselves. OCR still runs (with `ocr`) for the card and search.
+    ocr_hint: bool = True
     nsfw: bool = True
     openai_base_url: str | None = None
     openai_api_key: SecretStr | None = None
     openai_model: str | None = None
+
+
+class WorkerSettings(BaseModel):
+    # `warden score` overlaps the signals (decode, OCR, NSFW) with the VLM (model.pipeline).
+    pipeline: bool = True
+    # Signal processes (WARDEN_WORKER__SIGNAL_PROCS); 0 = one per core but one.
+    signal_procs: int = Field(default=0, ge=0)
+    # Batches claimed and not yet recorded, at most (backpressure).
+    max_in_flight: int = Field(default=2, ge=1)
+    # OCR on "cuda" (onnxruntime's CUDA provider), "cpu", or "auto" (cuda when both
+    # onnxruntime and torch see it).
+    ocr_device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
 class UISettings(BaseModel):
@@ -118,6 +133,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = LimitSettings()
     queue: QueueSettings = QueueSettings()
     model: ModelSettings = ModelSettings()
+    worker: WorkerSettings = WorkerSettings()
     ui: UISettings = UISettings()
     labelstudio: LabelStudioSettings = LabelStudioSettings()
     train: TrainSettings = TrainSettings()
