@@ -2,34 +2,168 @@
 
 Volume over time, decisions by category, model-vs-moderator confusion and per-category
 precision/recall, queue backlog and age, moderator throughput and exposure, calibration.
+The charts fill when the tab opens (its `select` event) and again on Refresh or when another
+model version is chosen. Every chart uses app.charts' template, the policy's category titles,
+date axes ranged to the days that hold data, and backlog ages in the unit that fits.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import gradio as gr
 import pandas as pd
 import plotly.graph_objects as go
 
+from app import charts
+from app.charts import plain
 from app.context import AppContext
 from app.roles import ENGINEERS, requires
 from storage import reports
 from storage.db import unit_of_work
 
-_MARKUP = re.compile(r"[<>&]")
+__all__ = ["DashboardTab", "build", "figures", "plain"]
+
+CONFUSION_COLUMNS = {
+    "tp": "flagged, violation",
+    "fn": "missed violation",
+    "fp": "flagged, harmless",
+    "tn": "not flagged, harmless",
+}
 
 
-def plain(label: object) -> str:
-    """Plotly understands a few HTML-like tags in labels: strip markup characters."""
-    return _MARKUP.sub("", str(label))
+def _volume(vol: pd.DataFrame) -> go.Figure:
+    fig = charts.figure("Items in and decisions per day", yaxis_title="per day")
+    vol = charts.active_days(vol, ["items", "decisions"])
+    if vol.empty:
+        return charts.no_data(fig, "No items or decisions in the last 30 days")
+    fig.add_bar(x=vol["day"], y=vol["items"], name="items in")
+    fig.add_scatter(x=vol["day"], y=vol["decisions"], name="decisions", mode="lines+markers")
+    return charts.fit_days(fig, list(vol["day"]))
 
 
-def _bar(x, y, title: str, **layout) -> go.Figure:
-    fig = go.Figure(go.Bar(x=[plain(v) for v in x], y=list(y)))
-    fig.update_layout(title=title, height=320, margin=dict(l=40, r=10, t=40, b=80), **layout)
+def _by_category(ctx: AppContext, cats: pd.DataFrame) -> go.Figure:
+    fig = charts.figure("Current decisions by category", xaxis_title="items")
+    if not cats["decisions"].sum():
+        return charts.no_data(fig, "No decisions yet")
+    # Policy order from the top down (a horizontal bar chart lists its first row at the bottom).
+    rows = cats.iloc[::-1]
+    fig.add_bar(
+        x=rows["decisions"],
+        y=charts.category_titles(ctx.policy, rows["category"]),
+        orientation="h",
+        name="decisions",
+        showlegend=False,
+    )
+    fig.update_layout(height=60 + 24 * len(rows))
     return fig
+
+
+def _precision_recall(ctx: AppContext, agree: pd.DataFrame) -> go.Figure:
+    fig = charts.figure("Model precision and recall vs moderators", xaxis=dict(range=[0, 1]))
+    judged = agree[(agree["tp"] + agree["fp"] + agree["fn"]) > 0].iloc[::-1]
+    if judged.empty:
+        return charts.no_data(fig, "No item has both a model score and a moderator decision yet")
+    titles = charts.category_titles(ctx.policy, judged["category"])
+    fig.add_bar(x=judged["precision"], y=titles, orientation="h", name="precision")
+    fig.add_bar(x=judged["recall"], y=titles, orientation="h", name="recall")
+    fig.update_layout(barmode="group", height=max(260, 80 + 40 * len(judged)))
+    return fig
+
+
+def _confusion(ctx: AppContext, agree: pd.DataFrame) -> go.Figure:
+    fig = charts.figure("Model flag vs moderator decision, per category")
+    if not agree[["tp", "fp", "fn", "tn"]].to_numpy().sum():
+        return charts.no_data(fig, "No item has both a model score and a moderator decision yet")
+    rows = agree.iloc[::-1]
+    fig.add_heatmap(
+        z=rows[list(CONFUSION_COLUMNS)].to_numpy(),
+        x=list(CONFUSION_COLUMNS.values()),
+        y=charts.category_titles(ctx.policy, rows["category"]),
+        colorscale="Blues",
+        texttemplate="%{z}",
+        showscale=False,
+    )
+    fig.update_layout(height=80 + 26 * len(rows))
+    fig.update_xaxes(side="top", showgrid=False)
+    fig.update_yaxes(showgrid=False)
+    return fig
+
+
+def _backlog(back: pd.DataFrame) -> go.Figure:
+    scale, unit = charts.duration_unit([*back["oldest_h"], *back["median_h"]])
+    fig = charts.figure("Open items and their age", yaxis_title="items")
+    if not back["items"].sum():
+        return charts.no_data(fig, "Nothing is waiting: the queue is empty")
+    statuses = [charts.status_title(s) for s in back["status"]]
+    fig.add_bar(x=statuses, y=back["items"], name="items", text=back["items"])
+    for col, name, symbol in (("oldest_h", "oldest", "diamond"), ("median_h", "median", "circle")):
+        pairs = zip(back[col], back["items"], strict=True)
+        ages = [round(h / scale, 1) if n else None for h, n in pairs]
+        fig.add_scatter(
+            x=statuses,
+            y=ages,
+            name=f"{name} age ({unit})",
+            yaxis="y2",
+            mode="markers",
+            marker=dict(size=12, symbol=symbol),
+        )
+    fig.update_layout(
+        yaxis2=dict(overlaying="y", side="right", title=f"age ({unit})", rangemode="tozero"),
+    )
+    return fig
+
+
+def _throughput(thr: pd.DataFrame) -> go.Figure:
+    fig = charts.figure("Decisions per moderator per day", barmode="stack")
+    if thr.empty:
+        return charts.no_data(fig, "No moderator decisions in the last 14 days")
+    for name, sub in thr.groupby("reviewer"):
+        fig.add_bar(x=sub["day"], y=sub["decisions"], name=plain(name))
+    return charts.fit_days(fig, list(thr["day"]))
+
+
+def _exposure(exp: pd.DataFrame) -> go.Figure:
+    fig = charts.figure("Exposure: reveals of blurred images vs decisions (30 days)")
+    if exp.empty:
+        return charts.no_data(fig, "No moderator decisions or reveals in the last 30 days")
+    names = [plain(n) for n in exp["reviewer"]]
+    fig.add_bar(x=names, y=exp["reveals"], name="reveals")
+    fig.add_bar(x=names, y=exp["decisions"], name="decisions")
+    fig.update_layout(barmode="group")
+    return fig
+
+
+def _calibration(cal: pd.DataFrame) -> go.Figure:
+    ece = reports.expected_calibration_error(cal)
+    title = f"Calibration (ECE {ece:.3f})" if ece == ece else "Calibration"
+    fig = charts.figure(
+        title,
+        xaxis=dict(title="model score", range=[0, 1]),
+        yaxis=dict(title="share moderators confirmed", range=[0, 1]),
+    )
+    if cal.empty:
+        return charts.no_data(fig, "No item has both a model score and a moderator decision yet")
+    fig.add_scatter(
+        x=[0, 1], y=[0, 1], mode="lines", name="perfect", line=dict(dash="dash", color="#9ca3af")
+    )
+    fig.add_scatter(
+        x=cal["mean_score"],
+        y=cal["observed"],
+        mode="lines+markers",
+        name="model",
+        text=[f"n={n}" for n in cal["count"]],
+    )
+    return fig
+
+
+def _agreement_table(ctx: AppContext, agree: pd.DataFrame) -> pd.DataFrame:
+    table = agree.copy()
+    for col in ("precision", "recall", "agreement"):
+        table[col] = table[col].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
+    table.insert(0, "title", charts.category_titles(ctx.policy, agree["category"]))
+    table = table.rename(columns={"category": "id"})
+    return table.astype(str)
 
 
 def figures(ctx: AppContext, model_version: str | None) -> dict[str, object]:
@@ -41,107 +175,16 @@ def figures(ctx: AppContext, model_version: str | None) -> dict[str, object]:
         thr = reports.throughput(s)
         exp = reports.exposure(s)
         cal = reports.calibration(s, ctx.policy, model_version=model_version)
-
-    volume = go.Figure()
-    volume.add_scatter(x=vol["day"], y=vol["items"], name="items in", mode="lines+markers")
-    volume.add_scatter(x=vol["day"], y=vol["decisions"], name="decisions", mode="lines+markers")
-    volume.update_layout(title="Volume per day", height=320)
-
-    by_cat = _bar(cats["category"], cats["decisions"], "Current decisions by category")
-
-    pr = go.Figure()
-    pr.add_bar(x=[plain(c) for c in agree["category"]], y=agree["precision"], name="precision")
-    pr.add_bar(x=[plain(c) for c in agree["category"]], y=agree["recall"], name="recall")
-    pr.update_layout(
-        title="Model precision and recall vs moderators",
-        barmode="group",
-        height=320,
-        yaxis=dict(range=[0, 1]),
-    )
-
-    conf = go.Figure(
-        go.Heatmap(
-            z=agree[["tp", "fn", "fp", "tn"]].to_numpy().T,
-            x=[plain(c) for c in agree["category"]],
-            y=[
-                "model yes, human yes",
-                "model no, human yes",
-                "model yes, human no",
-                "model no, human no",
-            ],
-            colorscale="Blues",
-            texttemplate="%{z}",
-        )
-    )
-    conf.update_layout(title="Confusion per category (model flag vs decision)", height=340)
-
-    backlog = go.Figure()
-    backlog.add_bar(x=back["status"], y=back["items"], name="items")
-    backlog.add_scatter(
-        x=back["status"],
-        y=back["oldest_h"],
-        name="oldest (h)",
-        yaxis="y2",
-        mode="markers",
-        marker=dict(size=12),
-    )
-    backlog.update_layout(
-        title="Backlog and age",
-        height=320,
-        yaxis2=dict(overlaying="y", side="right", title="hours"),
-    )
-
-    through = go.Figure()
-    for name, sub in thr.groupby("reviewer") if not thr.empty else []:
-        through.add_bar(x=sub["day"], y=sub["decisions"], name=plain(name))
-    through.update_layout(
-        title="Moderator throughput (decisions per day)",
-        barmode="stack",
-        height=320,
-        # Whole days: with one day of data plotly would otherwise zoom into milliseconds.
-        xaxis=dict(type="date", tickformat="%b %d", dtick=86_400_000),
-    )
-
-    exposure = go.Figure()
-    exposure.add_bar(x=[plain(n) for n in exp["reviewer"]], y=exp["reveals"], name="reveals")
-    exposure.add_bar(x=[plain(n) for n in exp["reviewer"]], y=exp["decisions"], name="decisions")
-    exposure.update_layout(
-        title="Exposure: reveals vs decisions (30 days)", barmode="group", height=320
-    )
-
-    calib = go.Figure()
-    calib.add_scatter(
-        x=[0, 1], y=[0, 1], mode="lines", name="perfect", line=dict(dash="dash", color="grey")
-    )
-    calib.add_scatter(
-        x=cal["mean_score"],
-        y=cal["observed"],
-        mode="lines+markers",
-        name="model",
-        text=[f"n={n}" for n in cal["count"]],
-    )
-    ece = reports.expected_calibration_error(cal)
-    calib.update_layout(
-        title=f"Calibration (ECE {ece:.3f})" if ece == ece else "Calibration",
-        height=340,
-        xaxis_title="mean score",
-        yaxis_title="observed rate",
-    )
-
-    table = agree.copy()
-    for col in ("precision", "recall", "agreement"):
-        table[col] = table[col].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
-    table = table.astype(str)
     return {
-        "volume": volume,
-        "by_cat": by_cat,
-        "pr": pr,
-        "conf": conf,
-        "backlog": backlog,
-        "through": through,
-        "exposure": exposure,
-        "calib": calib,
-        "table": table,
+        "volume": _volume(vol),
+        "by_cat": _by_category(ctx, cats),
+        "pr": _precision_recall(ctx, agree),
+        "conf": _confusion(ctx, agree),
+        "backlog": _backlog(back),
+        "through": _throughput(thr),
+        "exposure": _exposure(exp),
+        "calib": _calibration(cal),
+        "table": _agreement_table(ctx, agree),
     }
 
 
@@ -152,20 +195,24 @@ class DashboardTab:
 
 def build(ctx: AppContext) -> DashboardTab:
     with gr.Tab("Dashboard", id="dashboard", elem_id="tab-dashboard", visible=False) as tab:
-        with gr.Row():
+        with gr.Row(equal_height=True):
             version = gr.Dropdown(
                 label="Model version (default: newest with predictions)",
                 choices=[],
                 allow_custom_value=False,
                 elem_id="db-version",
+                scale=4,
             )
-            refresh = gr.Button("Refresh", variant="primary", elem_id="db-refresh")
+            refresh = gr.Button("Refresh", elem_id="db-refresh", scale=1)
         with gr.Row():
-            volume = gr.Plot(label="Volume")
-            by_cat = gr.Plot(label="Decisions by category")
+            volume = gr.Plot(show_label=False, elem_id="db-volume")
+            backlog = gr.Plot(show_label=False, elem_id="db-backlog")
         with gr.Row():
-            pr = gr.Plot(label="Precision / recall")
-            conf = gr.Plot(label="Confusion")
+            by_cat = gr.Plot(show_label=False, elem_id="db-by-category")
+            pr = gr.Plot(show_label=False, elem_id="db-precision-recall")
+        with gr.Row():
+            conf = gr.Plot(show_label=False, elem_id="db-confusion")
+            calib = gr.Plot(show_label=False, elem_id="db-calibration")
         table = gr.Dataframe(
             datatype="str",
             interactive=False,
@@ -173,11 +220,8 @@ def build(ctx: AppContext) -> DashboardTab:
             elem_id="db-agreement",
         )
         with gr.Row():
-            backlog = gr.Plot(label="Backlog")
-            calib = gr.Plot(label="Calibration")
-        with gr.Row():
-            through = gr.Plot(label="Throughput")
-            exposure = gr.Plot(label="Exposure")
+            through = gr.Plot(show_label=False, elem_id="db-throughput")
+            exposure = gr.Plot(show_label=False, elem_id="db-exposure")
 
     @requires(ctx, *ENGINEERS)
     def refresh_all(selected: str | None, request: gr.Request):
@@ -198,11 +242,13 @@ def build(ctx: AppContext) -> DashboardTab:
             f["exposure"],
         )
 
-    refresh.click(
-        refresh_all,
-        inputs=[version],
-        outputs=[version, volume, by_cat, pr, conf, table, backlog, calib, through, exposure],
-        concurrency_limit=4,
-        api_visibility="private",
-    )
+    outputs = [version, volume, by_cat, pr, conf, table, backlog, calib, through, exposure]
+    for trigger in (tab.select, refresh.click, version.input):
+        trigger(
+            refresh_all,
+            inputs=[version],
+            outputs=outputs,
+            concurrency_limit=4,
+            api_visibility="private",
+        )
     return DashboardTab(tab=tab)
