@@ -10,7 +10,9 @@ through `model.loading` in separate processes and measures each one's peak RSS o
 `weights_bytes_computed`, a computation, not a measurement.
 
 Run: .venv/bin/python bench/scoring.py [--images-tiny 8] [--images-big 3] [--skip-big]
-     [--memory-only] [--results PATH]
+     [--layers VISION,TEXT] [--skip-memory] [--memory-only] [--results PATH]
+Each shared-prefix figure is split into prefix and continuation ms per image, beside the older
+layout (a0: the KV cache repeated per category, padded questions) for before/after.
 Writes bench/results/scoring.json (or --results: a .json file or a folder) with its provenance
 (bench/provenance.py) and prints a table. Scratch: temp dirs (TMPDIR), removed afterwards.
 """
@@ -92,14 +94,32 @@ def measure(
     items = _images(n_images)
     # Warm-up (first-call allocations, kernels) on one image, not timed.
     score_shared_prefix(model, processor, items[:1], policy)
+    score_shared_prefix(model, processor, items[:1], policy, packed=False)
     out: dict[str, Any] = {"images": n_images, "categories": len(policy.categories)}
+    out |= _prompt_tokens(processor, policy, items[0])
     step = 4
-    t_a = _timed(
-        lambda: [
-            score_shared_prefix(model, processor, items[i : i + step], policy)
-            for i in range(0, len(items), step)
-        ]
-    )
+    parts: dict[str, dict[str, float]] = {}
+
+    def shared(packed: bool) -> None:
+        split = parts.setdefault("packed" if packed else "repeated", {})
+        for i in range(0, len(items), step):
+            t: dict[str, float] = {}
+            score_shared_prefix(
+                model, processor, items[i : i + step], policy, packed=packed, timings=t
+            )
+            for k, v in t.items():
+                split[k] = split.get(k, 0.0) + v
+
+    # (a0) the older layout (cache repeated per category, padded questions), for before/after.
+    t_a0 = _timed(lambda: shared(False))
+    t_a = _timed(lambda: shared(True))
+    for name, split in parts.items():
+        out[f"a_split_{name}"] = {
+            "prefix_ms_per_image": 1e3 * split["prefix_s"] / n_images,
+            "continuation_ms_per_image": 1e3 * split["continuation_s"] / n_images,
+            "continuation_tokens_per_image": split["continuation_tokens"] / n_images,
+        }
+    out["a0_shared_prefix_repeated_img_s"] = n_images / t_a0
     t_b = _timed(lambda: [score_naive(model, processor, it, policy) for it in items])
     q = prompts.rationale_question(policy)
     t_c = _timed(
@@ -122,6 +142,8 @@ def measure(
         "c_generate_json_img_s": n_images / t_c,
         "ratio_a_over_b": t_b / t_a,
         "ratio_a_over_c": t_c / t_a,
+        "ratio_a0_over_b": t_b / t_a0,
+        "ratio_a0_over_c": t_c / t_a0,
     }
     if pipeline_too:
         try:
@@ -132,6 +154,22 @@ def measure(
         except Exception as exc:  # report, do not hide: the pipeline is new in transformers 5
             out["d_decision_pipeline_error"] = f"{type(exc).__name__}: {exc}"
     return out
+
+
+def _prompt_tokens(processor: Any, policy: Policy, item: ScoringInput) -> dict[str, Any]:
+    """Token counts of one scoring prompt: shared prefix (image tokens expanded) and each
+    category's question (what the continuation runs)."""
+    from model.scoring import render_prompt_parts
+
+    tok = processor.tokenizer
+    split = render_prompt_parts(processor, policy, text=item.text, ocr_text=item.ocr_text)
+    prefix = processor(text=[split.prefix], images=[[item.image]], return_tensors="pt")
+    questions = [len(tok(q, add_special_tokens=False)["input_ids"]) for q in split.suffixes]
+    return {
+        "prefix_tokens": int(prefix["input_ids"].shape[1]),
+        "question_tokens": questions,
+        "question_tokens_sum": sum(questions),
+    }
 
 
 VISION_SHAPES = {  # InternViT-300M
@@ -281,6 +319,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images-big", type=int, default=3)
     parser.add_argument("--skip-big", action="store_true")
     parser.add_argument(
+        "--layers",
+        default=None,
+        metavar="VISION,TEXT",
+        help="A reduced real shape: InternVL3.5-2B's widths and prompt, fewer layers (e.g. 3,4; "
+        "full: 24,28). Results go under reduced_shape_internvl35_2b; no memory run.",
+    )
+    parser.add_argument(
+        "--skip-memory", action="store_true", help="No 4-bit vs bf16 load (minutes on a CPU)."
+    )
+    parser.add_argument(
         "--memory-only",
         action="store_true",
         help="Only the 4-bit vs bf16 load of the big model; the results file then holds only "
@@ -294,6 +342,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.images_tiny < 1 or args.images_big < 1:
         parser.error("--images-tiny and --images-big must be at least 1")
+    layers: tuple[int, int] | None = None
+    if args.layers is not None:
+        try:
+            vision_layers, text_layers = (int(x) for x in args.layers.split(","))
+        except ValueError:
+            parser.error(f"--layers takes VISION,TEXT (two integers), not {args.layers!r}")
+        if min(vision_layers, text_layers) < 1:
+            parser.error("--layers: each count must be at least 1")
+        layers = (vision_layers, text_layers)
     try:
         out = provenance.resolve_results(args.results, RESULTS_NAME)
     except ValueError as exc:
@@ -330,18 +387,30 @@ def main(argv: list[str] | None = None) -> None:
         if not args.skip_big:
             big_dir = Path(tmp) / "internvl35-2b-shapes"
             t0 = time.perf_counter()
-            results["real_shape_parameters"] = build_real_shape(big_dir)
-            results["real_shape_build_s"] = time.perf_counter() - t0
+            if layers is None:
+                key = "real_shape_internvl35_2b"
+                results["real_shape_parameters"] = build_real_shape(big_dir)
+                results["real_shape_build_s"] = time.perf_counter() - t0
+            else:
+                key = "reduced_shape_internvl35_2b"
+                build_real_shape(
+                    big_dir,
+                    vision={"num_hidden_layers": layers[0]},
+                    text={"num_hidden_layers": layers[1]},
+                )
             big = load_backend(ModelSettings(name=str(big_dir), device="cpu"))
-            results["real_shape_internvl35_2b"] = measure(
+            results[key] = measure(
                 big.model, big.processor, policy, args.images_big, pipeline_too=False
             ) | {"parameters": big.info.parameters, "dtype": big.info.dtype}
-            print(json.dumps(results["real_shape_internvl35_2b"], indent=1), flush=True)
+            if layers is not None:
+                results[key]["layers"] = {"vision": layers[0], "text": layers[1]}
+            print(json.dumps(results[key], indent=1), flush=True)
             from model.loading import evict
 
             evict()
             del big, b
-            results["real_shape_memory"] = _memory(big_dir)
+            if layers is None and not args.skip_memory:
+                results["real_shape_memory"] = _memory(big_dir)
     provenance.write_results(out, results, prov)
     _print_table(results, out)
 
@@ -350,7 +419,7 @@ def _print_table(r: dict[str, Any], out: Path) -> None:
     print(f"\nScoring 11 categories, {r['hardware']}, torch threads {r['threads']}")
     heads = ("(a) shared", "(b) naive", "(c) gen64", "(d) pipe")
     print(f"{'model':28s} " + " ".join(f"{h:>10s}" for h in heads) + f" {'a/b':>6s} {'a/c':>6s}")
-    for key in ("tiny_internvl", "real_shape_internvl35_2b"):
+    for key in ("tiny_internvl", "reduced_shape_internvl35_2b", "real_shape_internvl35_2b"):
         m = r.get(key)
         if not m:
             continue
@@ -360,6 +429,19 @@ def _print_table(r: dict[str, Any], out: Path) -> None:
             f"{m['c_generate_json_img_s']:8.2f}/s {(f'{d:8.2f}/s' if d else '       -  '):>10s} "
             f"{m['ratio_a_over_b']:5.1f}x {m['ratio_a_over_c']:5.1f}x"
         )
+        for name in ("repeated", "packed"):
+            sp = m.get(f"a_split_{name}")
+            if sp:
+                print(
+                    f"  {name:9s} prefix {sp['prefix_ms_per_image']:8.0f} ms/img, continuation "
+                    f"{sp['continuation_ms_per_image']:8.0f} ms/img "
+                    f"({sp['continuation_tokens_per_image']:.0f} tokens)"
+                )
+        if "ratio_a0_over_b" in m:
+            print(
+                f"  older layout (repeated cache, padded): {m['ratio_a0_over_b']:.1f}x naive, "
+                f"{m['ratio_a0_over_c']:.1f}x generation"
+            )
     mem = r.get("real_shape_memory")
     if mem and "rss_ratio_4bit_over_bf16" in mem:
         print(

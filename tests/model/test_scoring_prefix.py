@@ -65,3 +65,46 @@ def test_packed_continuation_of_one_image_equals_its_row_in_a_batch(tiny_model_d
     for item, row in zip(batch, rows, strict=True):
         alone = score_shared_prefix(backend.model, backend.processor, [item], policy)[0]
         assert max(abs(alone[c] - row[c]) for c in policy.ids) < 1e-4
+
+
+def test_timings_split_prefix_and_continuation_and_count_no_padding(tiny_internvl, policy, items):
+    backend = _fp32(tiny_internvl)
+    tok = backend.processor.tokenizer
+    parts = render_prompt_parts(backend.processor, policy, text=None, ocr_text=None)
+    lengths = [len(tok(s, add_special_tokens=False)["input_ids"]) for s in parts.suffixes]
+    packed: dict[str, float] = {}
+    repeated: dict[str, float] = {}
+    score_shared_prefix(backend.model, backend.processor, items, policy, timings=packed)
+    score_shared_prefix(
+        backend.model, backend.processor, items, policy, packed=False, timings=repeated
+    )
+    assert packed["continuation_tokens"] == sum(lengths) * len(items)
+    assert repeated["continuation_tokens"] == max(lengths) * len(lengths) * len(items)
+    assert packed["prefix_s"] > 0 and packed["continuation_s"] > 0
+
+
+def test_bench_reports_prefix_and_continuation_for_both_layouts(tiny_internvl, policy):
+    from bench import scoring as bench
+
+    backend = _fp32(tiny_internvl)
+    got = bench.measure(backend.model, backend.processor, policy, 1, pipeline_too=False)
+    assert got["question_tokens_sum"] == sum(got["question_tokens"])
+    assert got["prefix_tokens"] > 0
+    packed, repeated = got["a_split_packed"], got["a_split_repeated"]
+    assert packed["continuation_tokens_per_image"] == got["question_tokens_sum"]
+    assert repeated["continuation_tokens_per_image"] == max(got["question_tokens"]) * len(
+        policy.categories
+    )
+    for split in (packed, repeated):
+        assert split["prefix_ms_per_image"] > 0 and split["continuation_ms_per_image"] > 0
+    assert {"ratio_a_over_b", "ratio_a0_over_b", "ratio_a0_over_c"} <= set(got)
+
+
+@pytest.mark.parametrize("bad", ["3", "a,b", "0,4", "3,4,5"])
+def test_bench_layers_flag_rejects_bad_input_with_a_usage_error(bad, capsys):
+    from bench import scoring as bench
+
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--layers", bad, "--results", "/nonexistent-dir/x.json"])
+    assert exc.value.code == 2
+    assert "--layers" in capsys.readouterr().err
