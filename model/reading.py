@@ -10,6 +10,11 @@ word of the same length that best explains it, and replaced only when that word 
 and every differing character is one the channel writes for that letter. Known words, numbers,
 handles and anything it cannot place are left as they are.
 
+Before the channel, `read` runs `model.normalise` (NFKC, TR39 look-alike folding, split and
+separator repair): the fixed order is NFKC → confusables → splits → the learnt channel. The
+channel may also write one letter as a few characters from `MULTI_UNITS` ("|<" for k, "vv" for
+w, "/\\" for a): an unknown word is cut into such units before it is decoded.
+
 A post-trained candidate carries its reader as `reading.json` beside its adapter (or in its
 model directory); `TransformersBackend` applies it to the OCR hint, so the same prompt the
 candidate was trained on is the one it is served. The raw OCR text is what is stored and shown.
@@ -43,6 +48,27 @@ READING_FILE = "reading.json"
 MIN_WORD = 3  # shorter words align to too many candidates to say anything
 MAX_READ_CHARS = 2000  # the prompt keeps far less (prompts.MAX_OCR_CHARS); the rest is kept raw
 _TOKEN = re.compile(r"\S+")
+# Multi-character ways to draw one letter that the channel can learn (longest first). Their
+# meaning is learnt from corrections like any swap; only the cutting into units is fixed here.
+MULTI_UNITS = ("\\/\\/", "|-|", "|_|", "|<", "|{", "/\\", "()", "|)", "[)", "\\/", "[]", "vv")
+_UNIT_CHAR = {u: chr(0xE000 + i) for i, u in enumerate(MULTI_UNITS)}  # private-use stand-ins
+_CHAR_UNIT = {c: u for u, c in _UNIT_CHAR.items()}
+_UNIT_RE = re.compile("|".join(re.escape(u) for u in MULTI_UNITS))
+
+
+def collapse_units(word: str) -> str:
+    """`word` with each multi-character unit replaced by its one private-use stand-in."""
+    return _UNIT_RE.sub(lambda m: _UNIT_CHAR[m.group(0)], word) if len(word) > 1 else word
+
+
+def unit_text(ch: str) -> str:
+    """The characters a stand-in (or an ordinary character) is written with."""
+    return _CHAR_UNIT.get(ch, ch)
+
+
+def unit_char(observed: str) -> str:
+    """The one character standing for `observed` (a character or a `MULTI_UNITS` entry)."""
+    return _UNIT_CHAR.get(observed, observed)
 
 
 @dataclass(frozen=True)
@@ -73,7 +99,7 @@ class Channel:
         }
 
 
-_EDGE_PUNCT = "\"'()[]{}<>,.;:?«»“”‘’"
+_EDGE_PUNCT = "\"'()[]{},.;:?«»“”‘’"  # not < >: "|<" draws a k
 
 
 def words_of(text: str) -> list[str]:
@@ -121,7 +147,8 @@ class Reader:
         self.channel = channel
         self.lexicon = Counter({w: int(n) for w, n in lexicon.items() if len(w) >= MIN_WORD})
         self.margin = margin
-        written = {o for obs in channel.subs.values() for o in obs}
+        subs = {c: {unit_char(o): p for o, p in obs.items()} for c, obs in channel.subs.items()}
+        written = {o for obs in subs.values() for o in obs}
         self._written = frozenset(written)
         alphabet = sorted({c for w in self.lexicon for c in w} | written)
         self._index = {c: i for i, c in enumerate(alphabet)}
@@ -129,7 +156,7 @@ class Reader:
         self._floor = math.log(1e-3)  # below it: a difference the channel does not explain
         log_p = np.full((size, size), math.log(1e-4))  # [observed, intended]
         for c, i in self._index.items():
-            swaps = channel.subs.get(c, {})
+            swaps = subs.get(c, {})
             log_p[i, i] = math.log(max(1e-3, 1.0 - sum(swaps.values())))
             for o, p in swaps.items():
                 log_p[self._index[o], i] = math.log(p)
@@ -154,7 +181,10 @@ class Reader:
         return out
 
     def _decode(self, word: str) -> str | None:
+        word = collapse_units(word)
         if word in self.lexicon or not self._written.intersection(word):
+            return None
+        if not any(c.isalpha() for c in word):  # a number, a date, a price: never a word
             return None
         group = self._by_len.get(len(word))
         if group is None:
@@ -173,7 +203,17 @@ class Reader:
         return words[best]
 
     def read(self, text: str) -> str:
-        """`text` with the words the channel wrote read back (the first MAX_READ_CHARS)."""
+        """`text` normalised (`model.normalise`) and the words the channel wrote read back
+        (the first MAX_READ_CHARS; the rest is kept raw)."""
+        if not text:
+            return text
+        from model.normalise import normalise_text
+
+        head, rest = text[:MAX_READ_CHARS], text[MAX_READ_CHARS:]
+        return self.read_channel(normalise_text(head)) + rest
+
+    def read_channel(self, text: str) -> str:
+        """The learnt channel's step alone: each unknown word it wrote read back."""
         if self.channel.empty or not text:
             return text
         head, rest = text[:MAX_READ_CHARS], text[MAX_READ_CHARS:]
@@ -222,7 +262,8 @@ class Reader:
             if not (isinstance(c, str) and len(c) == 1 and isinstance(obs, dict)):
                 raise WardenError(f"reading file: bad channel entry {c!r}")
             for o, p in obs.items():
-                ok = isinstance(o, str) and len(o) == 1 and isinstance(p, int | float)
+                ok = isinstance(o, str) and (len(o) == 1 or o in MULTI_UNITS)
+                ok = ok and isinstance(p, int | float)
                 if not ok or not 0 < p <= 1:
                     raise WardenError(f"reading file: bad swap {c!r} -> {o!r}: {p!r}")
             if sum(obs.values()) > 1 + 1e-6:

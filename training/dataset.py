@@ -325,28 +325,45 @@ def _replay_from_manifest(path: Path, policy: Policy) -> tuple[list[CuratedItem]
     return items, files
 
 
-def _learn_reading(train: Sequence[CuratedItem], pool: Sequence[CuratedItem]) -> Reader | None:
-    """A reader for the character swaps the train corrections show, against the replay text.
+def _learn_reading(
+    train: Sequence[CuratedItem], pool: Sequence[CuratedItem]
+) -> tuple[Reader | None, dict[str, Any]]:
+    """A reader for the character swaps the train corrections show, against the replay text,
+    and a report for the card (what normalisation did; swaps kept and refused, with evidence).
 
-    None when they show none (the usual case: ordinary corrections). Its lexicon is the plain
-    words of the replay text plus an English word list, so words the corrections never used
-    are read back too.
+    No reader when they show none (the usual case: ordinary corrections), when the evidence is
+    too thin, or when every swap would change a plain word of the replay text
+    (`training.substitutions.safe_reader`). Its lexicon is the plain words of the replay text
+    plus an English word list, so words the corrections never used are read back too.
     """
+    from model.normalise import Changes, normalise
     from model.reading import MIN_WORD, lexicon_of
     from training.lexicon import english_words
-    from training.substitutions import estimate_channel
+    from training.substitutions import Evidence, estimate_channel, safe_reader
 
+    observed = [it.ocr_text for it in train if it.ocr_text]
+    done = Changes()
+    for text in observed:
+        done.add(normalise(text)[1])
+    report: dict[str, Any] = {"normalisation": done.to_json(), "swaps": None}
     reference = [it.ocr_text for it in pool if it.ocr_text]
     if not reference:
-        return None
-    channel = estimate_channel([it.ocr_text for it in train if it.ocr_text], reference)
+        return None, report
+    evidence = Evidence()
+    channel = estimate_channel(observed, reference, evidence=evidence)
+    report["swaps"] = evidence.to_json()
     if channel.empty:
-        return None
+        return None, report
     lexicon = lexicon_of(reference)
     for word in english_words(min_len=MIN_WORD):  # lower-case ASCII letters: plain words
         lexicon.setdefault(word, 1)
-    log.info("corrections show character swaps: %s", channel.summary(8))
-    return Reader(channel, lexicon)
+    reader = safe_reader(channel, lexicon, reference, evidence)
+    report["swaps"] = evidence.to_json()
+    if reader is None:
+        log.info("character swaps refused: they change plain replay words")
+        return None, report
+    log.info("corrections show character swaps: %s", reader.channel.summary(8))
+    return reader, report
 
 
 def _latest_dataset_path(session: Session) -> Path | None:
@@ -614,6 +631,27 @@ def _card_markdown(name: str, card: dict[str, Any]) -> str:
             f"back into {reading['lexicon_words']} known words; the SFT and preference prompts "
             "hold the OCR text as read, the item parquet files the raw OCR text.",
         ]
+    report = card.get("reading_evidence")
+    if report is not None:
+        norm = report["normalisation"]
+        body += [
+            "",
+            f"Normalisation of the corrected OCR text (NFKC, look-alikes, splits): "
+            f"{norm['nfkc_tokens']} tokens NFKC-changed, {norm['confusables_folded']} look-alike "
+            f"letters folded, {norm['invisible_dropped']} zero-width characters dropped, "
+            f"{norm['words_joined']} split words joined.",
+        ]
+        swaps = report.get("swaps") or {}
+        for kind in ("kept", "refused"):
+            rows = swaps.get(kind) or []
+            if rows:
+                listed = "; ".join(
+                    f"`{r['intended']}`→`{r['observed']}`"
+                    + (f" {r['words']} words, {r['items']} items, G {r['g']}" if "g" in r else "")
+                    + (f" ({r['why']})" if "why" in r else "")
+                    for r in rows[:12]
+                )
+                body.append(f"Swaps {kind}: {listed}.")
     body += [
         "",
         "The golden split is frozen (an image once golden stays golden) and never trained on.",
@@ -709,7 +747,9 @@ def build_dataset(
     # image already in this build's train/validation is not repeated.
     exclude = golden | {it.key for it in rest} | set(dropped)
     replay = curation.sample_replay(pool, n_replay, exclude=exclude, seed=options.seed)
-    reader = _learn_reading(train, pool) if options.learn_reading else None
+    reader, reading_report = (
+        _learn_reading(train, pool) if options.learn_reading else (None, None)
+    )
     read = reader.read if reader is not None else None
 
     train_all = curation.with_split(train + replay, "train")
@@ -771,6 +811,7 @@ def build_dataset(
         "reading": reader.channel.to_json() | {"lexicon_words": len(reader.lexicon)}
         if reader is not None
         else None,
+        "reading_evidence": reading_report,
         "labelstudio_kappa": labelstudio_kappa(session),
     }
     (out / "card.json").write_text(json.dumps(card, indent=2), encoding="utf-8")

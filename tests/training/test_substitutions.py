@@ -52,8 +52,12 @@ def test_look_alike_letters_are_found_too() -> None:
     reference = _texts(400, seed=1)
     observed = _written(_texts(300, seed=2), homoglyph, seed=3)
     ch = estimate_channel(observed, reference)
-    assert ch.subs["o"].get("\u043e", 0) > 0.2, ch.summary()  # Cyrillic o for Latin o
-    assert ch.subs["a"].get("\u0430", 0) > 0.2, ch.summary()
+    # Cyrillic/Greek look-alikes are folded by TR39 normalisation before the channel, so the
+    # channel learns only what that leaves: SynthMod's drawn multi-character letters.
+    assert not any(not o.isascii() for obs in ch.subs.values() for o in obs), ch.summary()
+    assert ch.subs["k"].get("|<", 0) > 0.2 and ch.subs["w"].get("vv", 0) > 0.2, ch.summary()
+    reader = Reader(ch, lexicon_of(reference))
+    assert reader.read("\u0441\u043e\u0441aine |<illed vvork") == "cocaine killed work"
 
 
 def test_ordinary_corrections_and_ocr_noise_give_no_channel() -> None:

@@ -1,0 +1,307 @@
+"""Text normalisation before the learnt reader: NFKC, look-alike folding, split repair.
+
+Evasive writing that needs no learning is undone here, in a fixed order, before the learnt
+character channel (`model.reading`) sees the text:
+
+1. NFKC (fullwidth "ｆｒｅｅ", ligatures, compatibility forms), on tokens holding no CJK or
+   Hangul character: Chinese and Korean text keeps its fullwidth punctuation as written.
+2. Look-alike folding by the Unicode TR39 confusables table (`confusable-homoglyphs`): a
+   non-ASCII letter whose skeleton is one ASCII letter is folded when the rest of its word is
+   Latin ("lеaked" with a Cyrillic е), or when the whole word folds to a known English word in
+   a text that is mostly Latin. A Cyrillic, Greek, Korean or Chinese word is left as it is.
+3. Separator and split repair, driven by the word counts of `wordsegment`: zero-width
+   characters between Latin letters go; "f.r.e.e", "f-r-e-e" and "f r e e" (letters one by one,
+   4+ of them) become "free" when the joined form is an English word (or a few of them:
+   "f r e e m o n e y" → "free money"); "coc.aine" or "coc aine" become "cocaine" when the
+   joined form is a word, the pieces are not all words themselves, and the join is at least
+   `JOIN_ODDS` times likelier than the pieces. Short dotted letters stay: "h.i.s", "a.m.".
+
+`normalise` returns the text and what it did (`Changes`), for a dataset card. Raw text is what
+is stored; this is what the model reads.
+
+Try it: python -c "from model.normalise import normalise; print(normalise('f.r.e.e lеaked'))"
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+WORD_COUNT = 1_000_000  # a wordsegment unigram this common (26k words) is an English word
+JOIN_ODDS = 1000.0  # how much likelier a joined word must be than its pieces as separate words
+MIN_SPELLED = 4  # letters spelt one by one shorter than this are initialisms: "h.i.s", "a.m."
+_SMALL_WORDS = frozenset(
+    "a i am an as at be by do go he hi if in is it me my no of oh ok on or so to up us we".split()
+)
+# Zero-width and soft characters dropped between Latin letters.
+_INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
+# What writers put between letters to break a word. Not | ( ) / \ < $ @ ! + : those write
+# letters themselves ("|<" k, "/\" a, "+" t) and are the learnt channel's to read.
+_SEPARATORS = ".-_*·•~,:;=^#`"
+_SEP_RUN = re.compile(f"[{re.escape(_SEPARATORS)}]+")
+_TOKEN = re.compile(r"\S+")
+_ASCII_LETTERS = re.compile(r"[A-Za-z]+")
+
+
+@dataclass
+class Changes:
+    """Counts of what `normalise` did to a text (or, summed, to many)."""
+
+    nfkc: int = 0  # tokens NFKC changed
+    confusables: int = 0  # characters folded to their Latin skeleton
+    invisible: int = 0  # zero-width characters dropped
+    joined: int = 0  # split or spelt-out words joined
+    examples: list[str] = field(default_factory=list)  # a few "raw → read" pairs
+
+    def add(self, other: Changes) -> None:
+        self.nfkc += other.nfkc
+        self.confusables += other.confusables
+        self.invisible += other.invisible
+        self.joined += other.joined
+        for ex in other.examples:
+            if len(self.examples) < 8 and ex not in self.examples:
+                self.examples.append(ex)
+
+    @property
+    def any(self) -> bool:
+        return bool(self.nfkc or self.confusables or self.invisible or self.joined)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "nfkc_tokens": self.nfkc,
+            "confusables_folded": self.confusables,
+            "invisible_dropped": self.invisible,
+            "words_joined": self.joined,
+            "examples": list(self.examples),
+        }
+
+
+# --- word knowledge ---------------------------------------------------------------------------
+
+
+@cache
+def _unigrams() -> tuple[dict[str, float], float]:
+    import wordsegment
+
+    wordsegment.load()
+    return wordsegment.UNIGRAMS, float(sum(wordsegment.UNIGRAMS.values()))
+
+
+def is_word(word: str) -> bool:
+    """An English word: 3+ letters and common in wordsegment's counts, or a small word."""
+    w = word.lower()
+    if len(w) < 3:
+        return w in _SMALL_WORDS
+    counts, _ = _unigrams()
+    return counts.get(w, 0.0) >= WORD_COUNT
+
+
+def _log_p(word: str) -> float:
+    """log P(word) under wordsegment's unigram model (its penalty for unseen words)."""
+    counts, total = _unigrams()
+    n = counts.get(word.lower())
+    if n is not None:
+        return math.log(n / total)
+    return math.log(10.0 / (total * 10 ** len(word)))
+
+
+def _segment(letters: str) -> list[str] | None:
+    """`letters` as one word, or split into common words (3+ letters each); None otherwise."""
+    if is_word(letters):
+        return [letters]
+    import wordsegment
+
+    _unigrams()
+    parts = wordsegment.segment(letters)
+    if len(parts) > 1 and all(len(p) >= 3 and is_word(p) for p in parts):
+        # Keep the writer's capitals: split the original letters at the same lengths.
+        out, i = [], 0
+        for p in parts:
+            out.append(letters[i : i + len(p)])
+            i += len(p)
+        return out
+    return None
+
+
+# --- 1. NFKC ----------------------------------------------------------------------------------
+
+
+def _is_cjk(ch: str) -> bool:
+    return unicodedata.name(ch, "").startswith(("CJK", "HANGUL", "HIRAGANA", "KATAKANA"))
+
+
+def _nfkc(text: str, changes: Changes) -> str:
+    def one(m: re.Match[str]) -> str:
+        tok = m.group(0)
+        if any(_is_cjk(c) for c in tok):
+            return tok
+        out = unicodedata.normalize("NFKC", tok)
+        if out != tok:
+            changes.nfkc += 1
+        return out
+
+    return _TOKEN.sub(one, text)
+
+
+# --- 2. look-alike letters --------------------------------------------------------------------
+
+
+@cache
+def _skeletons() -> dict[str, str]:
+    """Non-ASCII letter → the one ASCII letter TR39 says it looks like."""
+    import confusable_homoglyphs
+
+    path = Path(confusable_homoglyphs.__file__).parent / "confusables.json"
+    table = json.loads(path.read_text(encoding="utf-8"))
+    out: dict[str, str] = {}
+    for ch, looks in table.items():
+        if len(ch) != 1 or ch.isascii() or not ch.isalpha():
+            continue
+        for look in looks:
+            c = look.get("c", "")
+            if len(c) == 1 and c.isascii() and c.isalpha():
+                out[ch] = c
+                break
+    return out
+
+
+def _fold(text: str, changes: Changes) -> str:
+    skel = _skeletons()
+    tokens = _TOKEN.findall(text)
+    letters = [c for c in text if c.isalpha()]
+    latin_text = bool(letters) and sum(c.isascii() for c in letters) * 2 >= len(letters)
+
+    def one(m: re.Match[str]) -> str:
+        tok = m.group(0)
+        foreign = [c for c in tok if c.isalpha() and not c.isascii()]
+        if not foreign or not all(c in skel for c in foreign):
+            return tok
+        folded = "".join(skel.get(c, c) for c in tok)
+        mixed = any(c.isascii() and c.isalpha() for c in tok)
+        core = folded.strip("\"'()[]{}<>,.;:?!")
+        if mixed or (latin_text and core.isalpha() and is_word(core)):
+            changes.confusables += len(foreign)
+            return folded
+        return tok
+
+    del tokens
+    return _TOKEN.sub(one, text)
+
+
+# --- 3. separators and splits -----------------------------------------------------------------
+
+
+def _drop_invisible(text: str, changes: Changes) -> str:
+    out = []
+    for i, c in enumerate(text):
+        if c in _INVISIBLE:
+            before = next((x for x in reversed(text[:i]) if x not in _INVISIBLE), "")
+            after = next((x for x in text[i + 1 :] if x not in _INVISIBLE), "")
+            if before.isascii() and before.isalpha() and after.isascii() and after.isalpha():
+                changes.invisible += 1
+                continue
+        out.append(c)
+    return "".join(out)
+
+
+def _join_pieces(pieces: list[str]) -> list[str] | None:
+    """The word(s) that letter-only `pieces` were split from, or None to leave them."""
+    joined = "".join(pieces)
+    if all(len(p) == 1 for p in pieces):
+        return _segment(joined) if len(joined) >= MIN_SPELLED else None
+    if not is_word(joined) or all(is_word(p) for p in pieces):
+        return None
+    odds = _log_p(joined) - sum(_log_p(p) for p in pieces)
+    return [joined] if odds >= math.log(JOIN_ODDS) else None
+
+
+def _inner_separators(text: str, changes: Changes) -> str:
+    """ "f.r.e.e" / "coc-aine" inside one token (edge punctuation kept)."""
+
+    def one(m: re.Match[str]) -> str:
+        tok = m.group(0)
+        core = tok.strip(_SEPARATORS + "\"'()[]{}!?")
+        if not core or not _SEP_RUN.search(core):
+            return tok
+        pieces = _SEP_RUN.split(core)
+        if len(pieces) < 2 or not all(_ASCII_LETTERS.fullmatch(p) for p in pieces):
+            return tok
+        words = _join_pieces(pieces)
+        if words is None:
+            return tok
+        start = tok.index(core)
+        out = tok[:start] + " ".join(words) + tok[start + len(core) :]
+        changes.joined += 1
+        if len(changes.examples) < 8:
+            changes.examples.append(f"{tok} → {out}")
+        return out
+
+    return _TOKEN.sub(one, text)
+
+
+def _spaced(text: str, changes: Changes) -> str:
+    """ "f r e e" (single letters apart) and "coc aine" (a word cut in two) across tokens."""
+    parts = re.split(r"(\s+)", text)  # tokens at even indices, whitespace at odd
+    tokens, gaps = parts[0::2], [*parts[1::2], ""]
+    out: list[str] = []
+    i, joined = 0, False
+    while i < len(tokens):
+        tok = tokens[i]
+        # A run of single letters.
+        j = i
+        while j < len(tokens) and len(tokens[j]) == 1 and _ASCII_LETTERS.fullmatch(tokens[j]):
+            j += 1
+        if j - i >= MIN_SPELLED:
+            words = _segment("".join(tokens[i:j]))
+            if words is not None:
+                changes.joined += 1
+                joined = True
+                if len(changes.examples) < 8:
+                    changes.examples.append(f"{' '.join(tokens[i:j])} → {' '.join(words)}")
+                out += [" ".join(words), gaps[j - 1]]
+                i = j
+                continue
+        # Two letter-only pieces of 2+ letters, at least one not a word.
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
+        if (
+            len(tok) >= 2
+            and len(nxt) >= 2
+            and _ASCII_LETTERS.fullmatch(tok)
+            and _ASCII_LETTERS.fullmatch(nxt)
+            and (nxt.islower() or tok.isupper())
+        ):
+            words = _join_pieces([tok, nxt])
+            if words is not None:
+                changes.joined += 1
+                joined = True
+                if len(changes.examples) < 8:
+                    changes.examples.append(f"{tok} {nxt} → {words[0]}")
+                out += [words[0], gaps[i + 1]]
+                i += 2
+                continue
+        out += [tok, gaps[i]]
+        i += 1
+    return "".join(out) if joined else text
+
+
+def normalise(text: str) -> tuple[str, Changes]:
+    """`text` after NFKC, look-alike folding and split repair, with what was done."""
+    changes = Changes()
+    if not text:
+        return text, changes
+    out = _nfkc(text, changes)
+    out = _fold(out, changes)
+    out = _drop_invisible(out, changes)
+    out = _inner_separators(out, changes)
+    out = _spaced(out, changes)
+    return out, changes
+
+
+def normalise_text(text: str) -> str:
+    """`normalise` without the counts."""
+    return normalise(text)[0]
