@@ -427,7 +427,10 @@ def require_escalation_lease(
         raise Conflict(f"cannot {action} item {item_id}: it is {item.status}, not escalated")
     if item.lease_holder != actor:
         whose = "someone else holds it" if item.lease_holder else "you do not hold it"
-        raise Conflict(f"cannot {action} item {item_id}: {whose}; open the escalated stream")
+        raise Conflict(
+            f"cannot {action} item {item_id}: it is already escalated and {whose}; admins and "
+            "engineers work it from the Escalated stream"
+        )
     if item.lease_expires_at is None or item.lease_expires_at <= utcnow():
         raise Conflict(f"cannot {action} item {item_id}: your lease on it expired")
 

@@ -1,11 +1,16 @@
 // Warden review keyboard: one capture-phase listener on the document.
 // Digits toggle categories (1-9, 0 = 10th; Shift+digit or "-" = 11th and on), Enter submits,
-// S skips, E escalates, R reveals, U undoes, ? toggles the key help, Esc leaves a text field.
+// A accepts the model's flags, S skips, E escalates, R reveals, U undoes, N goes to the note,
+// D toggles the category definitions, ? toggles the key help, Esc leaves a text field.
+// A click on an empty state's "Open the Queue tab" link selects the Queue tab.
 // Keys are ignored while a text field has focus, and when the Review tab is not showing.
 (function () {
   if (window.__wardenKeys) return;
   window.__wardenKeys = true;
-  const BUTTONS = { Enter: "wd-submit", s: "wd-skip", e: "wd-escalate", r: "wd-reveal", u: "wd-undo" };
+  const BUTTONS = {
+    Enter: "wd-submit", a: "wd-accept", s: "wd-skip", e: "wd-escalate", r: "wd-reveal",
+    u: "wd-undo",
+  };
   function isTextField(el) {
     if (!el) return false;
     if (el.isContentEditable) return true;
@@ -31,7 +36,17 @@
     const submit = document.getElementById("wd-submit");
     if (!submit || submit.offsetParent === null) return;
     if (e.key === "?") { document.body.classList.toggle("wd-help"); stop(e); return; }
-    if (e.key === "Escape") { document.body.classList.remove("wd-help"); return; }
+    if (e.key === "Escape") {
+      document.body.classList.remove("wd-help", "wd-defs");
+      return;
+    }
+    const key = e.key.length === 1 ? e.key.toLowerCase() : e.key;
+    if (key === "d") { document.body.classList.toggle("wd-defs"); stop(e); return; }
+    if (key === "n") {
+      const note = document.querySelector("#wd-note textarea, #wd-note input");
+      if (note) { stop(e); note.focus(); }
+      return;
+    }
     let index = -1;
     const m = /^Digit([0-9])$/.exec(e.code || "");
     if (m) {
@@ -46,7 +61,16 @@
       stop(e);
       return;
     }
-    const id = BUTTONS[e.key.length === 1 ? e.key.toLowerCase() : e.key];
+    const id = BUTTONS[key];
     if (id) { stop(e); clickId(id); }
   }, true);
+  document.addEventListener("click", function (e) {
+    const link = e.target && e.target.closest && e.target.closest(".wd-goto-queue");
+    if (!link) return;
+    e.preventDefault();
+    const tabs = document.querySelectorAll("#wd-tabs [role=tab]");
+    for (const t of tabs) {
+      if (t.textContent.trim() === "Queue") { t.click(); return; }
+    }
+  });
 })();

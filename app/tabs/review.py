@@ -1,10 +1,17 @@
 """Review tab: text first (OCR, posted text, rationale, scores), image blurred until revealed.
 
+Layout: the card in three columns (text, image, model) over a decision bar that stays in view
+(categories, note, Submit/Accept/Skip/Escalate/Undo). Admins and engineers also work the
+Escalated stream (claimed under a lease, resolved as an overrule); they open on it when
+something is waiting, else on an empty state that points to the Queue.
+
 Advancing is instant: the browser already holds the prefetched next item (a hidden JSON box)
 and shows it with a client-side `js` step; the decision is saved by a chained `.then` that also
 prefetches the item after. Keys (see app/static/keys.js): digits toggle categories, Enter
-submits, S skips, E escalates, R reveals, U undoes, ? shows the keys.
-All item text is untrusted: it goes only into Textbox and Label components (rendered inert).
+submits, A accepts the model's flags, S skips, E escalates, R reveals, U undoes, N goes to the
+note, D shows the category definitions, ? shows the keys.
+All item text is untrusted: it goes only into Textbox components (rendered inert); the score
+panel and blur caption are our own markup around `html.escape`d text.
 """
 
 from __future__ import annotations
@@ -33,20 +40,68 @@ log = logging.getLogger(__name__)
 KEY_LABELS = [str(i) for i in range(1, 10)] + ["0"] + [f"⇧{i}" for i in range(1, 10)]
 
 EMPTY_QUEUE = "Nothing to review right now."
+EMPTY_ESCALATED = "No escalated items are waiting."
+QUEUE, ESCALATED = "Queue", "Escalated"
+# Decision bar buttons: small, side by side with the note.
+BAR: dict[str, Any] = {"size": "sm", "scale": 1, "min_width": 90}
 # Items held ahead of the current one, already in the browser: back-to-back submits stay
 # instant while the save of the previous one is still on its way.
 PREFETCH = 2
 
 
-def image_html(url: str | None, blurred: bool) -> str:
-    """Markup for the item image; `url` is one of our own signed `/img/...` URLs."""
+def empty_html(message: str = EMPTY_QUEUE) -> str:
+    """The empty state: what is (not) there, and a link to the Queue tab (app/static/keys.js)."""
+    return (
+        f'<div class="wd-noimg wd-empty"><p>{html.escape(message)}</p>'
+        '<p><a href="#" class="wd-goto-queue">Open the Queue tab</a> · or press '
+        "<b>Next item</b> to take one from the queue.</p></div>"
+    )
+
+
+def image_html(url: str | None, blurred: bool, reason: str = "", message: str = "") -> str:
+    """Markup for the item image; `url` is one of our own signed `/img/...` URLs. A blurred
+    image says so, and why (`reason`: categories and NSFW score)."""
     if not url:
-        return '<div class="wd-noimg">No item</div>'
+        return empty_html(message or EMPTY_QUEUE)
     state = "blurred" if blurred else "revealed"
+    caption = ""
+    if blurred:
+        why = f": {html.escape(reason)}" if reason else ""
+        caption = f'<div class="wd-blurnote">Blurred{why}. Press R to reveal.</div>'
     return (
         f'<img id="wd-image" class="wd-img wd-{state}" src="{html.escape(url, quote=True)}" '
-        f'alt="item image ({state})" data-state="{state}">'
+        f'alt="item image ({state})" data-state="{state}">{caption}'
     )
+
+
+def scores_html(card: review.ReviewCard, ctx: AppContext) -> str:
+    """The score panel: every category sorted by score, coloured against its threshold (over,
+    near = at least half of it, low), the policy's definition on hover (and on D). No headline
+    category on a safe card."""
+    if not card.scored:
+        return '<div class="wd-scores"><div class="wd-verdict">Not scored yet</div></div>'
+    cats = {c.id: c for c in ctx.policy.categories}
+    e = html.escape
+    if card.flagged:
+        titles = ", ".join(e(cats[c].title if c in cats else c) for c in card.flagged)
+        head = f'<div class="wd-verdict wd-flagged">Model flags: {titles}</div>'
+    else:
+        head = '<div class="wd-verdict wd-safe">Model: nothing over its threshold</div>'
+    rows = []
+    for cid, score in sorted(card.scores.items(), key=lambda kv: (-kv[1], kv[0])):
+        c = cats.get(cid)
+        thr = c.threshold if c else 0.5
+        level = "over" if score >= thr else "near" if score >= thr / 2 else "low"
+        title = e(c.title if c else cid)
+        desc = e(" ".join((c.description if c else "").split()))
+        rows.append(
+            f'<li class="wd-s wd-{level}" title="{desc}"><span class="wd-s-name">{title}</span>'
+            f'<span class="wd-s-bar"><i style="width:{score * 100:.0f}%"></i>'
+            f'<b style="left:{thr * 100:.0f}%"></b></span>'
+            f'<span class="wd-s-val">{score:.2f}<small> / {thr:.2f}</small></span>'
+            f'<span class="wd-def">{desc}</span></li>'
+        )
+    return f'<div class="wd-scores">{head}<ul>{"".join(rows)}</ul></div>'
 
 
 @dataclass(frozen=True)
@@ -56,16 +111,8 @@ class ReviewTab:
     on_load: Callable[..., list[Any]]
     load_inputs: list[Any]
     load_outputs: list[Any]
-
-
-def _scores_value(card: review.ReviewCard, ctx: AppContext) -> tuple[Any, dict[str, Any]]:
-    """(value for the server to return, the same already postprocessed for the browser js)."""
-    titles = {c.id: c.title for c in ctx.policy.categories}
-    plain: Any = {titles.get(k, k): float(v) for k, v in card.scores.items()}
-    if not card.scored or not plain:
-        plain = "not scored" if not card.scored else "no scores"
-    data = gr.Label(num_top_classes=len(titles)).postprocess(plain)
-    return plain, data.model_dump() if hasattr(data, "model_dump") else dict(data)
+    # Queue tab hook: shows an item the user just claimed from a queue row (same in/outputs).
+    show_item: Callable[..., list[Any]] | None = None
 
 
 def card_payload(
@@ -75,7 +122,6 @@ def card_payload(
     The image URL works only with the cookie of session `session_id`."""
     ttl = ctx.settings.ui.image_url_ttl_s
     variant = "blur" if card.blur else "view"
-    scores_plain, scores_js = _scores_value(card, ctx)
     meta = " · ".join(
         part
         for part in (
@@ -95,17 +141,26 @@ def card_payload(
         "id": str(card.item_id),
         "meta": meta,
         "text": card.text or "",
-        "ocr": _ocr_shown(card),
-        "rationale": card.rationale or ("" if card.scored else "not scored"),
+        "ocr": _ocr_hidden(card) if card.graphic else _ocr_shown(card),
+        "rationale": card.rationale or "",
         "model": model,
-        "scores": scores_js,
-        "scores_plain": scores_plain,
+        "scores": scores_html(card, ctx),
         "img": ctx.signer.image_url(
             card.item_id, variant, session_id=session_id, grey=grey, ttl_s=ttl
         ),
         "blurred": "1" if card.blur else "0",
+        "why": card.blur_reason,
         "lease": card.lease_expires_at.isoformat() if card.lease_expires_at else "",
+        "flags": json.dumps(list(card.flagged)),
+        "prefill": list(card.flagged) if ctx.settings.ui.prefill_model_flags else [],
     }
+
+
+def _ocr_hidden(card: review.ReviewCard) -> str:
+    """A graphic card's OCR text follows the image: collapsed until revealed."""
+    if card.ocr_text is None and card.ocr_read_as is None:
+        return _ocr_shown(card)
+    return f"[Text hidden until revealed: graphic ({', '.join(card.graphic)}). Press R.]"
 
 
 def _ocr_shown(card: Any) -> str:
@@ -117,12 +172,10 @@ def _ocr_shown(card: Any) -> str:
     return card.ocr_text
 
 
-def _display(payload: dict[str, Any] | None) -> list[Any]:
+def _display(payload: dict[str, Any] | None, empty: str = EMPTY_QUEUE) -> list[Any]:
     """Values for DISPLAY components, in order (see `build`)."""
     if payload is None:
-        # A plain string: gr.Label refuses {"label": ...} without confidences (the save after
-        # the last item in the queue failed on it).
-        return ["", EMPTY_QUEUE, "", "", "", "", "—", image_html(None, True), "", "0"]
+        return ["", empty, "", "", "", "", "", image_html(None, True, message=empty), "", "0", "[]"]
     return [
         payload["id"],
         payload["meta"],
@@ -130,10 +183,11 @@ def _display(payload: dict[str, Any] | None) -> list[Any]:
         payload["ocr"],
         payload["rationale"],
         payload["model"],
-        payload["scores_plain"],
-        image_html(payload["img"], payload["blurred"] == "1"),
+        payload["scores"],
+        image_html(payload["img"], payload["blurred"] == "1", payload["why"]),
         payload["lease"],
         payload["blurred"],
+        payload["flags"],
     ]
 
 
@@ -142,14 +196,21 @@ def _exposure_text(exp: review.Exposure) -> str:
 
 
 # Client-side step: show the prefetched next item at once, stash the submitted action.
-# Inputs: next_json, shown_id, categories, note. Outputs: pending + DISPLAY + cats + note.
+# Inputs: next_json, shown_id, categories, note, model flags (JSON). Outputs: pending +
+# DISPLAY + cats + note + next_json. "accept" takes the model's flags as the categories.
 ADVANCE_JS = """
-(nextJson, cur, cats, note) => {
-  const pend = JSON.stringify({action: "%s", item_id: cur || null, categories: cats || [],
+(nextJson, cur, cats, note, flags) => {
+  const action = "%s";
+  let chosen = cats || [];
+  if (action === "accept") {
+    try { chosen = JSON.parse(flags || "[]"); } catch (e) { chosen = []; }
+  }
+  const pend = JSON.stringify({action: action, item_id: cur || null, categories: chosen,
                                note: note || "", t: Date.now()});
+  const empty = (msg) => '<div class="wd-noimg">' + msg + '</div>';
   if (!cur) {
-    return [pend, "", "Looking for items…", "", "", "", "", {label: "—"},
-            '<div class="wd-noimg">No item</div>', "", "0", cats, note, nextJson];
+    return [pend, "", "Looking for items…", "", "", "", "", "", empty("Looking for items…"),
+            "", "0", "[]", cats, note, nextJson];
   }
   // Items acted on in this page: a save still in flight may list them as prefetched.
   const done = (window.__wardenDone = window.__wardenDone || []);
@@ -164,14 +225,18 @@ ADVANCE_JS = """
   const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;",
       ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
   if (!n) {
-    return [pend, "", "Loading the next item…", "", "", "", "", {label: "…"},
-            '<div class="wd-noimg">Loading…</div>', "", "0", [], "", restJson];
+    return [pend, "", "Loading the next item…", "", "", "", "", "", empty("Loading…"),
+            "", "0", "[]", [], "", restJson];
   }
   const st = n.blurred === "1" ? "blurred" : "revealed";
-  const img = '<img id="wd-image" class="wd-img wd-' + st + '" src="' + esc(n.img) +
-              '" alt="item image (' + st + ')" data-state="' + st + '">';
+  let img = '<img id="wd-image" class="wd-img wd-' + st + '" src="' + esc(n.img) +
+            '" alt="item image (' + st + ')" data-state="' + st + '">';
+  if (st === "blurred") {
+    img += '<div class="wd-blurnote">Blurred' + (n.why ? ": " + esc(n.why) : "") +
+           '. Press R to reveal.</div>';
+  }
   return [pend, n.id, n.meta, n.text, n.ocr, n.rationale, n.model, n.scores, img, n.lease,
-          n.blurred, [], "", restJson];
+          n.blurred, n.flags, n.prefill || [], "", restJson];
 }
 """
 
@@ -208,14 +273,22 @@ def build(ctx: AppContext) -> ReviewTab:
     ]
 
     with gr.Tab("Review", id="review", elem_id="tab-review") as tab:
-        with gr.Row():
-            with gr.Column(scale=3):
+        with gr.Row(elem_id="wd-card", equal_height=False):
+            with gr.Column(scale=4, min_width=320):
                 with gr.Row():
                     item_id = gr.Textbox(
                         label="Item", elem_id="wd-item-id", interactive=False, max_lines=1, scale=1
                     )
                     meta = gr.Textbox(
-                        label="File", elem_id="wd-meta", interactive=False, max_lines=2, scale=4
+                        label="File", elem_id="wd-meta", interactive=False, max_lines=2, scale=3
+                    )
+                    stream = gr.Radio(
+                        [QUEUE, ESCALATED],
+                        value=QUEUE,
+                        label="Stream",
+                        elem_id="wd-stream",
+                        visible=False,
+                        scale=2,
                     )
                 ocr = gr.Textbox(
                     label="Text in the image (OCR)",
@@ -225,80 +298,126 @@ def build(ctx: AppContext) -> ReviewTab:
                     max_lines=8,
                 )
                 text = gr.Textbox(
-                    label="Posted text", elem_id="wd-text", interactive=False, lines=2, max_lines=6
+                    label="Posted text", elem_id="wd-text", interactive=False, lines=1, max_lines=6
                 )
+                # Hidden by CSS while empty (its placeholder shows): no empty rationale box.
                 rationale = gr.Textbox(
                     label="Model rationale",
                     elem_id="wd-rationale",
                     interactive=False,
-                    lines=2,
+                    lines=1,
                     max_lines=6,
+                    placeholder="no rationale",
                 )
-                model_line = gr.Textbox(
-                    label="Model", elem_id="wd-model", interactive=False, max_lines=1
-                )
-                scores = gr.Label(
-                    label="Scores per category",
-                    elem_id="wd-scores",
-                    num_top_classes=len(policy.categories),
-                    show_label=True,
-                )
-            with gr.Column(scale=2):
+            with gr.Column(scale=3, min_width=280):
                 image = gr.HTML(image_html(None, True), elem_id="wd-image-box")
                 with gr.Row():
                     reveal_btn = gr.Button("Reveal (R)", elem_id="wd-reveal", size="sm")
                     grey = gr.Checkbox(label="Greyscale", value=False, elem_id="wd-grey")
+            with gr.Column(scale=3, min_width=260):
+                model_line = gr.Textbox(
+                    label="Model", elem_id="wd-model", interactive=False, max_lines=1
+                )
+                scores = gr.HTML("", elem_id="wd-scores")
                 exposure = gr.Textbox(
                     label="Exposure", elem_id="wd-exposure", interactive=False, max_lines=1
                 )
                 lease_view = gr.Textbox(
                     label="Lease", elem_id="wd-lease", interactive=False, max_lines=1
                 )
-        cats = gr.CheckboxGroup(
-            choices=choices, label="Categories (none checked = safe)", elem_id="wd-cats"
-        )
-        note = gr.Textbox(label="Note (Esc leaves the field)", elem_id="wd-note", max_lines=3)
-        with gr.Row():
-            submit_btn = gr.Button("Submit (Enter)", variant="primary", elem_id="wd-submit")
-            skip_btn = gr.Button("Skip (S)", elem_id="wd-skip")
-            escalate_btn = gr.Button("Escalate (E)", elem_id="wd-escalate")
-            undo_btn = gr.Button("Undo last (U)", elem_id="wd-undo")
-            next_btn = gr.Button("Next item", elem_id="wd-next")
-            keys_btn = gr.Button("Keys (?)", elem_id="wd-keys")
-        status = gr.Textbox(
-            label="Last action", elem_id="wd-status", interactive=False, max_lines=2
-        )
+        with gr.Column(elem_id="wd-decision"):
+            cats = gr.CheckboxGroup(
+                choices=choices, label="Categories (none checked = safe)", elem_id="wd-cats"
+            )
+            with gr.Row(equal_height=True, elem_id="wd-bar"):
+                note = gr.Textbox(
+                    show_label=False,
+                    placeholder="Note: press N to write, Esc to leave the field",
+                    elem_id="wd-note",
+                    max_lines=3,
+                    scale=4,
+                    container=False,
+                )
+                submit_btn = gr.Button(
+                    "Submit (Enter)", variant="primary", elem_id="wd-submit", **BAR
+                )
+                accept_btn = gr.Button("Accept model (A)", elem_id="wd-accept", **BAR)
+                skip_btn = gr.Button("Skip (S)", elem_id="wd-skip", **BAR)
+                escalate_btn = gr.Button("Escalate (E)", elem_id="wd-escalate", **BAR)
+                undo_btn = gr.Button("Undo (U)", elem_id="wd-undo", **BAR)
+                next_btn = gr.Button("Next item", elem_id="wd-next", **BAR)
+                keys_btn = gr.Button("Keys (?)", elem_id="wd-keys", **BAR)
+            status = gr.Textbox(
+                show_label=False,
+                elem_id="wd-status",
+                interactive=False,
+                max_lines=1,
+                placeholder="Last action",
+                container=False,
+            )
         gr.Markdown(
             "**Keys** — 1–9, 0: toggle categories 1–10 · Shift+1…, or -: the 11th and on · "
-            "Enter: submit (nothing checked = safe) · S: skip · E: escalate · R: reveal image · "
-            "U: undo last decision · ?: this help · Esc: leave a text field. "
-            "Keys do nothing while a text field has focus.",
+            "Enter: submit (nothing checked = safe) · A: accept the model's flags as the "
+            "decision · S: skip · E: escalate · R: reveal image · U: undo last decision · "
+            "N: write a note · D: category definitions · ?: this help · Esc: leave a text "
+            "field. Keys do nothing while a text field has focus.",
             elem_id="wd-keys-help",
         )
-        # Client-side state: JSON of the prefetched next item, the pending action, lease expiry.
+        # Client-side state: JSON of the prefetched next item, the pending action, lease expiry,
+        # the shown item's model flags (for the accept key).
         next_box = gr.Textbox(visible="hidden", elem_id="wd-next-json")
         pending = gr.Textbox(visible="hidden", elem_id="wd-pending")
         lease_exp = gr.Textbox(visible="hidden", elem_id="wd-lease-exp")
         blurred = gr.Textbox(visible="hidden", elem_id="wd-blurred", value="0")
+        flags_box = gr.Textbox(visible="hidden", elem_id="wd-flags", value="[]")
         timer = gr.Timer(1.0)
 
-    display = [item_id, meta, text, ocr, rationale, model_line, scores, image, lease_exp, blurred]
+    display = [
+        item_id,
+        meta,
+        text,
+        ocr,
+        rationale,
+        model_line,
+        scores,
+        image,
+        lease_exp,
+        blurred,
+        flags_box,
+    ]
 
     def _load_window(
-        username: str, keep: int | None, exclude: list[int], grey_on: bool, session_id: str
+        username: str,
+        keep: int | None,
+        exclude: list[int],
+        grey_on: bool,
+        session_id: str,
+        stream_name: str = QUEUE,
     ) -> tuple[dict | None, str, review.Exposure]:
         """(current item payload, JSON list of prefetched payloads, exposure)."""
         with unit_of_work(ctx.engine) as s:
-            cards = review.claim_window(
-                s,
-                username,
-                policy,
-                blur_nsfw_threshold=blur_level,
-                size=PREFETCH + 1,
-                keep=keep,
-                exclude=exclude,
-                lease_s=lease_s,
-            )
+            if stream_name == ESCALATED:
+                cards = review.escalated_window(
+                    s,
+                    username,
+                    policy,
+                    blur_nsfw_threshold=blur_level,
+                    size=PREFETCH + 1,
+                    keep=keep,
+                    exclude=exclude,
+                    lease_s=lease_s,
+                )
+            else:
+                cards = review.claim_window(
+                    s,
+                    username,
+                    policy,
+                    blur_nsfw_threshold=blur_level,
+                    size=PREFETCH + 1,
+                    keep=keep,
+                    exclude=exclude,
+                    lease_s=lease_s,
+                )
             exp = review.exposure(s, username)
         payloads = [card_payload(ctx, c, grey_on, session_id) for c in cards]
         return (payloads[0] if payloads else None, json.dumps(payloads[1:]), exp)
@@ -311,18 +430,50 @@ def build(ctx: AppContext) -> ReviewTab:
         except Exception:  # the refusal stands even if its audit write fails
             log.exception("could not audit a refused %s on item %s", action, item)
 
-    @requires(ctx, *REVIEWERS)
-    def load_items(shown: str, grey_on: bool, request: gr.Request) -> list[Any]:
-        user = current_user(ctx, request)
-        cur, nxt, exp = _load_window(user.username, _as_id(shown), [], grey_on, user.session_id)
-        return [*_display(cur), nxt, _exposure_text(exp), [], ""]
+    def _stream_of(user: Any, wanted: str | None) -> str:
+        if wanted == ESCALATED and user.role in (Role.admin, Role.engineer):
+            return ESCALATED
+        return QUEUE
 
-    def auto_load(shown: str, grey_on: bool, request: gr.Request) -> list[Any]:
-        # Moderators and annotators get an item on page load; others press "Next item".
+    def _loaded(cur: dict | None, nxt: str, exp: review.Exposure, name: str) -> list[Any]:
+        empty = EMPTY_ESCALATED if name == ESCALATED else EMPTY_QUEUE
+        prefill = cur["prefill"] if cur else []
+        return [*_display(cur, empty), nxt, _exposure_text(exp), prefill, ""]
+
+    @requires(ctx, *REVIEWERS)
+    def load_items(shown: str, grey_on: bool, stream_name: str, request: gr.Request) -> list[Any]:
+        user = current_user(ctx, request)
+        name = _stream_of(user, stream_name)
+        keep = _as_id(shown)
+        cur, nxt, exp = _load_window(user.username, keep, [], grey_on, user.session_id, name)
+        return _loaded(cur, nxt, exp, name)
+
+    @requires(ctx, *REVIEWERS)
+    def switch_stream(grey_on: bool, stream_name: str, request: gr.Request) -> list[Any]:
+        user = current_user(ctx, request)
+        name = _stream_of(user, stream_name)
+        cur, nxt, exp = _load_window(user.username, None, [], grey_on, user.session_id, name)
+        return _loaded(cur, nxt, exp, name)
+
+    def auto_load(shown: str, grey_on: bool, stream_name: str, request: gr.Request) -> list[Any]:
+        # Moderators and annotators get a queue item on page load. Admins and engineers get
+        # the next escalated item when one waits, else an empty state pointing to the queue
+        # (no queue item is claimed for someone who only opened the page).
         user = ctx.active_user(getattr(request, "username", None))
-        if user is None or user.role not in (Role.moderator, Role.annotator):
-            return [gr.update()] * (len(display) + 4)
-        return load_items(shown, grey_on, request)
+        if user is None:
+            return [gr.update()] * (len(display) + 5)
+        if user.role in (Role.moderator, Role.annotator):
+            return [*load_items(shown, grey_on, QUEUE, request), gr.update(visible=False)]
+        with unit_of_work(ctx.engine) as s:
+            waiting = review.pending_escalations(s)
+            exp = review.exposure(s, user.username)
+        if waiting:
+            values = load_items(shown, grey_on, ESCALATED, request)
+            return [*values, gr.update(visible=True, value=ESCALATED)]
+        if _as_id(shown) is not None:
+            return [gr.update()] * (len(display) + 4) + [gr.update(visible=True)]
+        # Nothing escalated: the stream is left on Queue, so Next item takes a queue item.
+        return [*_loaded(None, "[]", exp, ESCALATED), gr.update(visible=True, value=QUEUE)]
 
     @requires(ctx, *REVIEWERS)
     def save(pending_json: str, shown: str, grey_on: bool, request: gr.Request) -> list[Any]:
@@ -334,26 +485,46 @@ def build(ctx: AppContext) -> ReviewTab:
         action = p.get("action")
         acted = _as_id(p.get("item_id"))
         message = ""
-        if acted is not None and action in ("decide", "skip", "escalate"):
+        name = QUEUE
+        if acted is not None and action in ("decide", "accept", "skip", "escalate"):
+            note_text = str(p.get("note") or "")[:4000]
+            labels = list(p.get("categories") or [])
             try:
                 with unit_of_work(ctx.engine) as s:
-                    if action == "decide":
+                    escalated = review.is_escalated(s, acted)
+                    if escalated and user.role in (Role.admin, Role.engineer):
+                        name = ESCALATED
+                    if escalated and action in ("decide", "accept"):
+                        d = review.resolve_escalated(
+                            s,
+                            user.username,
+                            acted,
+                            labels,
+                            note=note_text,
+                            policy=policy,
+                            accepted_suggestion=action == "accept",
+                        )
+                        message = f"Item {acted} resolved: {', '.join(d.categories) or 'safe'}"
+                    elif escalated and action == "skip":
+                        review.release_escalated(s, user.username, acted)
+                        message = f"Item {acted}: skipped (still escalated)"
+                    elif action in ("decide", "accept"):
                         d = review.submit(
                             s,
                             user.username,
                             acted,
-                            list(p.get("categories") or []),
-                            note=str(p.get("note") or "")[:4000],
+                            labels,
+                            note=note_text,
                             policy=policy,
+                            accepted_suggestion=action == "accept",
                         )
-                        message = f"Item {acted}: {', '.join(d.categories) or 'safe'}"
+                        took = " (accepted the model's suggestion)" if action == "accept" else ""
+                        message = f"Item {acted}: {', '.join(d.categories) or 'safe'}{took}"
                     elif action == "skip":
                         review.skip(s, user.username, acted)
                         message = f"Item {acted}: skipped"
                     else:
-                        review.escalate(
-                            s, user.username, acted, note=str(p.get("note") or "")[:4000]
-                        )
+                        review.escalate(s, user.username, acted, note=note_text)
                         message = f"Item {acted}: escalated"
             except WardenError as exc:
                 _audit_refusal(user.username, action, acted, exc)
@@ -369,11 +540,13 @@ def build(ctx: AppContext) -> ReviewTab:
             [acted] if acted is not None else [],
             grey_on,
             user.session_id,
+            name,
         )
         if cur is not None and shown_id is not None and cur["id"] == str(shown_id):
             shown_values: list[Any] = [gr.update()] * len(display) + [gr.update(), gr.update()]
         else:
-            shown_values = [*_display(cur), [], ""]
+            empty = EMPTY_ESCALATED if name == ESCALATED else EMPTY_QUEUE
+            shown_values = [*_display(cur, empty), cur["prefill"] if cur else [], ""]
         return [*shown_values, nxt, _exposure_text(exp), message]
 
     @requires(ctx, *REVIEWERS)
@@ -381,10 +554,11 @@ def build(ctx: AppContext) -> ReviewTab:
         user = current_user(ctx, request)
         item = _as_id(shown)
         if item is None:
-            return [gr.update(), gr.update(), gr.update(), "No item to reveal"]
+            return [gr.update()] * 4 + ["No item to reveal"]
         try:
             with unit_of_work(ctx.engine) as s:
                 exp = review.reveal(s, user.username, item, policy=policy)
+                card = review.build_card(s, item, policy, blur_nsfw_threshold=blur_level)
         except WardenError as exc:
             _audit_refusal(user.username, "reveal", item, exc)
             raise
@@ -395,7 +569,13 @@ def build(ctx: AppContext) -> ReviewTab:
             grey=grey_on,
             ttl_s=ctx.settings.ui.image_url_ttl_s,
         )
-        return [image_html(url, False), "0", _exposure_text(exp), f"Item {item}: revealed"]
+        return [
+            image_html(url, False),
+            "0",
+            _ocr_shown(card),
+            _exposure_text(exp),
+            f"Item {item}: revealed",
+        ]
 
     @requires(ctx, *REVIEWERS)
     def rerender(shown: str, grey_on: bool, request: gr.Request) -> str:
@@ -425,7 +605,7 @@ def build(ctx: AppContext) -> ReviewTab:
             grey=grey_on,
             ttl_s=ctx.settings.ui.image_url_ttl_s,
         )
-        return image_html(url, not show_view)
+        return image_html(url, not show_view, card.blur_reason)
 
     @requires(ctx, *REVIEWERS)
     def do_undo(request: gr.Request) -> str:
@@ -438,10 +618,15 @@ def build(ctx: AppContext) -> ReviewTab:
     save_inputs = [pending, item_id, grey]
     save_outputs = [*display, cats, note, next_box, exposure, status]
     limit = ctx.settings.ui.concurrency_limit
-    for btn, action in ((submit_btn, "decide"), (skip_btn, "skip"), (escalate_btn, "escalate")):
+    for btn, action in (
+        (submit_btn, "decide"),
+        (accept_btn, "accept"),
+        (skip_btn, "skip"),
+        (escalate_btn, "escalate"),
+    ):
         btn.click(
             None,
-            inputs=[next_box, item_id, cats, note],
+            inputs=[next_box, item_id, cats, note, flags_box],
             outputs=advance_outputs,
             js=ADVANCE_JS % action,
             queue=False,
@@ -460,7 +645,14 @@ def build(ctx: AppContext) -> ReviewTab:
     load_outputs = [*display, next_box, exposure, cats, note]
     next_btn.click(
         load_items,
-        inputs=[item_id, grey],
+        inputs=[item_id, grey, stream],
+        outputs=load_outputs,
+        concurrency_limit=limit,
+        api_visibility="private",
+    ).then(None, inputs=[next_box], js=PRELOAD_JS, queue=False)
+    stream.input(
+        switch_stream,
+        inputs=[grey, stream],
         outputs=load_outputs,
         concurrency_limit=limit,
         api_visibility="private",
@@ -468,7 +660,7 @@ def build(ctx: AppContext) -> ReviewTab:
     reveal_btn.click(
         do_reveal,
         inputs=[item_id, grey],
-        outputs=[image, blurred, exposure, status],
+        outputs=[image, blurred, ocr, exposure, status],
         concurrency_limit=limit,
         api_visibility="private",
     )
@@ -489,15 +681,25 @@ def build(ctx: AppContext) -> ReviewTab:
         queue=False,
         show_progress="hidden",
     )
+    auto_outputs = [*load_outputs, stream]
     tab.select(
         auto_load,
-        inputs=[item_id, grey],
-        outputs=load_outputs,
+        inputs=[item_id, grey, stream],
+        outputs=auto_outputs,
         api_visibility="private",
         show_progress="hidden",
     )
+
+    def show_item(shown: str, grey_on: bool, _stream: str, request: gr.Request) -> list[Any]:
+        # The queue stream keeps a held item current: the one just claimed is shown first.
+        return [*load_items(shown, grey_on, QUEUE, request), gr.update(value=QUEUE)]
+
     return ReviewTab(
-        tab=tab, on_load=auto_load, load_inputs=[item_id, grey], load_outputs=load_outputs
+        tab=tab,
+        on_load=auto_load,
+        load_inputs=[item_id, grey, stream],
+        load_outputs=auto_outputs,
+        show_item=show_item,
     )
 
 
