@@ -27,6 +27,7 @@ import plotly.graph_objects as go
 from storage.policy import Policy
 
 HEIGHT = 340
+DAY_MS = 86_400_000
 COLOURS = ["#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2", "#ca8a04", "#64748b"]
 SAFE_TITLE = "Safe (no violation)"
 STATUS_TITLES = {
@@ -114,8 +115,11 @@ def fit_days(fig: go.Figure, days: Sequence[object]) -> go.Figure:
         range=list(span),
         tickformat="%b %d",
         # Whole days; plotly would otherwise tick hours (or milliseconds) around one day.
-        dtick=86_400_000 * max(1, n_days // 10),
+        dtick=DAY_MS * max(1, n_days // 10),
     )
+    # A bar on a date axis is as wide as the smallest gap between its x values, so a single
+    # day's bar would be one millisecond wide (invisible): make day bars most of a day wide.
+    fig.update_traces(width=0.7 * DAY_MS, selector=dict(type="bar"))
     return fig
 
 

@@ -85,7 +85,7 @@ def _confusion(ctx: AppContext, agree: pd.DataFrame) -> go.Figure:
         showscale=False,
     )
     fig.update_layout(height=80 + 26 * len(rows))
-    fig.update_xaxes(side="top", showgrid=False)
+    fig.update_xaxes(showgrid=False)
     fig.update_yaxes(showgrid=False)
     return fig
 
@@ -195,7 +195,7 @@ class DashboardTab:
 
 def build(ctx: AppContext) -> DashboardTab:
     with gr.Tab("Dashboard", id="dashboard", elem_id="tab-dashboard", visible=False) as tab:
-        with gr.Row(equal_height=True):
+        with gr.Row():
             version = gr.Dropdown(
                 label="Model version (default: newest with predictions)",
                 choices=[],
@@ -203,7 +203,7 @@ def build(ctx: AppContext) -> DashboardTab:
                 elem_id="db-version",
                 scale=4,
             )
-            refresh = gr.Button("Refresh", elem_id="db-refresh", scale=1)
+            refresh = gr.Button("Refresh", elem_id="db-refresh", size="sm", scale=0, min_width=120)
         with gr.Row():
             volume = gr.Plot(show_label=False, elem_id="db-volume")
             backlog = gr.Plot(show_label=False, elem_id="db-backlog")

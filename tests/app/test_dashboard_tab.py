@@ -99,6 +99,9 @@ def test_time_axes_fit_the_days_with_data(ctx: AppContext) -> None:
         assert min(days) >= first and max(days) <= last, (name, sorted(days))
         lo, hi = _axis_range(fig)
         assert first - DAY < lo <= min(days) and max(days) <= hi < last + DAY, (name, lo, hi)
+        for trace in fig.data:  # a day's bar is most of a day wide, not one millisecond
+            if trace.type == "bar":
+                assert trace.width >= DAY.total_seconds() * 1000 / 2, (name, trace.width)
     assert {pd.Timestamp(x) for x in f["through"].data[0].x} == {last}
     assert sum(f["volume"].data[0].y) == 7 and sum(f["volume"].data[1].y) == 6
 
@@ -160,8 +163,9 @@ PLOTS = [
 
 POINTS_JS = """(ids) => ids.map(id => {
   const p = document.querySelector('#' + id + ' .js-plotly-plot');
-  if (!p || !p.data) return [id, -1];
-  return [id, p.data.reduce((n, t) => n + ((t.x || t.z || []).length), 0)];
+  if (!p || !p._fullData) return [id, -1];
+  // _fullData: the traces as drawn (numeric arrays arrive base64-packed in `data`).
+  return [id, p._fullData.reduce((n, t) => n + ((t.x || t.z || []).length || 0), 0)];
 })"""
 
 
@@ -190,9 +194,12 @@ def test_dashboard_has_data_as_soon_as_the_tab_opens(
     _seed_live(live_app, user)
     login(wpage, live_app, user)
     wpage.click("button[role=tab]:has-text('Dashboard')")  # no Refresh press
-    wpage.wait_for_function(
-        f"(ids) => ({POINTS_JS})(ids).every(([, n]) => n > 0)", arg=PLOTS, timeout=60_000
-    )
+    try:
+        wpage.wait_for_function(
+            f"(ids) => ({POINTS_JS})(ids).every(([, n]) => n > 0)", arg=PLOTS, timeout=60_000
+        )
+    except Exception:  # the assertion below names the plots that stayed empty
+        wpage.screenshot(path=str(screenshots / f"dashboard_{role}_failed.png"), full_page=True)
     points = dict(wpage.evaluate(POINTS_JS, PLOTS))
     assert all(n > 0 for n in points.values()), points
     text = wpage.locator("#db-by-category").inner_text()
