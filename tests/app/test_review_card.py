@@ -276,3 +276,42 @@ def test_engineer_with_nothing_escalated_gets_an_empty_state_with_a_queue_link(
         except subprocess.TimeoutExpired:
             app.proc.kill()
         app.engine.dispose()
+
+
+def test_prefill_off_opens_an_empty_card_and_the_accept_key_still_works(
+    chromium, tmp_path: Path
+) -> None:
+    app = start_app(tmp_path, {"WARDEN_UI__PREFILL_MODEL_FLAGS": "false"})
+    try:
+        app.add_user("card_noprefill", "moderator")
+        ids = app.seed_items(2, source="noprefill", verdicts=[app.verdict({"weapons": 0.9})] * 2)
+        context, page, console = _page(chromium, SIZES[0])
+        try:
+            login(page, app, "card_noprefill")
+            wait_item(page, ids[0])
+            time.sleep(0.5)
+            assert page.eval_on_selector_all("#wd-cats input:checked", "els => els.length") == 0
+            page.keyboard.press("a")
+            wait_item(page, ids[1])
+            # The next card (shown from the browser's prefetch) is not pre-filled either.
+            assert page.eval_on_selector_all("#wd-cats input:checked", "els => els.length") == 0
+            page.keyboard.press("4")
+            page.keyboard.press("Enter")
+            got = wait_until(
+                lambda: (
+                    len(decisions_by(app, "card_noprefill")) >= 2
+                    and decisions_by(app, "card_noprefill")
+                )
+            )
+            assert [d.categories for d in got] == [["weapons"], ["weapons"]]
+            assert [bool(d.meta.get("accepted_model_suggestion")) for d in got] == [True, False]
+            _no_csp_errors(console)
+        finally:
+            context.close()
+    finally:
+        app.proc.terminate()
+        try:
+            app.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            app.proc.kill()
+        app.engine.dispose()
