@@ -69,9 +69,12 @@ def script_shares(text: str) -> dict[str, float]:
 
 def needs_second_engine(rapid: Sequence[OCRLine]) -> bool:
     """Whether RapidOCR's lines (all of them, before its score cut) leave room for Hangul:
-    nothing read, any CJK-looking line, any dropped or unsure line."""
+    nothing read, no letters read (only "123" under a Korean line it did not see), any
+    CJK-looking line, any dropped or unsure line."""
     kept = [line for line in rapid if line.confidence >= RAPID_MIN_SCORE and line.text.strip()]
     if not kept or len(kept) < len(rapid):
+        return True
+    if not any(c.isalpha() for line in kept for c in line.text):
         return True
     if any(is_han(c) or is_hangul(c) for line in kept for c in line.text):
         return True
@@ -98,9 +101,14 @@ def hangul_lines(tesseract: Sequence[OCRLine]) -> list[OCRLine]:
 
 
 def _sure(line: OCRLine) -> bool:
-    """A RapidOCR line it read well: high score, mostly Han or Latin letters."""
+    """A RapidOCR line it read well: high score, two letters or more, mostly Han or Latin (a
+    lone "召" at 0.99 is what it made of the Korean name "김현지")."""
     shares = script_shares(line.text)
-    return line.confidence >= RAPID_KEEP_SCORE and max(shares["han"], shares["latin"]) >= 0.9
+    return (
+        line.confidence >= RAPID_KEEP_SCORE
+        and sum(c.isalpha() for c in line.text) >= 2
+        and max(shares["han"], shares["latin"]) >= 0.9
+    )
 
 
 def merge_lines(rapid: Sequence[OCRLine], tesseract: Sequence[OCRLine]) -> list[OCRLine]:

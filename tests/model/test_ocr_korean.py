@@ -126,6 +126,19 @@ def test_jamo_garbage_does_not_replace_a_latin_line():
     assert ocr_scripts.join_lines(ocr_scripts.merge_lines(rapid, tess)) == "Road, Port"
 
 
+def test_a_page_of_digits_only_asks_tesseract():
+    """Seen on a PIL render: RapidOCR missed the Korean address line entirely and read only the
+    number under it ("123", 1.00); with no letters read, the page must go to Tesseract."""
+    assert ocr_scripts.needs_second_engine([OCRLine("123", (19, 75, 74, 114), 1.0)])
+    assert not ocr_scripts.needs_second_engine([OCRLine("Tel 123", (19, 75, 99, 114), 1.0)])
+
+
+def test_a_lone_sure_han_character_does_not_beat_a_korean_name():
+    rapid = [OCRLine("召", (21, 73, 111, 114), 0.99)]
+    tess = [OCRLine("김현지", (26, 79, 103, 107), 0.97)]
+    assert ocr_scripts.join_lines(ocr_scripts.merge_lines(rapid, tess)) == "김현지"
+
+
 def test_missing_language_data_degrades_auto_and_fails_tesseract_clearly(
     korean_tesseract, tmp_path, monkeypatch, caplog
 ):
