@@ -52,3 +52,8 @@ def list_audit(
         pattern = f"%{search}%"
         stmt = stmt.where(AuditEvent.actor.ilike(pattern) | AuditEvent.action.ilike(pattern))
     return session.scalars(stmt).all()
+
+
+def get_audit_event(session: Session, event_id: int) -> AuditEvent | None:
+    """One event by id (the Audit tab's full-JSON view); None when there is none."""
+    return session.get(AuditEvent, event_id)

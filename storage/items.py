@@ -10,9 +10,9 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from storage.decisions import decision_from_row, select_decisions
@@ -323,3 +323,136 @@ def queue_stats(session: Session, now: datetime | None = None) -> dict[str, Any]
             "by_item_source": dict(by_item_source.most_common()),
         },
     }
+
+
+# --- The Queue tab's working list: filtered, sorted and paged in SQL ----------------------
+
+# Sort keys the queue offers, each a column the database orders by (item id breaks ties).
+QUEUE_SORTS: dict[str, Any] = {
+    "priority": Item.priority,
+    "created": Item.created_at,
+    "item": Item.id,
+    "status": Item.status,
+    "source": Item.source,
+    "held_by": Item.lease_holder,
+}
+MAX_QUEUE_PAGE = 500
+OPEN_ITEM_STATUSES = (ItemStatus.queued.value, ItemStatus.scored.value, ItemStatus.in_review.value)
+HeldFilter = Literal["any", "me", "nobody", "someone"]
+
+
+@dataclass(frozen=True)
+class QueueQuery:
+    """What the Queue tab lists; all conditions apply together."""
+
+    statuses: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()  # the latest prediction flags any of these
+    source: str | None = None
+    created_before: datetime | None = None  # "age": only items older than this
+    min_priority: int | None = None
+    held: HeldFilter = "any"  # "me" and "someone" mean a live lease
+    held_by_me: str | None = None  # the username "me" stands for
+    min_score: float | None = None
+    max_score: float | None = None
+    disagreement_only: bool = False
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    items: list[ItemView]
+    offset: int
+    has_more: bool
+
+
+def _queue_where(session: Session, q: QueueQuery, now: datetime) -> list[Any]:
+    where: list[Any] = []
+    if q.statuses:
+        known = {s.value for s in ItemStatus}
+        bad = [s for s in q.statuses if s not in known]
+        if bad:
+            raise WardenError(f"unknown status {bad[0]!r}; known: {', '.join(sorted(known))}")
+        where.append(Item.status.in_(list(q.statuses)))
+    if q.source:
+        where.append(Item.source == q.source)
+    if q.created_before is not None:
+        where.append(Item.created_at < q.created_before)
+    if q.min_priority is not None:
+        where.append(Item.priority >= q.min_priority)
+    live = Item.lease_expires_at > now
+    if q.held == "me":
+        if not q.held_by_me:
+            raise WardenError("held='me' needs the username it stands for")
+        where += [Item.lease_holder == q.held_by_me, live]
+    elif q.held == "someone":
+        where += [Item.lease_holder.is_not(None), live]
+    elif q.held == "nobody":
+        where.append(or_(Item.lease_holder.is_(None), Item.lease_expires_at <= now))
+    elif q.held != "any":
+        raise WardenError(f"unknown held filter {q.held!r}; known: any, me, nobody, someone")
+    where += prediction_filter_clauses(
+        session.get_bind().dialect.name,
+        categories=tuple(q.categories),
+        min_score=q.min_score,
+        max_score=q.max_score,
+        disagreement_only=q.disagreement_only,
+    )
+    return where
+
+
+def _queue_order(sort: str, descending: bool) -> list[Any]:
+    if sort not in QUEUE_SORTS:
+        raise WardenError(f"unknown sort {sort!r}; known: {', '.join(QUEUE_SORTS)}")
+    col = QUEUE_SORTS[sort]
+    if sort == "item":
+        return [col.desc() if descending else col.asc()]
+    # NULLs (no source, nobody holding) last either way; item id keeps pages stable.
+    first = col.desc().nulls_last() if descending else col.asc().nulls_last()
+    return [first, Item.id.desc() if descending else Item.id.asc()]
+
+
+def list_queue_page(
+    session: Session,
+    query: QueueQuery | None = None,
+    *,
+    sort: str = "priority",
+    descending: bool = True,
+    limit: int = 50,
+    offset: int = 0,
+    now: datetime | None = None,
+) -> QueuePage:
+    """One page of the queue: filtered, sorted and paged by the database (`limit` at most
+    MAX_QUEUE_PAGE rows), with each item's latest prediction and current decision."""
+    if not 1 <= limit <= MAX_QUEUE_PAGE:
+        raise WardenError(f"page size must be between 1 and {MAX_QUEUE_PAGE}, not {limit}")
+    if offset < 0:
+        raise WardenError("offset must not be negative")
+    now = now or utcnow()
+    stmt = (
+        _base_select()
+        .where(*_queue_where(session, query or QueueQuery(), now))
+        .order_by(*_queue_order(sort, descending))
+        .limit(limit + 1)
+        .offset(offset)
+    )
+    rows = [(r[0], r[1]) for r in session.execute(stmt)]
+    return QueuePage(items=_views(session, rows[:limit]), offset=offset, has_more=len(rows) > limit)
+
+
+def queue_item_ids(
+    session: Session,
+    query: QueueQuery | None = None,
+    *,
+    sort: str = "priority",
+    descending: bool = True,
+    limit: int = 5000,
+    now: datetime | None = None,
+) -> list[int]:
+    """Ids of the items `list_queue_page` would list, in its order (for bulk actions)."""
+    now = now or utcnow()
+    stmt = (
+        select(Item.id)
+        .where(*_queue_where(session, query or QueueQuery(), now))
+        .order_by(*_queue_order(sort, descending))
+        .limit(max(limit, 0))
+    )
+    return list(session.scalars(stmt))

@@ -426,6 +426,87 @@ def _claim_statement(dialect: str, filters: QueueFilters, with_cooldown: bool) -
     )
 
 
+def claim_item(
+    session: Session,
+    item_id: int,
+    holder: str,
+    *,
+    lease_s: int = 600,
+    now: datetime | None = None,
+) -> ClaimedItem:
+    """Claim one chosen item (a queue row a reviewer opens) for `holder` under a lease.
+
+    Open items only: Conflict, with a one-line reason, when another reviewer holds it under a
+    live lease, a scoring worker is on it, or it is already decided or escalated (those change
+    by overrule). An item `holder` already holds keeps its lease, renewed. NotFound for an item
+    that does not exist.
+    """
+    now = _now(now)
+    item = require_item(session, item_id, for_update=True)
+    if item.status in (ItemStatus.decided.value, ItemStatus.escalated.value):
+        raise Conflict(
+            f"item {item_id} is already {item.status}; only an admin or engineer can overrule it"
+        )
+    live = item.lease_holder is not None and (
+        item.lease_expires_at is not None and item.lease_expires_at > now
+    )
+    if live and item.lease_holder == holder and item.status == ItemStatus.in_review.value:
+        renew_lease(session, item_id, holder, lease_s=lease_s)
+        return _held_one(session, item_id, holder)
+    if live and item.status == ItemStatus.in_review.value:
+        raise Conflict(f"item {item_id} is being reviewed by {item.lease_holder}; pick another")
+    if live:
+        raise Conflict(f"item {item_id} is being scored right now; open it again in a minute")
+    expires = now + timedelta(seconds=lease_s)
+    token = str(uuid.uuid4())
+    # Conditional on the lease still being free: SQLite has no row lock, and another claimer
+    # may have taken the item since it was read.
+    row = session.execute(
+        update(ITEMS)
+        .where(
+            ITEMS.c.id == item_id,
+            ITEMS.c.status.in_(OPEN_STATUSES),
+            or_(ITEMS.c.lease_holder.is_(None), ITEMS.c.lease_expires_at <= now),
+        )
+        .values(
+            status=ItemStatus.in_review.value,
+            lease_holder=holder,
+            lease_expires_at=expires,
+            lease_token=token,
+            updated_at=now,
+        )
+        .returning(*_RETURNING, ITEMS.c.lease_token)
+    ).first()
+    if row is None:
+        raise Conflict(f"item {item_id} was just taken by another reviewer; pick another")
+    expired = close_open_claims(session, item_id, "expired", now)
+    session.execute(
+        insert(CLAIMS).values(
+            item_id=item_id,
+            holder=holder,
+            kind="review",
+            token=token,
+            claimed_at=now,
+            expires_at=expires,
+        )
+    )
+    record_audit(
+        session,
+        holder,
+        "item.claimed",
+        item_id,
+        lease_s=lease_s,
+        took_over_expired=bool(expired),
+        via="queue",
+    )
+    return _claimed(row, holder)
+
+
+def _held_one(session: Session, item_id: int, holder: str) -> ClaimedItem:
+    row = session.execute(select(*_RETURNING).where(ITEMS.c.id == item_id)).one()
+    return _claimed(row, holder)
+
+
 def held_items(session: Session, holder: str, now: datetime | None = None) -> list[ClaimedItem]:
     """Items `holder` holds under a live lease, oldest claim first."""
     now = _now(now)

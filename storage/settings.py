@@ -96,6 +96,8 @@ class UISettings(BaseModel):
     login_ip_max_failures: int = 30
     secure_cookies: bool = False
     concurrency_limit: int = 16
+    # Open items older than this many hours show in the Queue's "Older than SLA" view.
+    review_sla_h: float = Field(default=24.0, gt=0)
     # Review cards open with the model's flags already checked (WARDEN_UI__PREFILL_MODEL_FLAGS);
     # off shows an empty card, against anchoring. The accept key (A) works either way.
     prefill_model_flags: bool = True
