@@ -403,7 +403,12 @@ def build(ctx: AppContext) -> ModelsTab:
                     elem_id="m-gate",
                 )
                 with gr.Row():
-                    force = gr.Checkbox(label="Force past the gate (admins only)", value=False)
+                    force = gr.Checkbox(
+                        label="Force past the gate (admins only)",
+                        value=False,
+                        visible=False,  # shown to admins when the tab opens
+                        elem_id="m-force",
+                    )
                     promote_btn = gr.Button(
                         "Promote to live", variant="primary", elem_id="m-promote"
                     )
@@ -449,6 +454,7 @@ def build(ctx: AppContext) -> ModelsTab:
         )
         with unit_of_work(ctx.engine) as s:
             view = compare(s, chosen, ctx)
+        is_admin = current_user(ctx, request).role.value == "admin"
         return (
             version_table(rows),
             gr.update(choices=names, value=chosen),
@@ -459,6 +465,7 @@ def build(ctx: AppContext) -> ModelsTab:
             view.card_splits,
             view.swaps,
             view.details,
+            gr.update(visible=is_admin),
         )
 
     @requires(ctx, *ENGINEERS)
@@ -490,7 +497,7 @@ def build(ctx: AppContext) -> ModelsTab:
             info = registry.rollback(s, user.username)
         return f"Rolled back: {info.name} is live again."
 
-    outs = [table, name, chart, verdict, checks, card, splits, swaps, details]
+    outs = [table, name, chart, verdict, checks, card, splits, swaps, details, force]
     for trigger in (tab.select, refresh.click, name.input):
         trigger(
             list_versions,

@@ -228,6 +228,8 @@ def test_models_tab_shows_metrics_chart_gate_and_card_as_text(
     assert "Recall: Scams and fraud" in wpage.locator("#m-checks").inner_text()
     assert HOSTILE in wpage.locator("#m-swaps").inner_text()
     assert "Dataset ds-2026-12-04" in wpage.eval_on_selector("#m-card textarea", "e => e.value")
+    # Forcing past the gate is an admin's call: engineers are not offered the box.
+    assert wpage.locator("#m-force").is_visible() == (role == "admin")
     wpage.wait_for_timeout(500)
     assert wpage.evaluate("() => window.__pwned") is None
     assert wpage.locator("img[src=x]").count() == 0
