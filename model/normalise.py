@@ -33,6 +33,7 @@ from functools import cache
 from pathlib import Path
 
 WORD_COUNT = 1_000_000  # a wordsegment unigram this common (26k words) is an English word
+RARE_WORD_COUNT = 100_000  # (99k words) enough for a word broken by a symbol no word holds
 JOIN_ODDS = 1000.0  # how much likelier a joined word must be than its pieces as separate words
 MIN_SPELLED = 4  # letters spelt one by one shorter than this are initialisms: "h.i.s", "a.m."
 _SMALL_WORDS = frozenset(
@@ -46,6 +47,7 @@ _SEPARATORS = ".-_*·•~,:;=^#`"
 _SEP_RUN = re.compile(f"[{re.escape(_SEPARATORS)}]+")
 _TOKEN = re.compile(r"\S+")
 _ASCII_LETTERS = re.compile(r"[A-Za-z]+")
+_SPELT_LAST = re.compile(r"[A-Za-z][,.;:!?]")
 
 
 @dataclass
@@ -92,13 +94,13 @@ def _unigrams() -> tuple[dict[str, float], float]:
     return wordsegment.UNIGRAMS, float(sum(wordsegment.UNIGRAMS.values()))
 
 
-def is_word(word: str) -> bool:
+def is_word(word: str, min_count: float = WORD_COUNT) -> bool:
     """An English word: 3+ letters and common in wordsegment's counts, or a small word."""
     w = word.lower()
     if len(w) < 3:
         return w in _SMALL_WORDS
     counts, _ = _unigrams()
-    return counts.get(w, 0.0) >= WORD_COUNT
+    return counts.get(w, 0.0) >= min_count
 
 
 def _log_p(word: str) -> float:
@@ -170,6 +172,10 @@ def _skeletons() -> dict[str, str]:
     return out
 
 
+def _is_latin(ch: str) -> bool:
+    return ch.isascii() or unicodedata.name(ch, "").startswith("LATIN")
+
+
 def _fold(text: str, changes: Changes) -> str:
     skel = _skeletons()
     tokens = _TOKEN.findall(text)
@@ -178,13 +184,14 @@ def _fold(text: str, changes: Changes) -> str:
 
     def one(m: re.Match[str]) -> str:
         tok = m.group(0)
-        foreign = [c for c in tok if c.isalpha() and not c.isascii()]
-        if not foreign or not all(c in skel for c in foreign):
+        foreign = [c for c in tok if c.isalpha() and not _is_latin(c) and c in skel]
+        others = [c for c in tok if c.isalpha() and c not in foreign]
+        # Fold look-alikes only inside a Latin word (the rest of its letters Latin, "ø" too).
+        if not foreign or not all(_is_latin(c) for c in others):
             return tok
-        folded = "".join(skel.get(c, c) for c in tok)
-        mixed = any(c.isascii() and c.isalpha() for c in tok)
+        folded = "".join(skel[c] if c in foreign else c for c in tok)
         core = folded.strip("\"'()[]{}<>,.;:?!")
-        if mixed or (latin_text and core.isalpha() and is_word(core)):
+        if others or (latin_text and core.isalpha() and is_word(core)):
             changes.confusables += len(foreign)
             return folded
         return tok
@@ -209,12 +216,22 @@ def _drop_invisible(text: str, changes: Changes) -> str:
     return "".join(out)
 
 
-def _join_pieces(pieces: list[str]) -> list[str] | None:
-    """The word(s) that letter-only `pieces` were split from, or None to leave them."""
+def _join_pieces(pieces: list[str], *, symbol: bool = False) -> list[str] | None:
+    """The word(s) that letter-only `pieces` were split from, or None to leave them.
+
+    `symbol`: they were split by a symbol no English word holds inside it (. * _ ...), not a
+    hyphen or a space: a joined word that is a word at all is enough, with no odds test."""
     joined = "".join(pieces)
     if all(len(p) == 1 for p in pieces):
-        return _segment(joined) if len(joined) >= MIN_SPELLED else None
-    if not is_word(joined) or all(is_word(p) for p in pieces):
+        if len(joined) < MIN_SPELLED:
+            return None
+        # "M_a_r_i_s_h": letters one by one between symbols spell a word, known or not.
+        return _segment(joined) or ([joined] if symbol else None)
+    if all(is_word(p) for p in pieces):
+        return None
+    if symbol:
+        return [joined] if is_word(joined, RARE_WORD_COUNT) else None
+    if not is_word(joined):
         return None
     odds = _log_p(joined) - sum(_log_p(p) for p in pieces)
     return [joined] if odds >= math.log(JOIN_ODDS) else None
@@ -231,7 +248,11 @@ def _inner_separators(text: str, changes: Changes) -> str:
         pieces = _SEP_RUN.split(core)
         if len(pieces) < 2 or not all(_ASCII_LETTERS.fullmatch(p) for p in pieces):
             return tok
-        words = _join_pieces(pieces)
+        seps = set(_SEP_RUN.findall(core))
+        # A hyphen joins words in plain text, and dots write initialisms ("U.S.A"): only the
+        # other symbols count as sure signs of a word broken on purpose.
+        single = all(len(p) == 1 for p in pieces)
+        words = _join_pieces(pieces, symbol=bool(seps - {"-"}) and not (single and "." in seps))
         if words is None:
             return tok
         start = tok.index(core)
@@ -256,16 +277,28 @@ def _spaced(text: str, changes: Changes) -> str:
         j = i
         while j < len(tokens) and len(tokens[j]) == 1 and _ASCII_LETTERS.fullmatch(tokens[j]):
             j += 1
+        tail = ""  # "w i l d:" ends the run with its punctuation
+        if j < len(tokens) and _SPELT_LAST.fullmatch(tokens[j]) and j - i >= MIN_SPELLED - 1:
+            tail = tokens[j][1:]
+            tokens = [*tokens[:j], tokens[j][0], *tokens[j + 1 :]]
+            j += 1
         if j - i >= MIN_SPELLED:
             words = _segment("".join(tokens[i:j]))
+            if words is not None and tail:
+                words[-1] += tail
+            elif tail:
+                tokens[j - 1] += tail
             if words is not None:
                 changes.joined += 1
                 joined = True
                 if len(changes.examples) < 8:
                     changes.examples.append(f"{' '.join(tokens[i:j])} → {' '.join(words)}")
                 out += [" ".join(words), gaps[j - 1]]
-                i = j
-                continue
+            else:  # a run that is no word stays whole: no word is cut out of its middle
+                for k in range(i, j):
+                    out += [tokens[k], gaps[k]]
+            i = j
+            continue
         # Two letter-only pieces of 2+ letters, at least one not a word.
         nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
         if (

@@ -160,3 +160,81 @@ TEXT_TRANSFORMS: dict[str, Callable[[str, random.Random], str]] = {
     "split_words": split_words,
 }
 LATIN_ONLY = frozenset({"leetspeak", "homoglyph"})
+
+
+# --- evasion families for the reader (issue 18) -----------------------------------------------
+# Not in TEXT_TRANSFORMS: SynthMod's default mix and seeds stay as they were. Tests and benches
+# call them directly; each changes Latin words only and raises TextTransformError otherwise.
+
+_ZERO_WIDTH = ("\u200b", "\u200c", "\u200d", "\u2060")
+_MULTI = {"k": "|<", "w": "vv", "a": "/\\", "o": "()", "h": "|-|"}
+_SPELL_SEPARATORS = (".", "-", "_", "*", " ")
+
+
+def _latin_words(text: str, min_len: int) -> list[re.Match[str]]:
+    return [m for m in re.finditer(r"[A-Za-z]+", text) if len(m.group()) >= min_len]
+
+
+def _rewrite(
+    text: str, rng: random.Random, min_len: int, how: Callable[[str, random.Random], str]
+) -> str:
+    words = _latin_words(text, min_len)
+    if not words:
+        raise TextTransformError(f"no Latin word of {min_len}+ letters")
+    chosen = sorted(
+        rng.sample(words, k=min(len(words), rng.randint(1, 3))), key=lambda m: m.start()
+    )
+    out, last = [], 0
+    for m in chosen:
+        out += [text[last : m.start()], how(m.group(), rng)]
+        last = m.end()
+    return "".join(out) + text[last:]
+
+
+def spelled_out(text: str, rng: random.Random) -> str:
+    """Spell a few words letter by letter with one separator (free -> f.r.e.e, f r e e)."""
+    return _rewrite(text, rng, 4, lambda w, r: r.choice(_SPELL_SEPARATORS).join(w))
+
+
+def zero_width(text: str, rng: random.Random) -> str:
+    """Hide zero-width characters between the letters of a few words (invisible in pixels)."""
+    return _rewrite(text, rng, 3, lambda w, r: r.choice(_ZERO_WIDTH).join(w))
+
+
+def inserted_symbol(text: str, rng: random.Random) -> str:
+    """Put one symbol inside a few words (cocaine -> coc.aine, coc*aine)."""
+
+    def cut(w: str, r: random.Random) -> str:
+        k = r.randint(2, len(w) - 2)
+        return w[:k] + r.choice(".-_*") + w[k:]
+
+    return _rewrite(text, rng, 5, cut)
+
+
+def multi_character(text: str, rng: random.Random) -> str:
+    """Draw letters with several characters (k -> |<, w -> vv, a -> /\\, o -> (), h -> |-|)."""
+    spots = [i for i, ch in enumerate(text) if ch in _MULTI]
+    if not spots:
+        raise TextTransformError("no letter with a multi-character form")
+    rate = rng.uniform(0.5, 0.9)
+    chosen = {i for i in spots if rng.random() < rate} or {rng.choice(spots)}
+    return "".join(_MULTI[ch] if i in chosen else ch for i, ch in enumerate(text))
+
+
+def mixed_script(text: str, rng: random.Random) -> str:
+    """Swap Latin letters inside words for Cyrillic/Greek look-alikes only (no visible swap)."""
+    spots = [i for i, ch in enumerate(text) if ch in _UNICODE_LOOKALIKE]
+    if not spots:
+        raise TextTransformError("no Latin letters with look-alikes")
+    rate = rng.uniform(0.3, 0.7)
+    chosen = {i for i in spots if rng.random() < rate} or {rng.choice(spots)}
+    return "".join(_UNICODE_LOOKALIKE[ch] if i in chosen else ch for i, ch in enumerate(text))
+
+
+EVASION_TRANSFORMS: dict[str, Callable[[str, random.Random], str]] = {
+    "spelled_out": spelled_out,
+    "zero_width": zero_width,
+    "inserted_symbol": inserted_symbol,
+    "multi_character": multi_character,
+    "mixed_script": mixed_script,
+}

@@ -135,3 +135,40 @@ def test_a_learnt_reader_changes_no_word_of_benign_text_written_elsewhere(
     assert changed == []
     # And it still reads the writing back.
     assert reader.read("fr33 m0n3y, 8uy n0w") == "free money, buy now"
+
+
+# Measured: zero_width and mixed_script all but a few, spelled_out 87% (dotted invented names
+# and domains stay), inserted_symbol ~3 in 4
+# (invented names such as "Ul*varic" are in no lexicon, "cl-own" is below the join odds).
+SHARE = {"spelled_out": 0.85, "zero_width": 0.9, "inserted_symbol": 0.7, "mixed_script": 0.9}
+
+
+@pytest.mark.parametrize("family", sorted(SHARE))
+def test_synthmod_evasions_that_need_no_learning_are_normalised(family: str) -> None:
+    from model.normalise import normalise_text
+    from model.reading import words_of
+    from training.synth_text import EVASION_TRANSFORMS
+
+    write = EVASION_TRANSFORMS[family]
+    rng = random.Random(4)
+    hidden = back = 0
+    for text in _texts(300, seed=6):
+        try:
+            raw = write(text, rng)
+        except ValueError:
+            continue
+        words = [w for w in words_of(text) if w not in words_of(raw)]
+        hidden += len(words)
+        back += sum(w in words_of(normalise_text(raw)) for w in words)
+    assert hidden > 50 and back >= SHARE[family] * hidden, (back, hidden)
+
+
+def test_synthmod_multi_character_letters_are_learnt(reference: list[str]) -> None:
+    from training.synth_text import multi_character
+
+    rng = random.Random(3)
+    observed = [multi_character(t, rng) for t in _texts(300, seed=2) if set(t) & set("kwaoh")]
+    ch = estimate_channel(observed, reference)
+    learnt = {(c, o) for c, obs in ch.subs.items() for o in obs}
+    assert {("k", "|<"), ("w", "vv"), ("a", "/\\"), ("o", "()")} <= learnt, ch.summary()
+    assert all(len(o) > 1 for _, o in learnt), ch.summary()

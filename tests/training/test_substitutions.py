@@ -162,6 +162,13 @@ def test_build_learns_a_reader_and_reads_the_sft_prompts_through_it(
     digits_read = sum(c.isdigit() for t in raw.values() for c in reader.read(t))
     assert digits_read < 0.6 * digits_raw, (digits_read, digits_raw)
     assert "Character swaps the corrections show" in (out / "README.md").read_text()
+    # The card says what normalisation did and why each swap was kept (issue 18).
+    evidence = info.card["reading_evidence"]
+    assert set(evidence["normalisation"]) >= {"nfkc_tokens", "confusables_folded", "words_joined"}
+    kept = {(r["intended"], r["observed"]): r for r in evidence["swaps"]["kept"]}
+    assert kept[("e", "3")]["items"] >= 3 and kept[("e", "3")]["g"] >= 20, kept
+    readme = (out / "README.md").read_text()
+    assert "Normalisation of the corrected OCR text" in readme and "Swaps kept:" in readme
 
 
 def test_ordinary_corrections_build_no_reader(settings: Settings, tmp_path: Path) -> None:
