@@ -37,13 +37,15 @@ def build_app(settings: Settings | AppContext) -> tuple[gr.Blocks, str, str]:
                 show_label=False, interactive=False, container=False, scale=6, elem_id="wd-who"
             )
             gr.Button("Log out", link="/logout", size="sm", scale=1, elem_id="wd-logout")
-        with gr.Tabs(elem_id="wd-tabs"):
+        with gr.Tabs(elem_id="wd-tabs") as tab_strip:
             review_tab = review.build(ctx)
             queue_tab = queue.build(ctx)
             upload_tab = upload.build(ctx)
             dashboard_tab = dashboard.build(ctx)
             models_tab = models.build(ctx)
             audit_tab = audit.build(ctx)
+        # A queue row opens in Review: claimed under a lease, then shown on the card.
+        queue.connect_review(ctx, queue_tab, review_tab, tab_strip)
         tabs = {
             "review": review_tab.tab,
             "queue": queue_tab.tab,

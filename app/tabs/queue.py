@@ -1,104 +1,213 @@
-"""Queue tab: filter and sort items; admins apply bulk decisions after a confirmation step.
+"""Queue tab: the working list. Filter (status, model flags, source, age, priority, who holds
+it), sort and page in SQL (storage.items.list_queue_page); saved views (my items, escalated,
+older than the SLA, `WARDEN_UI__REVIEW_SLA_H`); a click on a row, or Enter on a selected row,
+claims that item under a lease and opens it in Review (`connect_review`).
 
 Everyone may read the queue and release the items they hold; bulk actions are admin-only and
-write one decision per item (source=bulk). Admins and engineers may overrule one decided or
-escalated item: a new decision, recorded as an overrule. Tables use Dataframe datatype "str"
-(text inert).
+write one decision per item (source=bulk) on every item matching the filters. Admins and
+engineers may overrule one decided or escalated item: a new decision, recorded as an overrule.
+Tables use Dataframe datatype "str" (text inert).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 import gradio as gr
 import pandas as pd
 
 from app.context import AppContext
-from app.roles import ADMINS, ENGINEERS, EVERYONE, current_user, requires
+from app.roles import ADMINS, ENGINEERS, EVERYONE, REVIEWERS, current_user, requires
+from storage import queue as queue_repo
 from storage import review
 from storage.db import unit_of_work
 from storage.domain import ItemStatus
+from storage.items import (
+    OPEN_ITEM_STATUSES,
+    ItemView,
+    QueueQuery,
+    list_queue_page,
+    queue_item_ids,
+)
+from storage.models import utcnow
+
+log = logging.getLogger(__name__)
 
 COLUMNS = [
     "item",
     "status",
+    "priority",
+    "age",
     "source",
     "file",
-    "priority",
-    "created",
-    "max score",
     "model flags",
+    "top score",
     "decision",
-    "reviewer",
     "held by",
 ]
+# Percent widths that fit 1366 px without sideways scrolling; long text is cut (MAX_CHARS).
+COLUMN_WIDTHS = ["6%", "8%", "6%", "7%", "9%", "16%", "14%", "7%", "14%", "13%"]
+MAX_CHARS = 40
 STATUS_ANY = "any"
+STATUS_OPEN = "open"
 MAX_BULK = 5000
+PAGE_SIZES = [25, 50, 100, 200]
+HELD_CHOICES = [
+    ("anyone or nobody", "any"),
+    ("me", "me"),
+    ("nobody", "nobody"),
+    ("someone", "someone"),
+]
+SORTS = [
+    ("priority", "priority"),
+    ("age (created)", "created"),
+    ("item id", "item"),
+    ("status", "status"),
+    ("source", "source"),
+    ("held by", "held_by"),
+]
+VIEW_ALL = "All items"
+VIEW_MINE = "My items"
+VIEW_ESCALATED = "Escalated"
+VIEW_SLA = "Older than SLA"
+VIEWS = [VIEW_ALL, VIEW_MINE, VIEW_ESCALATED, VIEW_SLA]
 
 
 @dataclass(frozen=True)
 class QueueTab:
     tab: gr.Tab
     bulk_box: gr.Group
+    table: gr.Dataframe
+    info: gr.Textbox
 
 
-def rows_frame(rows: list[review.QueueRow]) -> pd.DataFrame:
-    data = [
-        [
-            str(r.item_id),
-            r.status,
-            r.source or "",
-            r.filename or "",
-            str(r.priority),
-            r.created_at.strftime("%Y-%m-%d %H:%M"),
-            "" if r.max_score is None else f"{r.max_score:.3f}",
-            ", ".join(r.flagged) if r.max_score is not None else "not scored",
-            "" if r.decision is None else (", ".join(r.decision) or "safe"),
-            r.reviewer or "",
-            r.lease_holder or "",
-        ]
-        for r in rows
-    ]
+def _age(created: datetime, now: datetime, sla_h: float) -> str:
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=now.tzinfo)
+    hours = max((now - created).total_seconds(), 0) / 3600
+    text = (
+        f"{hours * 60:.0f} min"
+        if hours < 1
+        else (f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.0f} d")
+    )
+    return f"{text} !" if hours >= sla_h else text
+
+
+def rows_frame(
+    items: list[ItemView], *, now: datetime | None = None, sla_h: float = 24.0
+) -> pd.DataFrame:
+    """Plain-text cells (the Dataframe's datatype is "str": filenames stay inert)."""
+    now = now or utcnow()
+    data = []
+    for v in items:
+        p, d = v.prediction, v.decision
+        live = v.lease_holder and v.lease_expires_at and _aware(v.lease_expires_at, now) > now
+        data.append(
+            [
+                str(v.item_id),
+                v.status.value.replace("_", " "),
+                str(v.priority),
+                _age(v.created_at, now, sla_h),
+                v.source or "",
+                v.filename or "",
+                "not scored" if p is None else (", ".join(p.flagged) or "safe"),
+                "" if p is None else f"{p.max_score:.2f}",
+                ""
+                if d is None
+                else f"{', '.join(d.categories) or 'safe'} ({d.reviewer or d.source.value})",
+                v.lease_holder if live else "",
+            ]
+        )
     return pd.DataFrame(data, columns=COLUMNS)
+
+
+def _aware(value: datetime, now: datetime) -> datetime:
+    return value.replace(tzinfo=now.tzinfo) if value.tzinfo is None else value
 
 
 def build(ctx: AppContext) -> QueueTab:
     policy = ctx.policy
     limit_c = ctx.settings.ui.concurrency_limit
+    sla_h = ctx.settings.ui.review_sla_h
     with gr.Tab("Queue", id="queue", elem_id="tab-queue") as tab:
-        with gr.Row():
+        with gr.Row(equal_height=True):
+            view = gr.Radio(VIEWS, value=VIEW_ALL, label="Saved views", elem_id="q-view", scale=4)
+            sort = gr.Dropdown(SORTS, value="priority", label="Sort by", elem_id="q-sort", scale=1)
+            descending = gr.Checkbox(value=True, label="Descending", elem_id="q-desc", scale=1)
+            limit = gr.Dropdown(
+                PAGE_SIZES, value=50, label="Rows a page", elem_id="q-limit", scale=1
+            )
+        with gr.Row(equal_height=True):
             status = gr.Dropdown(
-                [STATUS_ANY, *[s.value for s in ItemStatus]],
+                [STATUS_ANY, STATUS_OPEN, *[s.value for s in ItemStatus]],
                 value=STATUS_ANY,
                 label="Status",
                 elem_id="q-status",
+                min_width=120,
             )
             categories = gr.Dropdown(
                 [(c.title, c.id) for c in policy.categories],
                 multiselect=True,
                 label="Model flags any of",
                 elem_id="q-cats",
+                min_width=160,
             )
-            source = gr.Textbox(label="Source", max_lines=1, elem_id="q-source")
-        with gr.Row():
-            min_score = gr.Slider(0, 1, value=0, step=0.01, label="Min top score")
-            max_score = gr.Slider(0, 1, value=1, step=0.01, label="Max top score")
-            disagreement = gr.Checkbox(label="Model vs moderator disagree", value=False)
-            limit = gr.Number(value=200, precision=0, minimum=1, maximum=MAX_BULK, label="Rows")
-        with gr.Row():
-            search_btn = gr.Button("Search", variant="primary", elem_id="q-search")
-            release_btn = gr.Button("Release the items I hold", elem_id="q-release")
+            source = gr.Textbox(label="Source", max_lines=1, elem_id="q-source", min_width=120)
+            # Textboxes, not Numbers: an empty filter must stay empty (a Number shows 0).
+            older_h = gr.Textbox(
+                label="Older than (hours)",
+                placeholder="any age",
+                max_lines=1,
+                elem_id="q-older",
+                min_width=110,
+            )
+            min_priority = gr.Textbox(
+                label="Priority at least",
+                placeholder="any",
+                max_lines=1,
+                elem_id="q-prio",
+                min_width=110,
+            )
+            held = gr.Dropdown(
+                HELD_CHOICES, value="any", label="Held by", elem_id="q-held", min_width=130
+            )
+        with gr.Accordion("Score filters", open=False):
+            with gr.Row():
+                min_score = gr.Slider(0, 1, value=0, step=0.01, label="Min top score")
+                max_score = gr.Slider(0, 1, value=1, step=0.01, label="Max top score")
+                disagreement = gr.Checkbox(label="Model vs moderator disagree", value=False)
+        with gr.Row(equal_height=True):
+            search_btn = gr.Button("Search", variant="primary", elem_id="q-search", size="sm")
+            prev_btn = gr.Button("◀ Previous page", elem_id="q-prev", size="sm")
+            next_btn = gr.Button("Next page ▶", elem_id="q-next", size="sm")
+            release_btn = gr.Button("Release the items I hold", elem_id="q-release", size="sm")
+        info = gr.Textbox(
+            show_label=False,
+            container=False,
+            interactive=False,
+            elem_id="q-info",
+            placeholder="Search, or pick a saved view",
+        )
         table = gr.Dataframe(
             headers=COLUMNS,
             datatype=["str"] * len(COLUMNS),
             interactive=False,
             elem_id="q-table",
             wrap=True,
+            column_widths=COLUMN_WIDTHS,
+            max_chars=MAX_CHARS,
+            max_height=640,
+            label="Click a row, or select a cell with the arrow keys and press Enter, "
+            "to open the item in Review",
+            show_label=True,
         )
-        info = gr.Textbox(label="Result", interactive=False, elem_id="q-info")
+        offset = gr.State(0)
         with gr.Group(visible=False) as bulk_box:
-            gr.Markdown("**Bulk decision** (admins) on every item listed above")
+            gr.Markdown("**Bulk decision** (admins) on every item matching the filters above")
             with gr.Row():
                 bulk_cats = gr.CheckboxGroup(
                     [(c.title, c.id) for c in policy.categories],
@@ -127,25 +236,99 @@ def build(ctx: AppContext) -> QueueTab:
                 ov_note = gr.Textbox(label="Reason", max_lines=2, elem_id="q-ov-note")
             ov_btn = gr.Button("Overrule", variant="stop", elem_id="q-ov-go")
 
-    filter_inputs = [status, categories, source, min_score, max_score, disagreement, limit]
+    filter_inputs = [
+        status,
+        categories,
+        source,
+        older_h,
+        min_priority,
+        held,
+        min_score,
+        max_score,
+        disagreement,
+        sort,
+        descending,
+    ]
 
-    def _query(st, cats, src, lo, hi, dis, lim) -> list[review.QueueRow]:
+    def _filters(username, st, cats, src, older, prio, hd, lo, hi, dis, srt, desc):
+        """(QueueQuery, sort, descending) from the filter controls' values."""
+        if st in (None, "", STATUS_ANY):
+            statuses: tuple[str, ...] = ()
+        elif st == STATUS_OPEN:
+            statuses = OPEN_ITEM_STATUSES
+        else:
+            statuses = (str(st),)
+        try:
+            hours = float(older) if str(older or "").strip() else None
+            priority = int(str(prio).strip()) if str(prio or "").strip() else None
+        except (TypeError, ValueError):
+            raise gr.Error("Age and priority filters take numbers.") from None
+        if hours is not None and not 0 <= hours < 1e6:
+            raise gr.Error("Older than (hours): a number of hours, 0 or more.")
+        query = QueueQuery(
+            statuses=statuses,
+            categories=tuple(cats or ()),
+            source=(src or "").strip() or None,
+            created_before=utcnow() - timedelta(hours=hours) if hours else None,
+            min_priority=priority,
+            held=hd or "any",
+            held_by_me=username,
+            min_score=float(lo) if lo else None,
+            max_score=float(hi) if hi is not None and hi < 1 else None,
+            disagreement_only=bool(dis),
+        )
+        return query, srt or "priority", bool(desc)
+
+    def _page(username: str, values: tuple, page_size: Any, start: int):
+        query, srt, desc = _filters(username, *values)
+        size = int(page_size or 50)
+        if size not in PAGE_SIZES:
+            raise gr.Error(f"Rows a page: one of {', '.join(map(str, PAGE_SIZES))}.")
+        start = max(int(start or 0), 0)
         with unit_of_work(ctx.engine) as s:
-            return review.list_queue(
-                s,
-                status=None if st in (None, STATUS_ANY) else st,
-                categories=tuple(cats or ()),
-                source=(src or "").strip() or None,
-                min_score=float(lo) if lo else None,
-                max_score=float(hi) if hi is not None and hi < 1 else None,
-                disagreement_only=bool(dis),
-                limit=max(1, min(int(lim or 200), MAX_BULK)),
-            )
+            page = list_queue_page(s, query, sort=srt, descending=desc, limit=size, offset=start)
+        n = len(page.items)
+        if start == 0 and not page.has_more:
+            text = f"{n} items"
+        elif n == 0:
+            text = "No more items"
+        else:
+            more = " (more: Next page)" if page.has_more else ""
+            text = f"Items {start + 1}–{start + n}{more}"
+        return rows_frame(page.items, sla_h=sla_h), text, start
 
     @requires(ctx, *EVERYONE)
-    def search(st, cats, src, lo, hi, dis, lim, request: gr.Request):
-        rows = _query(st, cats, src, lo, hi, dis, lim)
-        return rows_frame(rows), f"{len(rows)} items"
+    def search(st, cats, src, older, prio, hd, lo, hi, dis, srt, desc, size, request: gr.Request):
+        user = current_user(ctx, request)
+        values = (st, cats, src, older, prio, hd, lo, hi, dis, srt, desc)
+        return _page(user.username, values, size, 0)
+
+    @requires(ctx, *EVERYONE)
+    def next_page(
+        st, cats, src, older, prio, hd, lo, hi, dis, srt, desc, size, start, request: gr.Request
+    ):
+        user = current_user(ctx, request)
+        values = (st, cats, src, older, prio, hd, lo, hi, dis, srt, desc)
+        return _page(user.username, values, size, int(start or 0) + int(size or 50))
+
+    @requires(ctx, *EVERYONE)
+    def prev_page(
+        st, cats, src, older, prio, hd, lo, hi, dis, srt, desc, size, start, request: gr.Request
+    ):
+        user = current_user(ctx, request)
+        values = (st, cats, src, older, prio, hd, lo, hi, dis, srt, desc)
+        return _page(user.username, values, size, max(int(start or 0) - int(size or 50), 0))
+
+    def choose_view(name: str):
+        """A saved view sets the filters (then the search runs)."""
+        reset = [STATUS_ANY, [], "", "", "", "any", "priority", True]
+        if name == VIEW_MINE:
+            reset[5] = "me"
+        elif name == VIEW_ESCALATED:
+            reset[0] = ItemStatus.escalated.value
+        elif name == VIEW_SLA:
+            reset[0], reset[3], reset[6], reset[7] = STATUS_OPEN, f"{sla_h:g}", "created", False
+        return reset
 
     @requires(ctx, *EVERYONE)
     def release_mine(request: gr.Request) -> str:
@@ -155,10 +338,16 @@ def build(ctx: AppContext) -> QueueTab:
         return f"Released {n} items"
 
     @requires(ctx, *ADMINS)
-    def prepare(st, cats, src, lo, hi, dis, lim, labels, note, request: gr.Request):
-        rows = _query(st, cats, src, lo, hi, dis, lim)
+    def prepare(
+        st, cats, src, older, prio, hd, lo, hi, dis, srt, desc, labels, note, request: gr.Request
+    ):
+        user = current_user(ctx, request)
+        query, srt, desc = _filters(
+            user.username, st, cats, src, older, prio, hd, lo, hi, dis, srt, desc
+        )
+        with unit_of_work(ctx.engine) as s:
+            ids = queue_item_ids(s, query, sort=srt, descending=desc, limit=MAX_BULK)
         labels = policy.validate_labels(list(labels or []))
-        ids = [r.item_id for r in rows]
         if not ids:
             return "No items match the filters.", gr.update(visible=False), ""
         what = ", ".join(labels) or "safe"
@@ -211,10 +400,33 @@ def build(ctx: AppContext) -> QueueTab:
         user = ctx.active_user(getattr(request, "username", None))
         return gr.update(visible=user is not None and user.role in ENGINEERS)
 
-    search_btn.click(
+    page_outputs = [table, info, offset]
+    for trigger in (search_btn.click, source.submit, older_h.submit, min_priority.submit):
+        trigger(
+            search,
+            inputs=[*filter_inputs, limit],
+            outputs=page_outputs,
+            concurrency_limit=limit_c,
+            api_visibility="private",
+        )
+    for btn, fn in ((next_btn, next_page), (prev_btn, prev_page)):
+        btn.click(
+            fn,
+            inputs=[*filter_inputs, limit, offset],
+            outputs=page_outputs,
+            concurrency_limit=limit_c,
+            api_visibility="private",
+        )
+    view.input(
+        choose_view,
+        inputs=[view],
+        outputs=[status, categories, source, older_h, min_priority, held, sort, descending],
+        api_visibility="private",
+        queue=False,
+    ).then(
         search,
-        inputs=filter_inputs,
-        outputs=[table, info],
+        inputs=[*filter_inputs, limit],
+        outputs=page_outputs,
         concurrency_limit=limit_c,
         api_visibility="private",
     )
@@ -234,7 +446,12 @@ def build(ctx: AppContext) -> QueueTab:
         outputs=[confirm_text, confirm_btn, plan],
         concurrency_limit=1,
         api_visibility="private",
-    ).then(search, inputs=filter_inputs, outputs=[table, info], api_visibility="private")
+    ).then(
+        search,
+        inputs=[*filter_inputs, limit],
+        outputs=page_outputs,
+        api_visibility="private",
+    )
     ov_btn.click(
         overrule,
         inputs=[ov_item, ov_cats, ov_note],
@@ -243,4 +460,40 @@ def build(ctx: AppContext) -> QueueTab:
         api_visibility="private",
     )
     tab.select(show_overrule, outputs=[overrule_box], api_visibility="private")
-    return QueueTab(tab=tab, bulk_box=bulk_box)
+    return QueueTab(tab=tab, bulk_box=bulk_box, table=table, info=info)
+
+
+def connect_review(ctx: AppContext, queue_tab: QueueTab, review_tab: Any, tabs: gr.Tabs) -> None:
+    """Opening a queue row: claim that item under a lease for this user (storage rules), switch
+    to the Review tab and show it there (`review_tab.show_item`, the tab's own loader, which
+    keeps a held item current). Refusals are one-line messages; nothing switches."""
+    lease_s = ctx.settings.queue.lease_s
+    item_box = review_tab.load_inputs[0]
+    show_item = getattr(review_tab, "show_item", None)
+    if show_item is None:  # a Review tab without the hook: rows cannot open there
+        log.warning("the Review tab has no show_item hook; queue rows will not open in Review")
+        return
+
+    @requires(ctx, *REVIEWERS)
+    def open_row(evt: gr.SelectData, request: gr.Request):
+        user = current_user(ctx, request)
+        row = evt.row_value or []
+        try:
+            item_id = int(str(row[0]).strip())
+        except (IndexError, TypeError, ValueError):
+            raise gr.Error("Pick a row with an item id.") from None
+        with unit_of_work(ctx.engine) as s:
+            queue_repo.claim_item(s, item_id, user.username, lease_s=lease_s)
+        return gr.Tabs(selected="review"), str(item_id), f"Item {item_id} opened in Review"
+
+    queue_tab.table.select(
+        open_row,
+        outputs=[tabs, item_box, queue_tab.info],
+        concurrency_limit=ctx.settings.ui.concurrency_limit,
+        api_visibility="private",
+    ).success(
+        show_item,
+        inputs=review_tab.load_inputs,
+        outputs=review_tab.load_outputs,
+        api_visibility="private",
+    )
