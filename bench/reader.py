@@ -4,7 +4,8 @@
    noise) learn a reader: how many words of held-out benign text written by Faker (en_US
    sentences, addresses, slogans, names with prices and dates) does it change? Beside it, the
    same learner with the evidence rules off (min_items 1, no G test, no plain-text check:
-   what the learner was before issue 18).
+   no normalisation: the learner as it was before issue 18). The benign set also holds the
+   issue's own strings ("h.i.s", "at 9 a.m.").
 2. Evasions written by this file's own renderer (not SynthMod's): one-for-one swaps (t→+,
    e→€, s→§, l→£, o→ø, a→α), multi-character letters (k→|<, w→vv, a→/\\, o→()), and splits
    (f.r.e.e, f r e e, zero-width characters, a separator inside a word), Cyrillic look-alikes.
@@ -114,17 +115,31 @@ def _changed_words(reader, texts: Sequence[str]) -> tuple[int, int, int, list[st
     return words, texts_changed, total, examples
 
 
-def _learn(observed, reference, lexicon, *, strict: bool = True):
+def _raw_reader():
     from model.reading import Reader
+
+    class Raw(Reader):
+        """The reader as it was before issue 18: the channel alone, no normalisation."""
+
+        def read(self, text: str) -> str:
+            return self.read_channel(text)
+
+    return Raw
+
+
+def _learn(observed, reference, lexicon, *, strict: bool = True):
     from training.substitutions import Evidence, estimate_channel, safe_reader
 
+    _Raw = _raw_reader()  # noqa: N806
     ev = Evidence()
     if strict:
         ch = estimate_channel(observed, reference, evidence=ev)
         reader = safe_reader(ch, lexicon, reference, ev) if not ch.empty else None
     else:
-        ch = estimate_channel(observed, reference, min_items=1, min_g=0.0, evidence=ev)
-        reader = Reader(ch, lexicon) if not ch.empty else None
+        ch = estimate_channel(
+            observed, reference, min_items=1, min_g=0.0, evidence=ev, normalise=False
+        )
+        reader = _Raw(ch, lexicon) if not ch.empty else None
     return reader, ev
 
 
@@ -191,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     lexicon = lexicon_of(reference)
     for w in english_words(min_len=MIN_WORD):
         lexicon.setdefault(w, 1)
-    benign = _faker(100, 7)  # 400 texts
+    benign = [*_faker(100, 7), "h.i.s", "at 9 a.m.", "Call h.i.s office at 9 a.m. or 5 p.m."]
     fresh = _texts(400, 2)
     rng = random.Random(0)
     letters = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -253,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     payload = {
         "what": "issue 18: a reader that is sure or silent; normalisation before the channel",
-        "benign_heldout": "Faker en_US (seed 7: 400 texts; seed 11: 200 texts), not SynthMod",
+        "benign_heldout": "Faker en_US (seed 7: 400 texts + the issue's 3; seed 11: 200)",
         "no_real_swaps": part1,
         "evasions_own_renderer": part2,
         "thresholds": {

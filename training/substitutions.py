@@ -95,6 +95,7 @@ def estimate_channel(
     affected_share: float = 0.2,
     max_words: int = 5000,
     evidence: Evidence | None = None,
+    normalise: bool = True,
 ) -> Channel:
     """Estimate the character channel of the `observed` texts against clean `reference` texts.
 
@@ -105,14 +106,16 @@ def estimate_channel(
     their count times the lexicon's, per round (0.5 s for 1,500 x 3,000 here). Swaps need
     `min_count` distinct words, `min_items` distinct items and a G statistic of `min_g`
     (`g_statistic`); `evidence`, when given, is filled with what was kept and refused.
+    `normalise=False` skips `model.normalise` (only to measure what it is worth).
     """
-    lexicon = lexicon_of(normalise_text(t or "") for t in reference)
+    norm = normalise_text if normalise else (lambda t: t)
+    lexicon = lexicon_of(norm(t or "") for t in reference)
     unknown: Counter[str] = Counter()
     known: Counter[str] = Counter()
     items_of: dict[str, set[int]] = {}
     n_affected = 0
     for text in observed:
-        words = [collapse_units(w) for w in words_of(normalise_text(text or ""))]
+        words = [collapse_units(w) for w in words_of(norm(text or ""))]
         # Numbers are never read as words, so they are no evidence either.
         new = [w for w in words if w not in lexicon and any(c.isalpha() for c in w)]
         if not words or len(new) < affected_share * len(words):
