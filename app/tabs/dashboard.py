@@ -115,7 +115,8 @@ def _backlog(back: pd.DataFrame) -> go.Figure:
 
 
 def _throughput(thr: pd.DataFrame) -> go.Figure:
-    fig = charts.figure("Decisions per moderator per day", barmode="stack")
+    # The legend names the moderators, even when there is only one.
+    fig = charts.figure("Decisions per moderator per day", barmode="stack", showlegend=True)
     if thr.empty:
         return charts.no_data(fig, "No moderator decisions in the last 14 days")
     for name, sub in thr.groupby("reviewer"):
@@ -166,6 +167,27 @@ def _agreement_table(ctx: AppContext, agree: pd.DataFrame) -> pd.DataFrame:
     return table.astype(str)
 
 
+def headline(vol: pd.DataFrame, back: pd.DataFrame, model_version: str | None) -> str:
+    """One line a shift lead reads first: what waits, how old, what was decided."""
+    n_open = int(back["items"].sum())
+    if n_open:
+        oldest = float(back.loc[back["items"] > 0, "oldest_h"].max())
+        scale, unit = charts.duration_unit([oldest])
+        waiting = f"{n_open} open item{'s' * (n_open != 1)}, the oldest waiting "
+        waiting += f"{oldest / scale:.1f} {unit}"
+    else:
+        waiting = "No open items"
+    today = vol.iloc[-1] if not vol.empty else None  # volume_over_time ends today (UTC)
+    decided = (
+        f"today {int(today['items'])} in, {int(today['decisions'])} decided; "
+        f"last 7 days {int(vol['decisions'].tail(7).sum())} decided"
+        if today is not None
+        else "no volume yet"
+    )
+    model = f"model {plain(model_version)}" if model_version else "no model predictions yet"
+    return f"{waiting}. {decided[:1].upper()}{decided[1:]}. Scores compared: {model}."
+
+
 def figures(ctx: AppContext, model_version: str | None) -> dict[str, object]:
     with unit_of_work(ctx.engine) as s:
         vol = reports.volume_over_time(s)
@@ -185,6 +207,7 @@ def figures(ctx: AppContext, model_version: str | None) -> dict[str, object]:
         "exposure": _exposure(exp),
         "calib": _calibration(cal),
         "table": _agreement_table(ctx, agree),
+        "summary": headline(vol, back, model_version),
     }
 
 
@@ -204,6 +227,7 @@ def build(ctx: AppContext) -> DashboardTab:
                 scale=4,
             )
             refresh = gr.Button("Refresh", elem_id="db-refresh", size="sm", scale=0, min_width=120)
+        summary = gr.Textbox(show_label=False, interactive=False, elem_id="db-summary")
         with gr.Row():
             volume = gr.Plot(show_label=False, elem_id="db-volume")
             backlog = gr.Plot(show_label=False, elem_id="db-backlog")
@@ -240,9 +264,11 @@ def build(ctx: AppContext) -> DashboardTab:
             f["calib"],
             f["through"],
             f["exposure"],
+            f["summary"],
         )
 
     outputs = [version, volume, by_cat, pr, conf, table, backlog, calib, through, exposure]
+    outputs.append(summary)
     for trigger in (tab.select, refresh.click, version.input):
         trigger(
             refresh_all,

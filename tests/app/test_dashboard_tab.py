@@ -103,6 +103,7 @@ def test_time_axes_fit_the_days_with_data(ctx: AppContext) -> None:
             if trace.type == "bar":
                 assert trace.width >= DAY.total_seconds() * 1000 / 2, (name, trace.width)
     assert {pd.Timestamp(x) for x in f["through"].data[0].x} == {last}
+    assert f["through"].data[0].name == "mia" and f["through"].layout.showlegend
     assert sum(f["volume"].data[0].y) == 7 and sum(f["volume"].data[1].y) == 6
 
 
@@ -132,9 +133,17 @@ def test_backlog_ages_are_in_a_unit_that_fits(ctx: AppContext) -> None:
     assert 2.9 <= oldest.y[queued] <= 3.1  # three days, not 72 "hours"
 
 
+def test_the_headline_says_what_waits_and_what_was_decided(ctx: AppContext) -> None:
+    assert figures(ctx, None)["summary"].startswith("No open items. Today 0 in, 0 decided")
+    _seed(ctx, datetime.now(UTC).replace(tzinfo=None))
+    line = figures(ctx, "m1")["summary"]
+    assert line.startswith("1 open item, the oldest waiting 3.0 days. Today 6 in, 6 decided")
+    assert "last 7 days 6 decided" in line and line.endswith("Scores compared: model m1.")
+
+
 def test_every_chart_uses_the_template_and_empty_ones_say_so(ctx: AppContext) -> None:
     f = figures(ctx, None)  # an empty database
-    plots = {k: v for k, v in f.items() if k != "table"}
+    plots = {k: v for k, v in f.items() if k not in ("table", "summary")}
     assert len(plots) == 8
     for name, fig in plots.items():
         assert fig.layout.template.layout.colorway == tuple(charts.COLOURS), name
@@ -143,7 +152,7 @@ def test_every_chart_uses_the_template_and_empty_ones_say_so(ctx: AppContext) ->
         assert words and words[0].startswith(("No ", "Nothing")), (name, words)
     _seed(ctx, datetime.now(UTC).replace(tzinfo=None))
     for name, fig in figures(ctx, None).items():
-        if name != "table":
+        if name not in ("table", "summary"):
             assert fig.layout.template.layout.colorway == tuple(charts.COLOURS), name
             assert any(len(t.x if t.x is not None else t.z) for t in fig.data), name
 
@@ -202,6 +211,8 @@ def test_dashboard_has_data_as_soon_as_the_tab_opens(
         wpage.screenshot(path=str(screenshots / f"dashboard_{role}_failed.png"), full_page=True)
     points = dict(wpage.evaluate(POINTS_JS, PLOTS))
     assert all(n > 0 for n in points.values()), points
+    summary = wpage.eval_on_selector("#db-summary textarea, #db-summary input", "e => e.value")
+    assert "decided" in summary and "Scores compared: model test-model@1." in summary, summary
     text = wpage.locator("#db-by-category").inner_text()
     assert "Scams and fraud" in text and "scam_fraud" not in text
     wpage.wait_for_timeout(500)
