@@ -11,10 +11,12 @@ The prefix runs once (KV cache kept). The N category suffixes of an image then r
 ONE row (`continuation_plan`): their tokens back to back, each question's positions restarting
 at the end of the prefix, and a 4-D mask letting a token see the prefix and the earlier tokens
 of its own question only. So the continuation costs sum(question lengths) tokens per image,
-with no copy of the KV cache and no padding; the older layout (`packed=False`: the cache
-repeated N times, questions right-padded to the longest) is kept for the benchmark's
-before/after. Several images are left-padded into one prefix batch. Only the two answer rows
-of the LM head are multiplied in, so no [B*N, L, vocab] logits tensor is ever built.
+with no copy of the KV cache and no padding. Narrow models (the tiny and demo ones) keep the
+older layout (the cache repeated N times, questions right-padded to the longest): there the
+attention over the other questions' keys costs more than the padding saves (`packing_pays`
+picks by an estimate of FLOPs; both layouts give the same scores). Several images are
+left-padded into one prefix batch. Only the two answer rows of the LM head are multiplied in,
+so no [B*N, L, vocab] logits tensor is ever built.
 `score_naive` is the reference (one full sequence per category) that the tests compare against.
 
 Where the time goes (bench/scoring.py, `timings`): the questions carry each category's
@@ -193,12 +195,13 @@ def score_shared_prefix(
     policy: Policy,
     *,
     yes_no: tuple[int, int] | None = None,
-    packed: bool = True,
+    packed: bool | None = None,
     timings: dict[str, float] | None = None,
 ) -> list[dict[str, float]]:
     """Scores for every policy category of every item: one prefix forward for the whole image
     batch, then one forward over the category suffixes reusing its KV cache (packed: one row
-    per image; `packed=False`: [B * N] padded rows over a repeated cache). `timings`, if given,
+    per image; `packed=False`: [B * N] padded rows over a repeated cache; None: whichever
+    `packing_pays` estimates cheaper for this model width). `timings`, if given,
     receives the seconds of the prefix and continuation forwards (keys `prefix_s`,
     `continuation_s`) and the continuation's token count (`continuation_tokens`, padding
     included)."""
@@ -226,8 +229,11 @@ def score_shared_prefix(
         out = core(**enc, position_ids=prefix_pos, use_cache=True)
         cache = kv_cache(out)
         t1 = time.perf_counter()
+        plan = continuation_plan(tokenizer, parts[0].suffixes, device)
+        if packed is None:
+            width = core.get_input_embeddings().embedding_dim
+            packed = packing_pays(width, int(enc["input_ids"].shape[1]), plan.lengths)
         if packed:
-            plan = continuation_plan(tokenizer, parts[0].suffixes, device)
             picked = _continue_packed(core, enc, cache, next_pos, plan, dtype)  # [B*N, D]
             n_tokens = plan.ids.shape[1] * n_img
         else:
@@ -245,6 +251,21 @@ def score_shared_prefix(
     return [dict(zip(policy.ids, row, strict=True)) for row in probs]
 
 
+def packing_pays(hidden: int, prefix_len: int, lengths: list[int]) -> bool:
+    """Whether one packed row of the N questions costs fewer FLOPs than N padded rows.
+
+    Per token and layer, the projections and MLP cost ~26 h^2 and attention ~4 h * keys. Packed:
+    T = sum(lengths) tokens seeing Lp + T keys each (the mask hides most, the kernel still
+    computes them); padded: N * max(lengths) tokens seeing Lp + max keys. Wide models (the
+    real 2B, h = 2048) gain from packing; narrow ones (the tiny and demo models, h < ~330 at
+    the default policy's lengths) lose, so they keep the padded rows.
+    """
+    total, widest = sum(lengths), max(lengths)
+    packed = total * (26 * hidden * hidden + 4 * hidden * (prefix_len + total))
+    padded = len(lengths) * widest * (26 * hidden * hidden + 4 * hidden * (prefix_len + widest))
+    return packed < padded
+
+
 @dataclass(frozen=True)
 class ContinuationPlan:
     """The N questions of one image packed into one row of T = sum(lengths) tokens."""
@@ -253,6 +274,7 @@ class ContinuationPlan:
     offsets: torch.Tensor  # [T] position of each token within its own question
     allowed: torch.Tensor  # [T, T] bool: query token may see key token (same question, not later)
     last: torch.Tensor  # [N] index of each question's last token (where its answer is read)
+    lengths: list[int]  # [N] tokens per question
 
 
 def continuation_plan(tokenizer: Any, suffixes: list[str], device: Any) -> ContinuationPlan:
@@ -272,6 +294,7 @@ def continuation_plan(tokenizer: Any, suffixes: list[str], device: Any) -> Conti
         offsets=offsets.to(device),
         allowed=allowed.to(device),
         last=(starts + lengths - 1).to(device),
+        lengths=lengths.tolist(),
     )
 
 

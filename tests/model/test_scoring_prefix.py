@@ -10,19 +10,20 @@ from model.backends import ScoringInput
 from model.loading import load_backend
 from model.scoring import (
     continuation_plan,
+    packing_pays,
     render_prompt_parts,
     score_naive,
     score_shared_prefix,
 )
 from storage.settings import ModelSettings
-from tests.model.conftest import noise_image
+from tests.model.conftest import ALL_ARCHS, noise_image
 
 
 def _fp32(path):
     return load_backend(ModelSettings(name=str(path), quant="none", dtype="float32", device="cpu"))
 
 
-@pytest.mark.parametrize("arch", ["internvl", "qwen2vl"])  # qwen2vl: 3-D M-RoPE positions
+@pytest.mark.parametrize("arch", ALL_ARCHS)  # qwen2vl: 3-D M-RoPE positions
 def test_packed_continuation_equals_a_naive_per_category_pass(arch, tiny_model_dir, policy, items):
     backend = _fp32(tiny_model_dir(arch))
     packed = score_shared_prefix(backend.model, backend.processor, items, policy, packed=True)
@@ -74,7 +75,9 @@ def test_timings_split_prefix_and_continuation_and_count_no_padding(tiny_internv
     lengths = [len(tok(s, add_special_tokens=False)["input_ids"]) for s in parts.suffixes]
     packed: dict[str, float] = {}
     repeated: dict[str, float] = {}
-    score_shared_prefix(backend.model, backend.processor, items, policy, timings=packed)
+    score_shared_prefix(
+        backend.model, backend.processor, items, policy, packed=True, timings=packed
+    )
     score_shared_prefix(
         backend.model, backend.processor, items, policy, packed=False, timings=repeated
     )
@@ -108,3 +111,20 @@ def test_bench_layers_flag_rejects_bad_input_with_a_usage_error(bad, capsys):
         bench.main(["--layers", bad, "--results", "/nonexistent-dir/x.json"])
     assert exc.value.code == 2
     assert "--layers" in capsys.readouterr().err
+
+
+def test_layout_follows_the_model_width(tiny_internvl, policy):
+    """Packing trades padding for attention over the other questions' keys: it pays on the real
+    2B's width (h = 2048), not on the tiny / demo widths, and never when nothing is padded."""
+    backend = _fp32(tiny_internvl)
+    tok = backend.processor.tokenizer
+    parts = render_prompt_parts(backend.processor, policy, text=None, ocr_text="WIN")
+    lengths = [len(tok(s, add_special_tokens=False)["input_ids"]) for s in parts.suffixes]
+    assert packing_pays(2048, 324, lengths)
+    assert not packing_pays(64, 132, lengths)
+    assert not packing_pays(2048, 324, [max(lengths)] * len(lengths))
+    # The default (auto) call scores like both explicit layouts.
+    item = [ScoringInput(noise_image(4), text=None, ocr_text="WIN")]
+    auto = score_shared_prefix(backend.model, backend.processor, item, policy)[0]
+    packed = score_shared_prefix(backend.model, backend.processor, item, policy, packed=True)[0]
+    assert max(abs(auto[c] - packed[c]) for c in policy.ids) < 1e-4
