@@ -13,7 +13,8 @@
    (normalisation); on held-out harmful SynthMod phrases written the same way: harmful words
    that match their plain form in the raw text vs the read text; on Faker text written the
    same way: words the reader turned into something that is neither the original nor the raw.
-3. The evidence thresholds: G and item counts of the swaps kept for real writings beside the
+3. The evidence thresholds: G and item counts of the swaps kept for real writings (and of
+   SynthMod leetspeak learnt from 15, 30, 60, 300 items) beside the
    strongest candidate the no-swap corrections offer.
 
 Run: .venv/bin/python bench/reader.py [--results PATH]   (writes bench/results/reader.json)
@@ -200,6 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from model.reading import MIN_WORD, lexicon_of
     from training.lexicon import english_words
+    from training.substitutions import MIN_G
     from training.synth_text import leetspeak
 
     reference = _texts(400, 1)
@@ -262,6 +264,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             {k: r[k] for k in ("intended", "observed", "words", "items", "g")} for r in ev.kept
         ]
 
+    from training.substitutions import Evidence, estimate_channel
+
+    by_items = {}
+    lrng = random.Random(3)
+    for n in (15, 30, 60, 300):
+        ev = Evidence()
+        observed = [leetspeak(t, lrng) for t in fresh[:n]]
+        estimate_channel(observed, reference, min_g=0.0, evidence=ev)
+        by_items[n] = {
+            "swaps": len(ev.kept),
+            "min_g": min((r["g"] for r in ev.kept), default=None),
+        }
+
     min_kept_g = min((r["g"] for rows in kept_evidence.values() for r in rows), default=None)
     min_kept_items = min(
         (r["items"] for rows in kept_evidence.values() for r in rows), default=None
@@ -274,7 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "thresholds": {
             "min_words": 5,
             "min_items": 3,
-            "min_g": 20.0,
+            "min_g": MIN_G,
+            "leetspeak_swaps_and_min_g_by_items": by_items,
             "kept_swaps_evidence": kept_evidence,
             "min_g_of_kept_swaps": min_kept_g,
             "min_items_of_kept_swaps": min_kept_items,
@@ -296,6 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"(raw {row['restored_raw']}); benign wrong {row['benign_words_changed_wrongly']}"
             f"/{row['benign_words']}; plain benign changed {row['plain_benign_words_changed']}"
         )
+    print(f"leetspeak by items: {by_items}")
     print(f"min G kept {min_kept_g}, min items kept {min_kept_items}; strongest {strongest}")
     return 0
 

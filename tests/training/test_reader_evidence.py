@@ -11,7 +11,7 @@ from faker import Faker
 
 from model.reading import MIN_WORD, Channel, Reader, lexicon_of
 from training.lexicon import english_words
-from training.substitutions import Evidence, estimate_channel, g_statistic, safe_reader
+from training.substitutions import MIN_G, Evidence, estimate_channel, g_statistic, safe_reader
 from training.synth import make_specs
 from training.synth_text import leetspeak
 
@@ -92,13 +92,13 @@ def test_leetspeak_still_learns_all_13_swaps_with_their_evidence(reference: list
     ch = estimate_channel(observed, reference, evidence=evidence)
     assert {(c, o) for c, obs in ch.subs.items() for o in obs} == LEET_SWAPS
     for row in evidence.kept:
-        assert row["words"] >= 5 and row["items"] >= 3 and row["g"] >= 20, row
+        assert row["words"] >= 5 and row["items"] >= 3 and row["g"] >= MIN_G, row
 
 
 def test_g_statistic_against_no_channel() -> None:
     assert g_statistic(0, 50, 0.1) == 0.0 and g_statistic(5, 50, 0.1) == 0.0  # at background
     assert g_statistic(40, 50, 0.1) > 100  # "3" behind e four times in five: a swap
-    assert g_statistic(3, 20, 0.08) < 20  # a few hits over a common letter: not sure
+    assert g_statistic(3, 20, 0.08) < MIN_G  # a few hits over a common letter: not sure
 
 
 def test_a_reader_that_changes_a_plain_replay_word_is_refused() -> None:
