@@ -135,6 +135,24 @@ def _exposure(exp: pd.DataFrame) -> go.Figure:
     return fig
 
 
+def _accept_rate(acc: pd.DataFrame) -> go.Figure:
+    """Per reviewer: the share of decisions that took the model's suggestion with the accept key
+    (a high share may mean anchoring; see WARDEN_UI__PREFILL_MODEL_FLAGS)."""
+    fig = charts.figure(
+        "Accepted the model's suggestion, share of decisions (30 days)",
+        yaxis=dict(range=[0, 1], tickformat=".0%"),
+    )
+    if acc.empty:
+        return charts.no_data(fig, "No reviewer decisions in the last 30 days")
+    fig.add_bar(
+        x=[plain(n) for n in acc["reviewer"]],
+        y=acc["accept_rate"],
+        text=[f"{a} of {n}" for a, n in zip(acc["accepted"], acc["decisions"], strict=True)],
+        name="accept rate",
+    )
+    return fig
+
+
 def _calibration(cal: pd.DataFrame) -> go.Figure:
     ece = reports.expected_calibration_error(cal)
     title = f"Calibration (ECE {ece:.3f})" if ece == ece else "Calibration"
@@ -277,4 +295,16 @@ def build(ctx: AppContext) -> DashboardTab:
             concurrency_limit=4,
             api_visibility="private",
         )
+
+    # The accept rate per reviewer (Review tab's accept key), refreshed with the rest.
+    with tab:
+        accept = gr.Plot(show_label=False, elem_id="db-accept-rate")
+
+    @requires(ctx, *ENGINEERS)
+    def refresh_accept(request: gr.Request) -> go.Figure:
+        with unit_of_work(ctx.engine) as s:
+            return _accept_rate(reports.accept_rate(s))
+
+    for trigger in (tab.select, refresh.click):
+        trigger(refresh_accept, outputs=[accept], concurrency_limit=4, api_visibility="private")
     return DashboardTab(tab=tab)

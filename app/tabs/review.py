@@ -41,6 +41,8 @@ KEY_LABELS = [str(i) for i in range(1, 10)] + ["0"] + [f"⇧{i}" for i in range(
 
 EMPTY_QUEUE = "Nothing to review right now."
 EMPTY_ESCALATED = "No escalated items are waiting."
+# Said on the Escalated stream once it runs dry (Next item would look there again).
+ESCALATED_DONE = "No more escalated items are waiting."
 QUEUE, ESCALATED = "Queue", "Escalated"
 # Decision bar buttons: small, side by side with the note.
 BAR: dict[str, Any] = {"size": "sm", "scale": 1, "min_width": 90}
@@ -51,10 +53,14 @@ PREFETCH = 2
 
 def empty_html(message: str = EMPTY_QUEUE) -> str:
     """The empty state: what is (not) there, and a link to the Queue tab (app/static/keys.js)."""
+    hint = (
+        "choose <b>Stream: Queue</b> to review queue items."
+        if message == ESCALATED_DONE
+        else "press <b>Next item</b> to take one from the queue."
+    )
     return (
         f'<div class="wd-noimg wd-empty"><p>{html.escape(message)}</p>'
-        '<p><a href="#" class="wd-goto-queue">Open the Queue tab</a> · or press '
-        "<b>Next item</b> to take one from the queue.</p></div>"
+        f'<p><a href="#" class="wd-goto-queue">Open the Queue tab</a> · or {hint}</p></div>'
     )
 
 
@@ -436,7 +442,7 @@ def build(ctx: AppContext) -> ReviewTab:
         return QUEUE
 
     def _loaded(cur: dict | None, nxt: str, exp: review.Exposure, name: str) -> list[Any]:
-        empty = EMPTY_ESCALATED if name == ESCALATED else EMPTY_QUEUE
+        empty = ESCALATED_DONE if name == ESCALATED else EMPTY_QUEUE
         prefill = cur["prefill"] if cur else []
         return [*_display(cur, empty), nxt, _exposure_text(exp), prefill, ""]
 
@@ -473,7 +479,14 @@ def build(ctx: AppContext) -> ReviewTab:
         if _as_id(shown) is not None:
             return [gr.update()] * (len(display) + 4) + [gr.update(visible=True)]
         # Nothing escalated: the stream is left on Queue, so Next item takes a queue item.
-        return [*_loaded(None, "[]", exp, ESCALATED), gr.update(visible=True, value=QUEUE)]
+        return [
+            *_display(None, EMPTY_ESCALATED),
+            "[]",
+            _exposure_text(exp),
+            [],
+            "",
+            gr.update(visible=True, value=QUEUE),
+        ]
 
     @requires(ctx, *REVIEWERS)
     def save(pending_json: str, shown: str, grey_on: bool, request: gr.Request) -> list[Any]:
@@ -545,7 +558,7 @@ def build(ctx: AppContext) -> ReviewTab:
         if cur is not None and shown_id is not None and cur["id"] == str(shown_id):
             shown_values: list[Any] = [gr.update()] * len(display) + [gr.update(), gr.update()]
         else:
-            empty = EMPTY_ESCALATED if name == ESCALATED else EMPTY_QUEUE
+            empty = ESCALATED_DONE if name == ESCALATED else EMPTY_QUEUE
             shown_values = [*_display(cur, empty), cur["prefill"] if cur else [], ""]
         return [*shown_values, nxt, _exposure_text(exp), message]
 

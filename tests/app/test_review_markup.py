@@ -56,3 +56,23 @@ def test_blur_caption_is_escaped_and_only_on_a_blurred_image() -> None:
     blurred = image_html("/img/1?v=blur", True, f"a 0.90 {HOSTILE}")
     assert "Blurred: a 0.90 &lt;img" in blurred and "<img src=x" not in blurred
     assert "Blurred" not in image_html("/img/1?v=view", False, "a 0.90")
+
+
+def test_dashboard_accept_rate_chart_shows_each_reviewers_share() -> None:
+    import pandas as pd
+
+    from app.tabs.dashboard import _accept_rate
+
+    empty = _accept_rate(pd.DataFrame(columns=["reviewer", "decisions", "accepted", "accept_rate"]))
+    assert not empty.data and empty.layout.annotations[0].text.startswith("No ")
+    frame = pd.DataFrame(
+        {
+            "reviewer": ["al", "bo"],
+            "decisions": [4, 2],
+            "accepted": [1, 2],
+            "accept_rate": [0.25, 1.0],
+        }
+    )
+    [bar] = _accept_rate(frame).data
+    assert list(bar.x) == ["al", "bo"] and list(bar.y) == [0.25, 1.0]
+    assert list(bar.text) == ["1 of 4", "2 of 2"]
