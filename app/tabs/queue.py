@@ -83,6 +83,7 @@ class QueueTab:
     bulk_box: gr.Group
     table: gr.Dataframe
     info: gr.Textbox
+    overrule_item: gr.Textbox
 
 
 def _age(created: datetime, now: datetime, sla_h: float) -> str:
@@ -460,7 +461,7 @@ def build(ctx: AppContext) -> QueueTab:
         api_visibility="private",
     )
     tab.select(show_overrule, outputs=[overrule_box], api_visibility="private")
-    return QueueTab(tab=tab, bulk_box=bulk_box, table=table, info=info)
+    return QueueTab(tab=tab, bulk_box=bulk_box, table=table, info=info, overrule_item=ov_item)
 
 
 def connect_review(ctx: AppContext, queue_tab: QueueTab, review_tab: Any, tabs: gr.Tabs) -> None:
@@ -483,17 +484,32 @@ def connect_review(ctx: AppContext, queue_tab: QueueTab, review_tab: Any, tabs: 
         except (IndexError, TypeError, ValueError):
             raise gr.Error("Pick a row with an item id.") from None
         with unit_of_work(ctx.engine) as s:
+            status = queue_repo.require_item(s, item_id).status
+            closed = status in (ItemStatus.decided.value, ItemStatus.escalated.value)
+            if closed and user.role in ENGINEERS:
+                # Admins and engineers change a closed item by overrule: fill in its id there.
+                message = f"Item {item_id} is {status}: overrule it below (its id is filled in)"
+                return gr.update(), gr.update(), message, str(item_id), False
             queue_repo.claim_item(s, item_id, user.username, lease_s=lease_s)
-        return gr.Tabs(selected="review"), str(item_id), f"Item {item_id} opened in Review"
+        message = f"Item {item_id} opened in Review"
+        return gr.Tabs(selected="review"), str(item_id), message, gr.update(), True
 
+    def show_if_opened(
+        opened: bool, shown: str, grey_on: bool, stream: str, request: gr.Request
+    ) -> list[Any]:
+        if not opened:
+            return [gr.update()] * len(review_tab.load_outputs)
+        return show_item(shown, grey_on, stream, request)
+
+    opened = gr.State(False)
     queue_tab.table.select(
         open_row,
-        outputs=[tabs, item_box, queue_tab.info],
+        outputs=[tabs, item_box, queue_tab.info, queue_tab.overrule_item, opened],
         concurrency_limit=ctx.settings.ui.concurrency_limit,
         api_visibility="private",
     ).success(
-        show_item,
-        inputs=review_tab.load_inputs,
+        show_if_opened,
+        inputs=[opened, *review_tab.load_inputs],
         outputs=review_tab.load_outputs,
         api_visibility="private",
     )

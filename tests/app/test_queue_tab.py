@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 
 from storage.db import unit_of_work
 from storage.models import AuditEvent, Decision, Item, utcnow
-from storage.queue import claim_item, escalate
+from storage.queue import claim_item, escalate, release
 from tests.app.conftest import PASSWORD, LiveApp
 
 pytestmark = pytest.mark.browser
@@ -123,6 +123,17 @@ def selected_tab(page) -> str:
     return page.locator("button[role=tab][aria-selected=true]").first.inner_text().strip()
 
 
+def wait_opened(page, item_id: int) -> None:
+    """Wait until the queue says the row opened, Review is the tab, and it shows `item_id`."""
+    wait_box(page, "q-info", f"Item {item_id} opened in Review")
+    page.wait_for_function(
+        "id => document.querySelector('button[role=tab][aria-selected=true]')?.innerText.trim()"
+        " === 'Review' && (document.querySelector('#wd-item-id textarea, #wd-item-id input')"
+        "?.value) === id",
+        arg=str(item_id),
+    )
+
+
 def no_csp_violations(page) -> None:
     bad = [m for m in page.console_errors if "Content Security Policy" in m or "CSP" in m]
     assert bad == [], bad
@@ -196,15 +207,17 @@ def test_saved_views_and_a_row_opens_in_review_by_click_and_enter(
     page.on("console", lambda m: page.console_errors.append(m.text) if m.type == "error" else None)
     live_app.add_user("qopen_mod", "moderator")
     live_app.add_user("qopen_ann", "annotator")
+    # Log in first: the Review tab's first claims must not take the items seeded below.
+    login(page, live_app, "qopen_mod")
+    open_queue(page)
+    page.wait_for_timeout(1500)
     ids = live_app.seed_items(6, source="qopen", verdicts=[live_app.verdict({"drugs": 0.9})] * 6)
     with unit_of_work(live_app.engine) as s:
         claim_item(s, ids[0], "qopen_other")  # another reviewer's item
         claim_item(s, ids[1], "qopen_other")
         escalate(s, ids[1], "qopen_other", note="unclear")
-        claim_item(s, ids[2], "qopen_other")  # three held: login claims nothing of ours
+        claim_item(s, ids[2], "qopen_other")
         claim_item(s, ids[3], "qopen_other", lease_s=-1)  # expired: free to open
-    login(page, live_app, "qopen_mod")
-    open_queue(page)
     # Saved views narrow the list; a source typed afterwards refines it.
     page.locator("#q-view label:has-text('Escalated')").click()
     page.wait_for_timeout(300)
@@ -216,11 +229,7 @@ def test_saved_views_and_a_row_opens_in_review_by_click_and_enter(
     page.fill("#q-source input, #q-source textarea", "qopen")
     search(page, set(ids), ordered=False)
     click_cell(page, "qopen-3.png")
-    page.wait_for_function(
-        "id => (document.querySelector('#wd-item-id textarea, #wd-item-id input')?.value) === id",
-        arg=str(ids[3]),
-    )
-    assert selected_tab(page) == "Review"
+    wait_opened(page, ids[3])
     with unit_of_work(live_app.engine) as s:
         item = s.get(Item, ids[3])
         assert (item.status, item.lease_holder) == ("in_review", "qopen_mod")
@@ -235,6 +244,11 @@ def test_saved_views_and_a_row_opens_in_review_by_click_and_enter(
     page.locator("#q-view label:has-text('All items')").click()
     page.wait_for_timeout(300)
     page.fill("#q-source input, #q-source textarea", "qopen")
+    with unit_of_work(live_app.engine) as s:
+        # Opening ids[3] let the Review tab prefetch more: give ids[4] back, so Enter claims it.
+        if s.get(Item, ids[4]).lease_holder == "qopen_mod":
+            release(s, ids[4], "qopen_mod", reason="release")
+        assert s.get(Item, ids[4]).lease_holder is None
     search(page, set(ids), ordered=False)
     page.evaluate(
         "name => [...document.querySelectorAll('#q-table [role=gridcell]')]"
@@ -245,11 +259,7 @@ def test_saved_views_and_a_row_opens_in_review_by_click_and_enter(
     page.wait_for_timeout(800)
     assert selected_tab(page) == "Queue"
     page.keyboard.press("Enter")
-    page.wait_for_function(
-        "id => (document.querySelector('#wd-item-id textarea, #wd-item-id input')?.value) === id",
-        arg=str(ids[4]),
-    )
-    assert selected_tab(page) == "Review"
+    wait_opened(page, ids[4])
     with unit_of_work(live_app.engine) as s:
         assert s.get(Item, ids[4]).lease_holder == "qopen_mod"
         # Enter opened the row; it did not also submit a decision on the Review card.
@@ -289,9 +299,23 @@ def test_audit_rows_are_readable_with_json_on_expand(vpage, live_app: LiveApp, s
     with unit_of_work(live_app.engine) as s:
         claim_item(s, item_id, "aud_mod")
         escalate(s, item_id, "aud_mod", note=HOSTILE)
+    # An engineer sees the Queue (with Overrule) but no Audit tab.
+    live_app.add_user(f"eng_{name}", "engineer")
+    login(page, live_app, f"eng_{name}")
+    open_queue(page)
+    page.fill("#q-source input, #q-source textarea", f"aud-{page.viewport_name}")
+    search(page, [item_id])
+    assert page.locator("button[role=tab]:has-text('Audit')").is_visible() is False
+    page.screenshot(path=str(screenshots / f"queue-engineer-{page.viewport_name}.png"))
+    page.goto(f"{live_app.base_url}/logout")
     login(page, live_app, name)
-    page.click("button[role=tab]:has-text('Queue')")
-    page.wait_for_timeout(300)
+    open_queue(page)
+    page.fill("#q-source input, #q-source textarea", f"aud-{page.viewport_name}")
+    search(page, [item_id])
+    # An escalated row, opened by an admin: its id goes to the Overrule box; no tab switch.
+    click_cell(page, "escalated")
+    wait_box(page, "q-ov-item", str(item_id))
+    assert "overrule it below" in box(page, "q-info") and selected_tab(page) == "Queue"
     page.screenshot(path=str(screenshots / f"queue-admin-{page.viewport_name}.png"))
     page.click("button[role=tab]:has-text('Audit')")
     page.fill("#a-item input, #a-item textarea", str(item_id))
