@@ -21,11 +21,12 @@ import gradio as gr
 import pandas as pd
 
 from app.context import AppContext
-from app.roles import ADMINS, ENGINEERS, EVERYONE, REVIEWERS, current_user, requires
+from app.roles import ADMINS, ENGINEERS, EVERYONE, REVIEWERS, current_user, inert, requires
 from storage import queue as queue_repo
 from storage import review
 from storage.db import unit_of_work
 from storage.domain import ItemStatus
+from storage.errors import WardenError
 from storage.items import (
     OPEN_ITEM_STATUSES,
     ItemView,
@@ -50,7 +51,7 @@ COLUMNS = [
     "held by",
 ]
 # Percent widths that fit 1366 px without sideways scrolling; long text is cut (MAX_CHARS).
-COLUMN_WIDTHS = ["6%", "8%", "6%", "7%", "9%", "16%", "14%", "7%", "14%", "13%"]
+COLUMN_WIDTHS = ["5%", "9%", "7%", "7%", "9%", "15%", "14%", "7%", "14%", "13%"]
 MAX_CHARS = 40
 STATUS_ANY = "any"
 STATUS_OPEN = "open"
@@ -490,7 +491,14 @@ def connect_review(ctx: AppContext, queue_tab: QueueTab, review_tab: Any, tabs: 
                 # Admins and engineers change a closed item by overrule: fill in its id there.
                 message = f"Item {item_id} is {status}: overrule it below (its id is filled in)"
                 return gr.update(), gr.update(), message, str(item_id), False
-            queue_repo.claim_item(s, item_id, user.username, lease_s=lease_s)
+        try:
+            with unit_of_work(ctx.engine) as s:
+                queue_repo.claim_item(s, item_id, user.username, lease_s=lease_s)
+        except WardenError as exc:
+            # Shown in place (and as a toast); the queue stays, nothing changes hands.
+            refusal = inert(f"Not opened: {exc}")
+            gr.Warning(refusal)
+            return gr.update(), gr.update(), refusal, gr.update(), False
         message = f"Item {item_id} opened in Review"
         return gr.Tabs(selected="review"), str(item_id), message, gr.update(), True
 

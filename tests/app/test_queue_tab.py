@@ -268,6 +268,8 @@ def test_saved_views_and_a_row_opens_in_review_by_click_and_enter(
     open_queue(page)
     search(page, set(ids), ordered=False)
     click_cell(page, "qopen-0.png")
+    wait_box(page, "q-info", "Not opened: item")
+    assert "being reviewed by qopen_other" in box(page, "q-info")
     toast = page.locator(".toast-body").first
     toast.wait_for()
     assert "being reviewed by qopen_other" in toast.inner_text()
@@ -284,9 +286,8 @@ def test_saved_views_and_a_row_opens_in_review_by_click_and_enter(
     search(page, set(ids), ordered=False)
     page.screenshot(path=str(screenshots / "queue-annotator.png"))
     click_cell(page, "qopen-1.png")
-    toast = page.locator(".toast-body:has-text('escalated')").first
-    toast.wait_for()
-    assert "only an admin or engineer can overrule it" in toast.inner_text()
+    wait_box(page, "q-info", "only an admin or engineer can overrule it")
+    assert f"item {ids[1]} is already escalated" in box(page, "q-info")
     assert selected_tab(page) == "Queue"
     no_csp_violations(page)
 
