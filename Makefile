@@ -23,7 +23,7 @@ demo: venv
 serve: venv
 	$(BIN)/warden serve
 
-test: venv system-deps labelstudio-server
+test: system-deps venv labelstudio-server
 	$(BIN)/ruff check app model training storage tests bench
 	mkdir -p test-artifacts
 	$(BIN)/python -m pytest -p no:cacheprovider --junitxml=test-artifacts/junit.xml $(PYTEST_ARGS)
@@ -39,11 +39,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# Debian packages: Chromium for the browser tests, CJK fonts for SynthMod.
+# Debian packages: Chromium for the browser tests, CJK fonts for SynthMod, Tesseract's Korean
+# model for OCR of Hangul (model/ocr_tesseract.py), a C++ compiler for pdqhash (no wheels).
 system-deps:
-	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null || ! test -d /usr/share/fonts/opentype/noto; then \
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null || ! test -d /usr/share/fonts/opentype/noto \
+	    || ! ls /usr/share/tesseract-ocr/*/tessdata/kor.traineddata >/dev/null 2>&1 || ! command -v g++ >/dev/null; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver fonts-noto-cjk >/dev/null; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver fonts-noto-cjk tesseract-ocr tesseract-ocr-kor g++ >/dev/null; \
 	fi
 
 # Label Studio's pins clash with ours: it lives in its own venv under ~/.cache (safe to cache).
