@@ -27,6 +27,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -73,6 +74,7 @@ def init_signal_process(
     # drains its in-flight batches and needs these processes to finish them.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _exit_with_parent()
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     from model import signals
     from storage.blobs import BlobStore
@@ -88,6 +90,20 @@ def init_signal_process(
         signals.ocr_engine()
     if nsfw:
         signals.nsfw_classifier()
+
+
+def _exit_with_parent() -> None:
+    """End this process when the worker that started it ends, however it ends: a worker
+    killed with SIGKILL cannot shut its pool down, and its processes would wait forever."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()  # returns when the parent's sentinel closes: it has exited
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def signals_for(item_id: int, sha256: str) -> PreparedItem:
@@ -165,7 +181,8 @@ class SignalPool:
             raise WardenError("the signal pool needs at least one process (--signal-procs)")
         self.procs = procs
         cuda = ocr and ocr_on_gpu(ocr_device)
-        threads = max(1, (os.cpu_count() or 1) // procs)
+        # One core's share is left to the VLM in the main process.
+        threads = max(1, (os.cpu_count() or 1) // (procs + 1))
         self._initargs = (str(blobs_path), ocr, nsfw, cuda, threads)
         self._context = multiprocessing.get_context("spawn")
         self._generation = 0
@@ -183,9 +200,18 @@ class SignalPool:
         )
 
     def start(self) -> list[int]:
-        """Start every process and wait until each has loaded its detectors; their pids."""
+        """Start every process and wait until each has loaded its detectors; their pids.
+
+        WardenError when they cannot start: then no item is claimed (and none is charged a
+        failure for a broken environment)."""
         futures = [self._pool.submit(_ready) for _ in range(self.procs)]
-        return [f.result() for f in futures]
+        try:
+            return [f.result() for f in futures]
+        except BrokenProcessPool as exc:
+            raise WardenError(
+                f"the signal processes could not start ({exc}); see the log above, "
+                "or run with --no-pipeline"
+            ) from exc
 
     def submit(self, item_id: int, sha256: str) -> _Job:
         try:

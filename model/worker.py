@@ -32,8 +32,15 @@ rollback made by any process is picked up between batches, without a restart, an
 prediction records the version that produced it. With `follow`, the worker does not stop when
 the queue is empty: it waits `poll_s` and asks again, until `stop` is set.
 
+By default (`pipeline`, model.pipeline) the signals of the next batches are computed in a pool
+of processes while the VLM scores the current one: at most `settings.worker.max_in_flight`
+batches are claimed and unrecorded, all under renewed leases, with the same predictions as
+one batch after the other (`pipeline=False`). Backfill batches are claimed only when nothing
+is in flight, so a queued item never waits behind backfill claimed ahead of it.
+
 Run: warden score [--model M] [--limit N] [--batch-size B] [--worker-id ID] [--rationale]
                   [--no-backfill] [--follow] [--poll-s S] [--live-check-s S]
+                  [--pipeline/--no-pipeline] [--signal-procs N]
 """
 
 from __future__ import annotations
@@ -646,7 +653,9 @@ def run_worker(
             run.refresh()  # the live model, as the registry says now
             # The queue first, every batch: moderators wait for those; the backfill does not.
             claimed = run.claim(n)
-            if not claimed and backfill:
+            if not claimed and backfill and wait:
+                # Only with no batch in flight (`wait`): a pipeline that claimed backfill
+                # ahead would make a queued item arriving meanwhile wait behind it.
                 claimed = run.claim_backfill(n)
             taken += len(claimed)
             if claimed or not follow or not wait:
@@ -670,7 +679,10 @@ def run_worker(
                     nsfw=settings.model.nsfw,
                     ocr_device=settings.worker.ocr_device,
                 )
+                pool.start()  # detectors loaded before the first claim
             except BaseException:
+                if pool is not None:
+                    pool.close()
                 run.engine.dispose()  # drive() would have
                 raise
         return run.drive(

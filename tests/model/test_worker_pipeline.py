@@ -24,6 +24,7 @@ from model.loading import load_backend
 from model.worker import run_worker
 from storage.blobs import BlobStore
 from storage.db import make_engine, unit_of_work
+from storage.errors import WardenError
 from storage.images import open_view_image
 from storage.models import Item, Prediction
 from storage.policy import load_policy
@@ -238,3 +239,97 @@ def test_without_the_ocr_hint_the_prompt_has_no_ocr_text(
     (with_hint,) = backend.score([ScoringInput(image=image, ocr_text=pred.ocr_text)], policy)
     assert with_hint.scores != without.scores  # the hint does change this model's scores
     assert pred.scores == pytest.approx(without.scores, abs=1e-6)
+
+
+def test_ocr_on_cuda_without_a_gpu_refuses_before_claiming(
+    settings: Settings, pipeline_tiny_model: Path, tmp_path: Path
+) -> None:
+    import onnxruntime
+    import torch
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers() and (
+        torch.cuda.is_available()
+    ):
+        pytest.skip("this machine can run OCR on CUDA")
+    settings = with_worker(scoring_settings(settings, pipeline_tiny_model), ocr_device="cuda")
+    ingest(settings, tmp_path / "in", 1)
+    with pytest.raises(WardenError, match="OCR_DEVICE=cuda"):
+        run_worker(
+            settings,
+            load_backend(settings.model),
+            limit=None,
+            batch_size=1,
+            progress=False,
+            pipeline=True,
+            signal_procs=1,
+        )
+    engine = make_engine(settings.database_url, settings.db)
+    with unit_of_work(engine) as s:
+        untouched = s.scalar(
+            select(func.count(Item.id)).where(Item.status == "queued", Item.lease_holder.is_(None))
+        )
+    engine.dispose()
+    assert untouched == 1  # nothing was claimed, nothing charged
+
+
+def _children(pid: int) -> list[int]:
+    """Live processes whose parent is `pid` (Linux /proc)."""
+    out = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(
+                line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line
+            )
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(pid) and not fields["State"].startswith("Z"):
+            out.append(int(status.parent.name))
+    return out
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in state  # a zombie has exited; init reaps it when it will
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+def test_a_worker_killed_with_sigkill_takes_its_signal_processes_with_it(
+    settings: Settings, pipeline_tiny_model: Path
+) -> None:
+    settings = scoring_settings(settings, pipeline_tiny_model)
+    proc = subprocess.Popen(
+        [WARDEN, "score", "--follow", "--pipeline", "--signal-procs", "1", "--no-progress"],
+        env=worker_env(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        pool: list[int] = []
+        while not pool:
+            assert proc.poll() is None, proc.stdout.read().decode()[-2000:]  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the worker never started its signal pool"
+            time.sleep(0.2)
+            pool = [pid for pid in _children(proc.pid) if b"spawn_main" in _cmdline(pid)]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while any(_alive(pid) for pid in pool) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = [pid for pid in pool if _alive(pid)]
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)  # do not leave them behind when the test fails
+        assert not left, "signal processes outlived their killed worker"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
