@@ -183,17 +183,23 @@ def build(ctx: AppContext) -> QueueTab:
                 max_score = gr.Slider(0, 1, value=1, step=0.01, label="Max top score")
                 disagreement = gr.Checkbox(label="Model vs moderator disagree", value=False)
         with gr.Row(equal_height=True):
-            search_btn = gr.Button("Search", variant="primary", elem_id="q-search", size="sm")
-            prev_btn = gr.Button("◀ Previous page", elem_id="q-prev", size="sm")
-            next_btn = gr.Button("Next page ▶", elem_id="q-next", size="sm")
-            release_btn = gr.Button("Release the items I hold", elem_id="q-release", size="sm")
-        info = gr.Textbox(
-            show_label=False,
-            container=False,
-            interactive=False,
-            elem_id="q-info",
-            placeholder="Search, or pick a saved view",
-        )
+            search_btn = gr.Button(
+                "Search", variant="primary", elem_id="q-search", size="sm", scale=1
+            )
+            # One line for the result and the paging, so the table starts higher at 768 px.
+            info = gr.Textbox(
+                show_label=False,
+                container=False,
+                interactive=False,
+                elem_id="q-info",
+                placeholder="Search, or pick a saved view",
+                scale=3,
+            )
+            prev_btn = gr.Button("◀ Previous", elem_id="q-prev", size="sm", scale=1)
+            next_btn = gr.Button("Next ▶", elem_id="q-next", size="sm", scale=1)
+            release_btn = gr.Button(
+                "Release the items I hold", elem_id="q-release", size="sm", scale=1
+            )
         table = gr.Dataframe(
             headers=COLUMNS,
             datatype=["str"] * len(COLUMNS),
