@@ -267,14 +267,20 @@ def submit(
     note: str | None,
     policy: Policy,
     accepted_suggestion: bool = False,
+    prefilled: bool = False,
 ) -> Decision:
     """Record the reviewer's decision; they must hold the item's live lease.
 
     `accepted_suggestion`: the reviewer took the model's flags as they are (one key); the
     decision's meta says so, and only when `categories` are the latest prediction's flags
-    (Conflict otherwise: the suggestion changed under the reviewer)."""
+    (Conflict otherwise: the suggestion changed under the reviewer). `prefilled`: the card
+    opened with the model's flags checked; a decision equal to them is marked
+    `prefilled_model_flags` (not chosen independently either)."""
     labels = policy.validate_labels(list(categories))
-    meta = _accept_meta(session, item_id, labels) if accepted_suggestion else None
+    if accepted_suggestion:
+        meta: dict | None = _accept_meta(session, item_id, labels)
+    else:
+        meta = _prefill_meta(session, item_id, labels) if prefilled else None
     return decisions_repo.record_decision(
         session,
         item_id=item_id,
@@ -286,6 +292,13 @@ def submit(
         require_lease=True,
         meta=meta,
     )
+
+
+def _prefill_meta(session: Session, item_id: int, labels: list[str]) -> dict | None:
+    pred = _latest_predictions(session, [item_id]).get(item_id)
+    if pred is None or sorted(pred.flagged or []) != sorted(labels):
+        return None
+    return {"prefilled_model_flags": True, "model_version": pred.model_version}
 
 
 def _accept_meta(session: Session, item_id: int, labels: list[str]) -> dict:
@@ -418,9 +431,7 @@ def claim_escalated(
     return None
 
 
-def require_escalation_lease(
-    session: Session, actor: str, item_id: int, *, action: str
-) -> None:
+def require_escalation_lease(session: Session, actor: str, item_id: int, *, action: str) -> None:
     """Conflict unless `actor` holds the escalated item under a live lease."""
     item = queue_repo.require_item(session, item_id, for_update=True)
     if item.status != ItemStatus.escalated.value:

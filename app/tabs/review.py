@@ -530,6 +530,7 @@ def build(ctx: AppContext) -> ReviewTab:
                             note=note_text,
                             policy=policy,
                             accepted_suggestion=action == "accept",
+                            prefilled=ctx.settings.ui.prefill_model_flags,
                         )
                         took = " (accepted the model's suggestion)" if action == "accept" else ""
                         message = f"Item {acted}: {', '.join(d.categories) or 'safe'}{took}"

@@ -192,3 +192,20 @@ def test_resolving_needs_the_escalation_lease(engine, users) -> None:
     item = _escalated(engine)
     with pytest.raises(Conflict, match="you do not hold it"), unit_of_work(engine) as s:
         review.resolve_escalated(s, "root", item, [], note=None, policy=POLICY)
+
+
+def test_a_decision_equal_to_the_prefilled_flags_is_marked_as_such(engine, users) -> None:
+    kept = _item(engine, {"weapons": 0.9})
+    changed = _item(engine, {"weapons": 0.9})
+    with unit_of_work(engine) as s:
+        claim_next(s, "alice", lease_s=60)
+        claim_next(s, "alice", lease_s=60)
+        review.submit(s, "alice", kept, ["weapons"], note=None, policy=POLICY, prefilled=True)
+        review.submit(s, "alice", changed, ["drugs"], note=None, policy=POLICY, prefilled=True)
+    with unit_of_work(engine) as s:
+        metas = {d.item_id: d.meta for d in s.scalars(select(DecisionRow)).all()}
+        rate = reports.accept_rate(s)
+    assert metas[kept]["prefilled_model_flags"] is True
+    assert "prefilled_model_flags" not in metas[changed]
+    # Only the accept key counts as an accepted suggestion.
+    assert rate.to_dict("records")[0]["accepted"] == 0
