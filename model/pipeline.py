@@ -188,6 +188,7 @@ class SignalPool:
         self._generation = 0
         self._pool = self._new_pool(procs)
         self._isolation: ProcessPoolExecutor | None = None
+        self._ready: list[Future[int]] | None = None
         self.restarts = 0  # pools replaced after a process died
         log.info("signal pool: %d process(es), OCR on %s", procs, "cuda" if cuda else "cpu")
 
@@ -199,14 +200,18 @@ class SignalPool:
             initargs=self._initargs,
         )
 
-    def start(self) -> list[int]:
-        """Start every process and wait until each has loaded its detectors; their pids.
+    def start(self, *, wait: bool = True) -> list[int]:
+        """Start every process loading its detectors; with `wait`, wait until each has and
+        return their pids (`wait=False` first lets them load while the caller loads its model).
 
         WardenError when they cannot start: then no item is claimed (and none is charged a
         failure for a broken environment)."""
-        futures = [self._pool.submit(_ready) for _ in range(self.procs)]
+        if self._ready is None:
+            self._ready = [self._pool.submit(_ready) for _ in range(self.procs)]
+        if not wait:
+            return []
         try:
-            return [f.result() for f in futures]
+            return [f.result() for f in self._ready]
         except BrokenProcessPool as exc:
             raise WardenError(
                 f"the signal processes could not start ({exc}); see the log above, "

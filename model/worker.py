@@ -600,6 +600,7 @@ def run_worker(
     pipeline: bool | None = None,
     signal_procs: int | None = None,
     on_in_flight: InFlightHook | None = None,
+    signal_pool: SignalPool | None = None,
 ) -> WorkerReport:
     """Score queued items until the queue is empty or `limit` items were handled.
 
@@ -617,7 +618,9 @@ def run_worker(
     `pipeline` (default `settings.worker.pipeline`) computes the signals in a pool of
     `signal_procs` processes (default `settings.worker.signal_procs`, 0 = one per core but
     one) while the VLM scores, with at most `settings.worker.max_in_flight` batches claimed
-    and not recorded; `on_in_flight(n)` is told that count after every claim. Without it,
+    and not recorded; `on_in_flight(n)` is told that count after every claim. A caller may
+    pass its own `signal_pool` (started early, so it loads beside the model; the caller closes
+    it). Without the pipeline,
     each batch's signals and scores run one after the other (the same predictions).
     """
     if batch_size < 1:
@@ -668,11 +671,12 @@ def run_worker(
             bar.update(handled)
             bar.set_postfix(scored=run.scored, failed=run.failed, refresh=False)
 
-    pool = None
+    pool = signal_pool if use_pipeline else None
+    own_pool = pool is None
     try:
         if use_pipeline:
             try:
-                pool = SignalPool(
+                pool = pool or SignalPool(
                     run.store.root,
                     procs=procs,
                     ocr=settings.model.ocr,
@@ -681,7 +685,7 @@ def run_worker(
                 )
                 pool.start()  # detectors loaded before the first claim
             except BaseException:
-                if pool is not None:
+                if pool is not None and own_pool:
                     pool.close()
                 run.engine.dispose()  # drive() would have
                 raise
@@ -693,7 +697,7 @@ def run_worker(
             on_in_flight=on_in_flight,
         )
     finally:
-        if pool is not None:
+        if pool is not None and own_pool:
             pool.close()
         if bar is not None:
             bar.close()

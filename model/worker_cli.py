@@ -139,28 +139,46 @@ def score_command(
 
     settings = get_settings()
     policy = load_policy(settings.policy_path)
-    backend, live = resolve_model(settings, model, live_check_s=live_check_s)
-    stop = threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        # SIGTERM (a service manager stopping it) ends the run after the batches in flight.
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    report = run_worker(
-        settings,
-        backend,
-        limit=limit,
-        batch_size=batch_size or settings.model.batch_size,
-        worker_id=worker_id,
-        progress=progress,
-        rationale=rationale,
-        policy=policy,
-        backfill=backfill,
-        live=live,
-        follow=follow,
-        poll_s=poll_s,
-        stop=stop,
-        pipeline=pipeline,
-        signal_procs=signal_procs,
-    )
+    pool = None
+    if settings.worker.pipeline if pipeline is None else pipeline:
+        from model.pipeline import SignalPool, default_signal_procs
+
+        # Started first: its processes load OCR/NSFW while this one loads the model.
+        pool = SignalPool(
+            settings.blobs_path,
+            procs=signal_procs or settings.worker.signal_procs or default_signal_procs(),
+            ocr=settings.model.ocr,
+            nsfw=settings.model.nsfw,
+            ocr_device=settings.worker.ocr_device,
+        )
+        pool.start(wait=False)
+    try:
+        backend, live = resolve_model(settings, model, live_check_s=live_check_s)
+        stop = threading.Event()
+        if threading.current_thread() is threading.main_thread():
+            # SIGTERM (a service manager stopping it) ends the run after the batches in flight.
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        report = run_worker(
+            settings,
+            backend,
+            limit=limit,
+            batch_size=batch_size or settings.model.batch_size,
+            worker_id=worker_id,
+            progress=progress,
+            rationale=rationale,
+            policy=policy,
+            backfill=backfill,
+            live=live,
+            follow=follow,
+            poll_s=poll_s,
+            stop=stop,
+            pipeline=pipeline,
+            signal_procs=signal_procs,
+            signal_pool=pool,
+        )
+    finally:
+        if pool is not None:
+            pool.close()
     typer.echo(
         f"scored {report.scored} item(s) ({report.backfilled} by backfill), "
         f"{report.failed} failed attempt(s), "
