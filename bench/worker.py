@@ -11,7 +11,10 @@ and whether both gave the same predictions. Then the same reset, and 1, 2 and 4 
 processes started together: items/s over the wall time (model loads included) and from the
 first claim to the last recorded prediction (start-up excluded).
 
-Run: .venv/bin/python bench/worker.py [--n 500] [--scale-n N] [--signal-procs P]
+On a GPU machine (OCR moves to CUDA by itself when onnxruntime-gpu is installed):
+    .venv/bin/python bench/worker.py --n 300 --signal-procs 8 --device cuda
+
+Run: .venv/bin/python bench/worker.py [--n 500] [--scale-n N] [--signal-procs P] [--device D]
                                       [--work DIR] [--results PATH] [--pg-admin-url URL]
 Writes bench/results/worker.json (or --results) with its provenance (bench/provenance.py:
 machine, load average at start and end). --work keeps the images (default: a temp folder).
@@ -143,7 +146,7 @@ def processes(
     env.update(
         WARDEN_DATABASE_URL=settings.database_url,
         WARDEN_DATA_DIR=str(settings.data_dir),
-        WARDEN_MODEL__DEVICE="cpu",
+        WARDEN_MODEL__DEVICE=settings.model.device,
         WARDEN_MODEL__QUANT="none",
         HF_HUB_OFFLINE="1",
         ORT_DISABLE_TELEMETRY="1",
@@ -221,6 +224,7 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="Signal processes per worker (default: the worker's, one per core but one).",
     )
+    p.add_argument("--device", default="auto", help='The VLM\'s device: "auto", "cpu", "cuda".')
     p.add_argument("--scale", default="1,2,4", help="Worker process counts, comma-separated.")
     p.add_argument("--work", type=Path, default=None, help="Folder for the images and blobs.")
     p.add_argument(
@@ -263,7 +267,7 @@ def main(argv: list[str] | None = None) -> None:
         settings = Settings(
             data_dir=work / "data",
             WARDEN_DATABASE_URL=url,
-            model=ModelSettings(name="demo", device="cpu", quant="none"),
+            model=ModelSettings(name="demo", device=a.device, quant="none"),
         )
         engine = make_engine(url, settings.db)
         images = write_images(work / "images", n)
