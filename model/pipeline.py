@@ -63,13 +63,14 @@ class PreparedItem:
 _store: BlobStore | None = None
 _ocr = True
 _nsfw = True
+_ocr_engine = "auto"
 
 
 def init_signal_process(
-    blobs_path: str, ocr: bool, nsfw: bool, ocr_cuda: bool, threads: int
+    blobs_path: str, ocr: bool, nsfw: bool, ocr_cuda: bool, threads: int, ocr_engine: str = "auto"
 ) -> None:
     """Pool initializer: open the blob store and load the detectors once per process."""
-    global _store, _ocr, _nsfw
+    global _store, _ocr, _nsfw, _ocr_engine
     # Ctrl-C and a service manager's SIGTERM reach the whole process group: the main process
     # drains its in-flight batches and needs these processes to finish them.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -85,7 +86,7 @@ def init_signal_process(
     if ocr_cuda:
         signals.OCR_PARAMS["EngineConfig.onnxruntime.use_cuda"] = True
     _store = BlobStore(Path(blobs_path))
-    _ocr, _nsfw = ocr, nsfw
+    _ocr, _nsfw, _ocr_engine = ocr, nsfw, ocr_engine
     if ocr:
         signals.ocr_engine()
     if nsfw:
@@ -116,7 +117,8 @@ def signals_for(item_id: int, sha256: str) -> PreparedItem:
         image = open_view_image(_store, sha256)
     except Exception as exc:  # noqa: BLE001 - a bad file is charged to its item, not the pool
         return PreparedItem(item_id, error=f"image: {type(exc).__name__}: {exc}")
-    return PreparedItem(item_id, image, compute_signals(image, ocr=_ocr, nsfw=_nsfw))
+    sig = compute_signals(image, ocr=_ocr, nsfw=_nsfw, engine=_ocr_engine)  # type: ignore[arg-type]
+    return PreparedItem(item_id, image, sig)
 
 
 def _ready() -> int:
@@ -176,6 +178,7 @@ class SignalPool:
         ocr: bool,
         nsfw: bool,
         ocr_device: OCRDevice = "auto",
+        ocr_engine: str = "auto",
     ) -> None:
         if procs < 1:
             raise WardenError("the signal pool needs at least one process (--signal-procs)")
@@ -183,7 +186,7 @@ class SignalPool:
         cuda = ocr and ocr_on_gpu(ocr_device)
         # One core's share is left to the VLM in the main process.
         threads = max(1, (os.cpu_count() or 1) // (procs + 1))
-        self._initargs = (str(blobs_path), ocr, nsfw, cuda, threads)
+        self._initargs = (str(blobs_path), ocr, nsfw, cuda, threads, ocr_engine)
         self._context = multiprocessing.get_context("spawn")
         self._generation = 0
         self._pool = self._new_pool(procs)

@@ -391,7 +391,12 @@ class _Run:
         except Exception as exc:  # noqa: BLE001 - a bad file must not stop the batch
             self.fail(claimed.item_id, f"image: {type(exc).__name__}: {exc}")
             return None
-        sig = compute_signals(image, ocr=self.settings.model.ocr, nsfw=self.settings.model.nsfw)
+        sig = compute_signals(
+            image,
+            ocr=self.settings.model.ocr,
+            nsfw=self.settings.model.nsfw,
+            engine=self.settings.model.ocr_engine,
+        )
         return self.scoring_input(claimed, image, sig), sig
 
     def scoring_input(self, claimed: ClaimedItem, image: Image, sig: Signals) -> ScoringInput:
@@ -682,6 +687,7 @@ def run_worker(
                     ocr=settings.model.ocr,
                     nsfw=settings.model.nsfw,
                     ocr_device=settings.worker.ocr_device,
+                    ocr_engine=settings.model.ocr_engine,
                 )
                 pool.start()  # detectors loaded before the first claim
             except BaseException:

@@ -150,6 +150,7 @@ def score_command(
             ocr=settings.model.ocr,
             nsfw=settings.model.nsfw,
             ocr_device=settings.worker.ocr_device,
+            ocr_engine=settings.model.ocr_engine,
         )
         pool.start(wait=False)
     try:

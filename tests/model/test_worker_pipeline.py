@@ -333,3 +333,47 @@ def test_a_worker_killed_with_sigkill_takes_its_signal_processes_with_it(
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.parametrize("pipeline", [True, False], ids=["pipeline", "sequential"])
+def test_the_worker_reads_with_the_configured_ocr_engine(
+    pipeline_tiny_model: Path, tmp_path: Path, pipeline: bool
+) -> None:
+    """WARDEN_MODEL__OCR_ENGINE reaches the worker's OCR on both paths: a Korean card is stored
+    with its Hangul under `auto` and without it under `rapidocr` (which cannot read Hangul)."""
+    from model.ocr_tesseract import available
+    from storage.ingest import ingest_paths
+    from storage.migrate import upgrade
+    from tests.model.test_ocr_korean import korean_image
+
+    missing = available("kor")
+    if missing is not None:
+        pytest.fail(f"{missing} (`make system-deps` installs it)")
+    card = tmp_path / "ko.png"
+    korean_image().save(card)
+    stored: dict[str, str] = {}
+    for engine_name in ("rapidocr", "auto"):
+        url = f"sqlite:///{tmp_path / (engine_name + '.db')}"
+        upgrade(url)
+        settings = scoring_settings(
+            Settings(data_dir=tmp_path / engine_name, WARDEN_DATABASE_URL=url),
+            pipeline_tiny_model,
+        )
+        settings = settings.model_copy(
+            update={"model": settings.model.model_copy(update={"ocr_engine": engine_name})}
+        )
+        engine = make_engine(settings.database_url, settings.db)
+        try:
+            report = ingest_paths(engine, settings, [card])
+        finally:
+            engine.dispose()
+        (item_id,) = [r.item_id for r in report.results if r.status == "accepted"]
+        backend = load_backend(settings.model)
+        run_worker(
+            settings, backend, limit=None, batch_size=1, progress=False,
+            pipeline=pipeline, signal_procs=1,
+        )
+        (pred,) = predictions_by_item(settings)[item_id]
+        stored[engine_name] = pred.ocr_text or ""
+    hangul = [sum("\uac00" <= ch <= "\ud7a3" for ch in stored[e]) for e in ("rapidocr", "auto")]
+    assert hangul[0] == 0 and hangul[1] >= 4, stored
