@@ -56,8 +56,13 @@ lint: venv
 	$(BIN)/ruff check app model training storage tests bench
 	$(BIN)/mypy storage
 
+# Every bench writes bench/results/NAME.json with its provenance; the README's table is then
+# regenerated from those files (bench/readme_table.py --check tells when it has drifted).
 bench: venv
-	for b in queue_latency ingest scoring review_latency labelstudio loop demo_foreign; do $(BIN)/python bench/$$b.py || exit 1; done
+	for b in queue_latency ingest scoring review_latency labelstudio loop demo_foreign memory reader ocr worker; do $(BIN)/python bench/$$b.py || exit 1; done
+	$(BIN)/python bench/review_latency.py --postgres
+	$(BIN)/python bench/loop.py --no-reading --results bench/results/loop_lora_only.json
+	$(BIN)/python bench/readme_table.py
 
 clean:
 	rm -rf $(VENV) warden-data test-artifacts

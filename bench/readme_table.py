@@ -187,6 +187,12 @@ def loop_rows(r: dict[str, Any]) -> list[Row]:
         + (f" (post-train {post:.0f} s)" if post is not None else "")
         + f"; the gate {gate}"
     )
+    benign = {c["name"]: c for c in r["gate"].get("checks", []) if "benign" in c["name"]}
+    if "benign_flag_rate" in benign:
+        b = benign["benign_flag_rate"]
+        result += (
+            f"; benign flag rate {b['live']:.3f} → {b['candidate']:.3f} (n = {b['n']})"
+        )
     ablation = r.get("ablation_reader_only")
     if ablation:
         result += f"; the learnt reader alone gives {ablation['leetspeak']:.3f} on leetspeak"
@@ -200,11 +206,87 @@ def demo_foreign_rows(r: dict[str, Any]) -> list[Row]:
         f"the demo model{named} on {r['images']} cards drawn by plain PIL (phrases written "
         "apart from SynthMod), read by RapidOCR"
     )
+    safe = r["ocr"]["recall"].get("safe")
+    benign = f" (benign cards flagged: {1 - safe:.2f})" if safe is not None else ""
     result = (
-        f"average recall {r['ocr']['recall']['average']:.2f} with the OCR hint, "
+        f"average recall {r['ocr']['recall']['average']:.2f}{benign} with the OCR hint, "
         f"{r['exact_text']['recall']['average']:.2f} with the exact text; RapidOCR "
         f"{r['ocr_s_per_image']:.2f} s per card, scoring "
         f"{r['ocr']['score_s_per_image'] * 1000:.0f} ms"
+    )
+    return [(what, result)]
+
+
+def memory_rows(r: dict[str, Any]) -> list[Row]:
+    runs = r["runs"]
+    what = f"peak RSS at {r['decisions']:,} decisions ({r['backend']}): dataset build, dashboard"
+    result = (
+        f"dataset build {runs['dataset']['peak_rss_mib']:.0f} MiB; dashboard refresh "
+        f"{runs['dashboard']['peak_rss_mib']:.0f} MiB"
+    )
+    old = runs.get("dashboard-old")
+    if old:
+        result += f" (the old pandas refresh: {old['peak_rss_mib']:.0f} MiB)"
+    comp = r.get("comparison", {}).get("runs", {})
+    if "dataset-old" in comp:
+        result += (
+            f"; at {r['comparison']['decisions']:,} decisions the build takes "
+            f"{comp['dataset']['peak_rss_mib']:.0f} MiB vs "
+            f"{comp['dataset-old']['peak_rss_mib']:.0f} MiB for the old one (same data hash)"
+        )
+    return [(what, result)]
+
+
+def reader_rows(r: dict[str, Any]) -> list[Row]:
+    no_swaps = r["no_real_swaps"]
+    changed = sum(v["strict"]["benign_texts_changed"] for v in no_swaps.values())
+    texts = max(v["strict"]["benign_texts"] for v in no_swaps.values())
+    what = "the learnt reader on text written by other code (Faker, own evasion renderer)"
+    parts = [f"readers learnt without real swaps change {changed} of {texts} benign texts"]
+    for name, v in r.get("evasions_own_renderer", {}).items():
+        parts.append(
+            f"{name.replace('_', ' ')}: {v['restored_read']:,} of {v['harmful_words_hidden']:,} "
+            f"harmful words restored, {v['benign_words_changed_wrongly']} of "
+            f"{v['benign_words']:,} benign words changed"
+        )
+    return [(what, "; ".join(parts))]
+
+
+def ocr_rows(r: dict[str, Any]) -> list[Row]:
+    f = r["foreign"]
+    what = f"OCR character accuracy, {r['n']} cards per language drawn by plain PIL from Faker text"
+    cells = []
+    for lang in ("ko", "zh", "en"):
+        if lang in f:
+            e = f[lang]
+            cells.append(
+                f"{lang}: RapidOCR {e['rapidocr']['char_accuracy']:.2f}, `auto` "
+                f"{e['auto']['char_accuracy']:.2f} ({e['auto']['ms_median']:.0f} ms/image)"
+            )
+    rows = [(what, "; ".join(cells))]
+    rec = r.get("demo_recall_synthmod_ko")
+    if rec:
+        a, b = rec["rapidocr"], rec["auto"]
+        rows.append((
+            f"the demo model on {rec['items']} SynthMod Korean items, RapidOCR vs `auto` OCR",
+            f"average recall {a['recall']['average']:.3f} → {b['recall']['average']:.3f}; "
+            f"benign flag rate {a['benign_flag_rate']:.3f} → {b['benign_flag_rate']:.3f}",
+        ))
+    return rows
+
+
+def worker_rows(r: dict[str, Any]) -> list[Row]:
+    seq, pipe = r["sequential"], r["pipeline"]
+    what = f"scoring worker, {r['items']} items, demo model: pipeline vs sequential, same run"
+    result = (
+        f"{pipe['items_per_s']:.3f} vs {seq['items_per_s']:.3f} items/s "
+        f"({r['pipeline_over_sequential']:.2f}x, same predictions: {r['same_predictions']}); "
+        f"OCR median {seq['ocr_ms_per_image']['median']:.0f} ms/image; "
+        + ", ".join(
+            f"{s['processes']} process(es) {s['items_per_s_after_start']:.2f} items/s"
+            for s in r.get("scaling", [])
+        )
+        + " on one PostgreSQL"
     )
     return [(what, result)]
 
@@ -229,6 +311,10 @@ SOURCES = (
         loop_rows,
     ),
     Source("demo_foreign.json", "demo_foreign", "python bench/demo_foreign.py", demo_foreign_rows),
+    Source("memory.json", "memory", "python bench/memory.py", memory_rows),
+    Source("reader.json", "reader", "python bench/reader.py", reader_rows),
+    Source("ocr.json", "ocr", "python bench/ocr.py", ocr_rows),
+    Source("worker.json", "worker", "python bench/worker.py", worker_rows),
 )
 
 
