@@ -170,8 +170,15 @@ def test_admin_can_call_the_audit_handler(live_app: LiveApp) -> None:
     assert "login" in json.dumps(msg["output"]["data"])
 
 
-def _variance(data: bytes) -> float:
-    return float(np.asarray(Image.open(io.BytesIO(data)).convert("L"), dtype=float).var())
+def _detail(data: bytes) -> float:
+    """Fine detail left in an image: mean |image - its own 2 px Gaussian blur| at 128x128.
+    (Overall pixel variance was order-dependent: a seeded image dominated by one large block
+    keeps much of its variance in a correctly blurred derivative.)"""
+    from PIL import ImageFilter
+
+    grey = Image.open(io.BytesIO(data)).convert("L").resize((128, 128), Image.Resampling.BILINEAR)
+    smooth = np.asarray(grey.filter(ImageFilter.GaussianBlur(2)), dtype=float)
+    return float(np.abs(np.asarray(grey, dtype=float) - smooth).mean())
 
 
 def test_image_route_needs_a_valid_signed_url(live_app: LiveApp) -> None:
@@ -188,8 +195,9 @@ def test_image_route_needs_a_valid_signed_url(live_app: LiveApp) -> None:
     view = client.get(base + signer.image_url(item_id, "view", session_id=sid))
     assert blur.status_code == 200 and view.status_code == 200
     assert blur.headers["x-warden-variant"] == "blur"
-    # The derivative is really blurred: almost no detail left compared with the view.
-    assert _variance(blur.content) < 0.2 * _variance(view.content)
+    # The derivative is really blurred: almost no detail left compared with the view (the
+    # server's blur leaves <0.3% of it on 400 seeded images; the view keeps all of it).
+    assert _detail(blur.content) < 0.05 * _detail(view.content)
     url = signer.image_url(item_id, "blur", session_id=sid)
     refused = [
         f"/img/{item_id}",  # no signature
