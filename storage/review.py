@@ -103,9 +103,7 @@ def should_blur(
     if nsfw is not None and nsfw >= blur_nsfw_threshold:
         return True
     # A restricted category is always blurred: reveal is where its reveal_roles are enforced.
-    return any(
-        (c.blur or c.restricted) and scores.get(c.id, 0.0) >= c.threshold for c in policy.categories
-    )
+    return bool(graphic_categories(policy, scores))
 
 
 def graphic_categories(policy: Policy, scores: dict[str, float]) -> list[str]:

@@ -402,28 +402,17 @@ def build(ctx: AppContext) -> ReviewTab:
     ) -> tuple[dict | None, str, review.Exposure]:
         """(current item payload, JSON list of prefetched payloads, exposure)."""
         with unit_of_work(ctx.engine) as s:
-            if stream_name == ESCALATED:
-                cards = review.escalated_window(
-                    s,
-                    username,
-                    policy,
-                    blur_nsfw_threshold=blur_level,
-                    size=PREFETCH + 1,
-                    keep=keep,
-                    exclude=exclude,
-                    lease_s=lease_s,
-                )
-            else:
-                cards = review.claim_window(
-                    s,
-                    username,
-                    policy,
-                    blur_nsfw_threshold=blur_level,
-                    size=PREFETCH + 1,
-                    keep=keep,
-                    exclude=exclude,
-                    lease_s=lease_s,
-                )
+            window = review.escalated_window if stream_name == ESCALATED else review.claim_window
+            cards = window(
+                s,
+                username,
+                policy,
+                blur_nsfw_threshold=blur_level,
+                size=PREFETCH + 1,
+                keep=keep,
+                exclude=exclude,
+                lease_s=lease_s,
+            )
             exp = review.exposure(s, username)
         payloads = [card_payload(ctx, c, grey_on, session_id) for c in cards]
         return (payloads[0] if payloads else None, json.dumps(payloads[1:]), exp)
