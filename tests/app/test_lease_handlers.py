@@ -8,7 +8,6 @@ handlers any item id (FACTS); these tests do so the way an attacker would, with
 from __future__ import annotations
 
 import json
-import uuid
 
 import httpx
 from sqlalchemy import select
@@ -18,7 +17,7 @@ from storage.db import unit_of_work
 from storage.models import AuditEvent, Item
 from storage.queue import claim_next, escalate
 from tests.app.conftest import LiveApp
-from tests.app.test_security import COOKIE, call_handler
+from tests.app.test_security import COOKIE, call_handler, run_dependency
 
 
 def _claim(app: LiveApp, who: str, expected: int) -> None:
@@ -51,32 +50,7 @@ def call_save(app: LiveApp, cookie: str, elem_id: str, data: list) -> dict:
     deps = config["dependencies"]
     click = next(d for d in deps if any(t[0] == comp["id"] for t in d.get("targets", [])))
     dep = next(d for d in deps if d.get("trigger_after") == click["id"] and d.get("backend_fn"))
-    session_hash = uuid.uuid4().hex[:10]
-    r = httpx.post(
-        f"{app.base_url}/ui/gradio_api/queue/join",
-        cookies=jar,
-        json={
-            "data": data,
-            "event_data": None,
-            "fn_index": dep["id"],
-            "trigger_id": comp["id"],
-            "session_hash": session_hash,
-        },
-    )
-    assert r.status_code == 200, r.text
-    with httpx.stream(
-        "GET",
-        f"{app.base_url}/ui/gradio_api/queue/data",
-        params={"session_hash": session_hash},
-        cookies=jar,
-        timeout=30,
-    ) as stream:
-        for line in stream.iter_lines():
-            if line.startswith("data:"):
-                msg = json.loads(line[5:])
-                if msg.get("msg") == "process_completed":
-                    return msg
-    raise AssertionError("no completion message")
+    return run_dependency(app, jar, dep["id"], comp["id"], data)
 
 
 def _escalate_over_http(app: LiveApp, cookie: str, item_id: int) -> dict:

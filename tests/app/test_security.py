@@ -36,6 +36,12 @@ def call_handler(app: LiveApp, cookie: str, elem_id: str, data: list) -> dict:
         for d in config["dependencies"]
         if any(t[0] == comp["id"] for t in d.get("targets", [])) and d.get("backend_fn")
     )
+    return run_dependency(app, jar, dep["id"], comp["id"], data)
+
+
+def run_dependency(app: LiveApp, jar: dict, fn_index: int, trigger_id: int, data: list) -> dict:
+    """Join Gradio's queue for one backend function over raw HTTP, as the page would; returns
+    the final message."""
     session_hash = uuid.uuid4().hex[:10]
     r = httpx.post(
         f"{app.base_url}/ui/gradio_api/queue/join",
@@ -43,8 +49,8 @@ def call_handler(app: LiveApp, cookie: str, elem_id: str, data: list) -> dict:
         json={
             "data": data,
             "event_data": None,
-            "fn_index": dep["id"],
-            "trigger_id": comp["id"],
+            "fn_index": fn_index,
+            "trigger_id": trigger_id,
             "session_hash": session_hash,
         },
     )
