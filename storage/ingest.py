@@ -1,4 +1,12 @@
-"""Ingest images into the queue: files, folders, `.zip` archives and CSV/JSONL manifests.
+"""Ingest images, posts and videos into the queue: files, folders, `.zip` archives and CSV/JSONL
+manifests.
+
+An item has 1..N media (storage.media): a single image is one; a post (a manifest row with
+`images: [...]`, at most `limits.max_images_per_post`) is one item whose images are each
+checked like a single image before anything is stored, a bad one rejecting the post by name;
+an MP4/MOV/WebM video (storage.video) is one item whose sampled frames, with timestamps, are
+its media. The first medium is the cover (`Item.view_sha256`); near duplicates and the hash
+bank match on it.
 
 Each input file ends as exactly one `FileResult`: accepted, duplicate (same bytes as an existing
 item, nothing added), near_duplicate (a new item linked to the perceptually closest one), or
@@ -54,10 +62,13 @@ from storage.images import (
 )
 from storage.ingest_sources import Candidate, SourceRejection, expand_inputs, show_path
 from storage.manifests import ManifestRow, clean_name, clean_text
+from storage.media import MediumKind, NewMedium, add_media
 from storage.models import Blob, HashBankEntry, Item
 from storage.models import Decision as DecisionRow
 from storage.policy import Policy, PolicyError, load_policy
+from storage.posts import POST_MIME, post_descriptor
 from storage.settings import Settings
+from storage.video import VideoRejected, decode_video, video_container
 
 log = logging.getLogger(__name__)
 
@@ -119,14 +130,31 @@ class IngestReport:
 
 
 @dataclass(frozen=True)
+class _PreparedMedium:
+    """One decoded image of a post (or frame of a video), its bytes already in the store."""
+
+    sha256: str
+    size: int
+    image: NormalisedImage
+    view_sha256: str
+    kind: MediumKind = "image"
+    timestamp_s: float | None = None
+
+
+@dataclass(frozen=True)
 class _Prepared:
     cand: Candidate
-    sha256: str | None = None
+    sha256: str | None = None  # the item's identity blob: image bytes, post descriptor, video
     size: int = 0
-    image: NormalisedImage | None = None
+    image: NormalisedImage | None = None  # the cover (first medium)
     view_sha256: str | None = None
     rejection: str | None = None
     known: bool = False  # bytes already stored as an item when the run started
+    # Several media (a post); empty for a single image, whose one medium is `image` itself.
+    media: tuple[_PreparedMedium, ...] = ()
+    # (mime, width, height) of the identity blob when it is not the cover image itself.
+    blob_info: tuple[str, int, int] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)  # added to the item's meta
 
 
 class _BlobWriteError(Exception):
@@ -141,6 +169,8 @@ def _rejected(shown: str, reason: str) -> FileResult:
 
 
 def _prepare(cand: Candidate, settings: Settings, store: BlobStore, known: set[str]) -> _Prepared:
+    if cand.parts:
+        return _prepare_post(cand, settings, store, known)
     limits = settings.limits
     try:
         data = cand.read(limits.max_file_bytes)
@@ -150,8 +180,10 @@ def _prepare(cand: Candidate, settings: Settings, store: BlobStore, known: set[s
         if sha in known:
             # Same bytes as an existing item: no need to decode again.
             return _Prepared(cand, sha, len(data), known=True)
+        if video_container(data) is not None:
+            return _prepare_video(cand, data, sha, settings, store)
         image = normalise_image(data, max_pixels=limits.max_pixels)
-    except ImageRejected as exc:
+    except (ImageRejected, VideoRejected) as exc:
         return _Prepared(cand, rejection=str(exc))
     except MemoryError:
         return _Prepared(cand, rejection="image too large to decode in memory")
@@ -166,6 +198,89 @@ def _prepare(cand: Candidate, settings: Settings, store: BlobStore, known: set[s
     except OSError as exc:
         raise _BlobWriteError(f"cannot write to the blob store: {exc}") from exc
     return _Prepared(cand, sha, len(data), image, view_sha)
+
+
+def _decode_part(part: Candidate, settings: Settings) -> tuple[bytes, NormalisedImage]:
+    """One image of a post read and checked like any single image; ImageRejected otherwise."""
+    limits = settings.limits
+    try:
+        data = part.read(limits.max_file_bytes)
+        if not data:
+            raise ImageRejected("empty file")
+        return data, normalise_image(data, max_pixels=limits.max_pixels)
+    except ImageRejected:
+        raise
+    except MemoryError as exc:
+        raise ImageRejected("image too large to decode in memory") from exc
+    except Exception as exc:  # any decoder failure on hostile bytes rejects the post
+        log.warning("unexpected failure preparing %s: %r", part.shown, exc)
+        raise ImageRejected(f"could not decode: {type(exc).__name__}: {exc}"[:300]) from exc
+
+
+def _prepare_post(
+    cand: Candidate, settings: Settings, store: BlobStore, known: set[str]
+) -> _Prepared:
+    """Every image of a post decoded and checked before any byte is stored: one bad image
+    rejects the whole post, naming it. A one-image post is exactly a single image."""
+    decoded: list[tuple[bytes, NormalisedImage]] = []
+    for n, part in enumerate(cand.parts, start=1):
+        try:
+            decoded.append(_decode_part(part, settings))
+        except ImageRejected as exc:
+            return _Prepared(cand, rejection=f"image {n} ({part.filename}): {exc}")
+    shas = [hashlib.sha256(data).hexdigest() for data, _ in decoded]
+    cover = decoded[0][1]
+    if len(decoded) == 1:
+        sha, blob_info, descriptor = shas[0], None, None
+    else:
+        descriptor = post_descriptor(shas)
+        sha = hashlib.sha256(descriptor).hexdigest()
+        blob_info = (POST_MIME, cover.width, cover.height)
+    if sha in known:
+        return _Prepared(cand, sha, known=True)
+    try:
+        media = tuple(
+            _PreparedMedium(
+                store.put_bytes(data, part_sha), len(data), image, store.put_bytes(image.view_png)
+            )
+            for (data, image), part_sha in zip(decoded, shas, strict=True)
+        )
+        if descriptor is not None:
+            store.put_bytes(descriptor, sha)
+    except OSError as exc:
+        raise _BlobWriteError(f"cannot write to the blob store: {exc}") from exc
+    size = len(descriptor) if descriptor is not None else media[0].size
+    return _Prepared(cand, sha, size, cover, media[0].view_sha256, media=media, blob_info=blob_info)
+
+
+def _prepare_video(
+    cand: Candidate, data: bytes, sha: str, settings: Settings, store: BlobStore
+) -> _Prepared:
+    """A video's sampled frames as the item's media (kind 'frame', with timestamps); the video
+    bytes stay the item's blob. Raises VideoRejected / ImageRejected for the caller."""
+    video = decode_video(data, settings.limits)
+    frames = [
+        (f, normalise_image(f.png, max_pixels=settings.limits.max_pixels)) for f in video.frames
+    ]
+    try:
+        store.put_bytes(data, sha)
+        media = tuple(
+            _PreparedMedium(
+                view := store.put_bytes(image.view_png),
+                len(image.view_png),
+                image,
+                view,
+                "frame",
+                f.timestamp_s,
+            )  # fmt: skip
+            for f, image in frames
+        )
+    except OSError as exc:
+        raise _BlobWriteError(f"cannot write to the blob store: {exc}") from exc
+    return _Prepared(
+        cand, sha, len(data), media[0].image, media[0].view_sha256, media=media,
+        blob_info=(video.mime, video.width, video.height), meta=video.meta(),
+    )  # fmt: skip
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -315,11 +430,16 @@ class _Run:
         external_id = None
         if row is not None and row.external_id:
             external_id = clean_name(row.external_id, MAX_EXTERNAL_ID_CHARS) or None
-        self._insert_blob(s, sha, prep.size, image.mime, image.width, image.height)
-        self._insert_blob(
-            s, prep.view_sha256, len(image.view_png), "image/png", image.view_width,
-            image.view_height,
-        )  # fmt: skip
+        mime, width, height = prep.blob_info or (image.mime, image.width, image.height)
+        self._insert_blob(s, sha, prep.size, mime, width, height)
+        media = prep.media or (_PreparedMedium(sha, prep.size, image, prep.view_sha256),)
+        for m in media:
+            if m.sha256 != sha:
+                self._insert_blob(s, m.sha256, m.size, m.image.mime, m.image.width, m.image.height)
+            self._insert_blob(
+                s, m.view_sha256, len(m.image.view_png), "image/png", m.image.view_width,
+                m.image.view_height,
+            )  # fmt: skip
         weak = image.hash_is_weak
         near = bank = None
         if not weak:
@@ -328,7 +448,7 @@ class _Run:
         priority = limits.hashbank_priority_boost if bank else 0
         meta: dict[str, Any] = {
             "format": image.format, "pdq": image.pdq, "pdq_quality": image.hash_quality,
-            **cand.origin,
+            **cand.origin, **prep.meta,
         }  # fmt: skip
         if original_len is not None:
             meta["text_truncated_from"] = original_len
@@ -350,6 +470,25 @@ class _Run:
         )
         s.add(item)
         s.flush()
+        add_media(
+            s,
+            item.id,
+            [
+                NewMedium(
+                    m.sha256,
+                    m.view_sha256,
+                    m.kind,
+                    m.timestamp_s,
+                    None if m.image.hash_is_weak else m.image.phash,
+                )  # fmt: skip
+                for m in media
+            ],
+        )
+        if "video" in prep.meta:
+            v = prep.meta["video"]
+            notes.append(f"video: {len(media)} frames sampled from {v['duration_s']} s")
+        elif len(media) > 1:
+            notes.append(f"{len(media)} media")
         status: Status = "near_duplicate" if near else "accepted"
         if image.animated:
             notes.append("animated: first frame used")

@@ -12,8 +12,11 @@ Run: warden ingest PATH...   (this module is the input side of storage.ingest)
 
 from __future__ import annotations
 
+import io
 import os
+import posixpath
 import stat
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +28,11 @@ from storage.manifests import (
     ManifestError,
     ManifestRow,
     RowError,
+    check_row_path,
     clean_name,
     manifest_kind,
     read_manifest,
+    read_manifest_from,
     resolve_row_path,
 )
 from storage.policy import Policy, PolicyError
@@ -52,7 +57,8 @@ class SourceRejection:
 
 @dataclass(frozen=True)
 class Candidate:
-    """One image to ingest: from a file on disk (`file`) or from memory (`data`)."""
+    """One item to ingest: an image or video from a file on disk (`file`) or from memory
+    (`data`), or a post whose images are the candidates in `parts` (in order)."""
 
     shown: str  # cleaned path for the report
     filename: str  # cleaned name stored on the item
@@ -60,6 +66,7 @@ class Candidate:
     data: bytes | None = None
     row: ManifestRow | None = None
     origin: dict[str, Any] = field(default_factory=dict)
+    parts: tuple[Candidate, ...] = ()
 
     def read(self, max_bytes: int) -> bytes:
         """The candidate's bytes; raises ImageRejected when over `max_bytes` or unreadable."""
@@ -118,6 +125,45 @@ def _read_limited(path: Path, max_bytes: int) -> bytes:
     return data
 
 
+# Where a manifest row's path leads: the candidate's source (`file=` or `data=`), or
+# ValueError with the reason.
+Locator = Callable[[str], dict[str, Any]]
+
+
+def _disk_locator(base: Path) -> Locator:
+    def locate(raw: str) -> dict[str, Any]:
+        try:
+            target = resolve_row_path(base, raw)
+        except OSError as exc:
+            raise ValueError(str(exc.strerror or exc)) from exc
+        problem = _regular_file_problem(target)
+        if problem:
+            raise ValueError(problem)
+        return {"file": target}
+
+    return locate
+
+
+def _member_key(raw: str) -> str:
+    return posixpath.normpath(raw.replace("\\", "/"))
+
+
+def _archive_locator(members: dict[str, bytes | str]) -> Locator:
+    """Rows name members of the archive the manifest came in (`members`: name -> bytes, or
+    the reason the member was refused). Member names never become filesystem paths."""
+
+    def locate(raw: str) -> dict[str, Any]:
+        check_row_path(raw)
+        got = members.get(_member_key(raw))
+        if got is None:
+            raise ValueError("not in the archive")
+        if isinstance(got, str):
+            raise ValueError(got)
+        return {"data": got}
+
+    return locate
+
+
 class _Expander:
     """Turns the command's paths into candidates (lazily) and expansion-time rejections."""
 
@@ -153,6 +199,10 @@ class _Expander:
             yield Candidate(shown, clean_name(path.name, MAX_FILENAME_CHARS), file=path)
 
     def _archive(self, path: Path, shown: str) -> Iterator[Candidate | SourceRejection]:
+        manifest_name = _archive_manifest_name(path)
+        if manifest_name is not None:
+            yield from self._archive_with_manifest(path, shown, manifest_name)
+            return
         try:
             for member in iter_zip_members(path, self.limits):
                 member_shown = show_path(f"{shown}!{member.name}")
@@ -170,17 +220,77 @@ class _Expander:
         except OSError as exc:
             yield SourceRejection(shown, f"cannot read archive: {exc.strerror or exc}")
 
+    def _archive_with_manifest(
+        self, path: Path, shown: str, manifest_name: str
+    ) -> Iterator[Candidate | SourceRejection]:
+        """A zip with a `manifest.jsonl`/`.csv` at its top: the manifest's rows (posts, text,
+        labels) name the archive's members; members no row names are ingested as images.
+        The members are held in memory (bounded by the archive limits) until the rows are read."""
+        members: dict[str, bytes | str] = {}
+        order: list[str] = []
+        try:
+            for member in iter_zip_members(path, self.limits):
+                key = _member_key(member.name)
+                members[key] = (
+                    member.data
+                    if member.data is not None
+                    else (member.rejection or "unreadable member")
+                )
+                order.append(key)
+        except ArchiveRejected as exc:
+            yield SourceRejection(shown, f"archive rejected: {exc}")
+            return
+        except OSError as exc:
+            yield SourceRejection(shown, f"cannot read archive: {exc.strerror or exc}")
+            return
+        manifest = members.get(_member_key(manifest_name))
+        manifest_shown = show_path(f"{shown}!{manifest_name}")
+        named: set[str] = {_member_key(manifest_name)}
+        if not isinstance(manifest, bytes):
+            yield SourceRejection(manifest_shown, f"manifest not read: {manifest}")
+        else:
+            rows = self._rows(
+                read_manifest_from(
+                    io.BytesIO(manifest), manifest_kind(Path(manifest_name)) or "jsonl", self.limits
+                ),
+                _archive_locator(members),
+                manifest_shown,
+            )
+            for out in rows:
+                for part in (out.parts or (out,)) if isinstance(out, Candidate) else ():
+                    if part.origin.get("member"):
+                        named.add(part.origin["member"])
+                yield out
+        for key in order:
+            if key in named:
+                continue
+            got = members[key]
+            member_shown = show_path(f"{shown}!{key}")
+            if isinstance(got, str):
+                yield SourceRejection(member_shown, got)
+            else:
+                yield Candidate(
+                    member_shown,
+                    clean_name(key.rsplit("/", 1)[-1], MAX_FILENAME_CHARS),
+                    data=got,
+                    origin={"archive": shown, "member": key},
+                )
+
     def _manifest(self, path: Path, shown: str) -> Iterator[Candidate | SourceRejection]:
-        base = path.parent
+        yield from self._rows(read_manifest(path, self.limits), _disk_locator(path.parent), shown)
+
+    def _rows(
+        self, rows_in: Iterator[ManifestRow | RowError], locate: Locator, shown: str
+    ) -> Iterator[Candidate | SourceRejection]:
         rows = 0
         try:
-            for row in read_manifest(path, self.limits):
+            for row in rows_in:
                 rows += 1
                 if isinstance(row, RowError):
                     where = f"{shown}:{row.line}" + (f":{row.path}" if row.path else "")
                     yield SourceRejection(show_path(where), row.reason)
                     continue
-                yield from self._row(base, shown, row)
+                yield from self._row(locate, shown, row)
         except ManifestError as exc:
             yield SourceRejection(shown, f"manifest rejected: {exc}")
             return
@@ -191,29 +301,81 @@ class _Expander:
             yield SourceRejection(shown, "manifest has no rows")
 
     def _row(
-        self, base: Path, shown: str, row: ManifestRow
+        self, locate: Locator, shown: str, row: ManifestRow
     ) -> Iterator[Candidate | SourceRejection]:
         row_shown = show_path(f"{shown}:{row.line}:{row.path}")
         line = f"line {row.line}"
-        try:
-            target = resolve_row_path(base, row.path)
-        except (ValueError, OSError) as exc:
-            yield SourceRejection(row_shown, f"{line}: {exc}")
-            return
         if row.labels is not None:
             try:
                 self.policy_loader().validate_labels(row.labels)
             except PolicyError as exc:
                 yield SourceRejection(row_shown, f"{line}: {exc}")
                 return
-        problem = _regular_file_problem(target)
-        if problem:
-            yield SourceRejection(row_shown, f"{line}: {problem}")
+        if row.images is not None:
+            yield self._post(locate, shown, row)
+            return
+        try:
+            source = locate(row.path)
+        except ValueError as exc:
+            yield SourceRejection(row_shown, f"{line}: {exc}")
             return
         yield Candidate(
             row_shown,
             clean_name(row.path, MAX_FILENAME_CHARS),
-            file=target,
+            row=row,
+            origin={"manifest": shown, "line": row.line, **_member_of(source, row.path)},
+            **source,
+        )
+
+    def _post(self, locate: Locator, shown: str, row: ManifestRow) -> Candidate | SourceRejection:
+        """One candidate for a post, or one rejection naming the image that failed."""
+        assert row.images is not None
+        post_shown = show_path(f"{shown}:{row.line}:{row.images[0]} (post)")
+        line = f"line {row.line}"
+        limit = self.limits.max_images_per_post
+        if len(row.images) > limit:
+            return SourceRejection(
+                post_shown, f"{line}: post has {len(row.images)} images; the limit is {limit}"
+            )
+        parts: list[Candidate] = []
+        for n, raw in enumerate(row.images, start=1):
+            name = clean_name(raw, MAX_FILENAME_CHARS)
+            try:
+                source = locate(raw)
+            except ValueError as exc:
+                return SourceRejection(post_shown, f"{line}: image {n} ({name}): {exc}")
+            parts.append(
+                Candidate(
+                    show_path(f"{shown}:{row.line}:{raw}"),
+                    name,
+                    origin=_member_of(source, raw),
+                    **source,
+                )
+            )
+        return Candidate(
+            post_shown,
+            parts[0].filename,
             row=row,
             origin={"manifest": shown, "line": row.line},
+            parts=tuple(parts),
         )
+
+
+def _member_of(source: dict[str, Any], raw: str) -> dict[str, Any]:
+    """An archive member's name for the candidate's origin ({} for a file on disk)."""
+    return {"member": _member_key(raw)} if "data" in source else {}
+
+
+def _archive_manifest_name(path: Path) -> str | None:
+    """The name of a manifest at the top of the zip at `path` (`manifest.jsonl`, `.ndjson` or
+    `.csv`), or None; a zip that cannot be listed is left to iter_zip_members to reject."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
+        return None
+    for name in names:
+        if "/" not in name and "\\" not in name and manifest_kind(Path(name)):
+            if Path(name).stem.lower() == "manifest":
+                return name
+    return None

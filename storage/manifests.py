@@ -1,9 +1,14 @@
 """CSV / JSONL ingest manifests, and the cleaning of every hostile string ingest stores.
 
-A manifest lists images with optional text and ground truth, one row per image:
+A manifest lists images with optional text and ground truth, one row per item:
 
     path,text,external_id,labels            (CSV; labels separated by ';' or '|')
     {"path": "a.jpg", "text": "...", "labels": ["scam_fraud"]}     (JSONL)
+
+A post of several images is one row with `images` instead of `path` (a JSON list, or in CSV
+an `images` column separated by ';' or '|'): one item, one decision over all of them.
+
+    {"images": ["p1/a.jpg", "p1/b.jpg"], "text": "caption", "labels": []}
 
 `path` is relative to the manifest's folder; absolute paths and `..` escapes are refused.
 'safe' as a label means "no category". Everything in a manifest is untrusted: a malformed row
@@ -27,7 +32,7 @@ from typing import Any, BinaryIO
 from storage.settings import LimitSettings
 
 MANIFEST_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
-COLUMNS = ("path", "text", "external_id", "labels")
+COLUMNS = ("path", "images", "text", "external_id", "labels")
 BOM = "\ufeff"
 _TOO_LONG = object()
 # Bidirectional overrides and isolates: used to spoof file names ("gpj.exe" shown as "exe.jpg").
@@ -46,6 +51,8 @@ class ManifestRow:
     text: str | None = None
     external_id: str | None = None
     labels: list[str] | None = None  # None: no ground truth; []: 'safe'
+    # A post: the paths of its images in order (`path` is then the first of them).
+    images: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -101,8 +108,8 @@ def parse_labels(value: Any) -> list[str] | None:
     raise ValueError(f"labels must be a list or a string, not {type(value).__name__}")
 
 
-def resolve_row_path(base: Path, raw: str) -> Path:
-    """The file a row names, inside `base`; ValueError (the reason) for anything else."""
+def check_row_path(raw: str) -> None:
+    """ValueError (the reason) for a row path that is empty, absolute or climbs with '..'."""
     if not raw or not raw.strip():
         raise ValueError("empty path")
     if "\x00" in raw:
@@ -115,6 +122,11 @@ def resolve_row_path(base: Path, raw: str) -> Path:
         raise ValueError("absolute paths are not allowed")
     if ".." in re.split(r"[\\/]", raw):
         raise ValueError("'..' is not allowed in manifest paths")
+
+
+def resolve_row_path(base: Path, raw: str) -> Path:
+    """The file a row names, inside `base`; ValueError (the reason) for anything else."""
+    check_row_path(raw)
     root = base.resolve()
     target = (root / raw).resolve()
     # Also catches symlinks inside the folder that point outside it.
@@ -145,16 +157,23 @@ def _physical_lines(fh: BinaryIO, limit: int) -> Iterator[bytes | object]:
 
 
 def read_manifest(path: Path, limits: LimitSettings) -> Iterator[ManifestRow | RowError]:
-    kind = manifest_kind(path)
     try:
         fh = path.open("rb")
     except OSError as exc:
         raise ManifestError(f"cannot read manifest: {exc.strerror or exc}") from exc
     with fh:
-        if kind == "csv":
-            yield from _read_csv(fh, limits)
-        else:
-            yield from _read_jsonl(fh, limits)
+        yield from read_manifest_from(fh, manifest_kind(path) or "jsonl", limits)
+
+
+def read_manifest_from(
+    fh: BinaryIO, kind: str, limits: LimitSettings
+) -> Iterator[ManifestRow | RowError]:
+    """Rows of a manifest of `kind` ("csv" or "jsonl") read from an open binary stream (a file,
+    or an archive member's bytes)."""
+    if kind == "csv":
+        yield from _read_csv(fh, limits)
+    else:
+        yield from _read_jsonl(fh, limits)
 
 
 def _too_many(line: int, limits: LimitSettings) -> RowError:
@@ -195,6 +214,14 @@ def _row_from_mapping(line_no: int, obj: Any) -> ManifestRow | RowError:
         return RowError(line_no, f"line {line_no}: expected a JSON object")
     obj = {str(k).strip().lower(): v for k, v in obj.items()}
     path = obj.get("path")
+    try:
+        images = parse_images(obj.get("images"))
+    except ValueError as exc:
+        return RowError(line_no, f"line {line_no}: {exc}")
+    if images is not None:
+        if isinstance(path, str) and path.strip():
+            return RowError(line_no, f"line {line_no}: give 'path' or 'images', not both")
+        path = images[0]
     if not isinstance(path, str) or not path.strip():
         return RowError(line_no, f"line {line_no}: missing 'path'")
     text = obj.get("text")
@@ -207,7 +234,21 @@ def _row_from_mapping(line_no: int, obj: Any) -> ManifestRow | RowError:
         labels = parse_labels(obj.get("labels"))
     except ValueError as exc:
         return RowError(line_no, f"line {line_no}: {exc}", path)
-    return ManifestRow(line_no, path, text or None, ext or None, labels)
+    return ManifestRow(line_no, path, text or None, ext or None, labels, images)
+
+
+def parse_images(value: Any) -> list[str] | None:
+    """A post's image paths from a JSON list or a CSV cell; None when the row has none."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = _LABEL_SPLIT.split(value)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("images must be a list of paths")
+    paths = [v.strip() for v in value if v.strip()]
+    if not paths:
+        raise ValueError("images is empty")
+    return paths
 
 
 def _read_csv(fh: BinaryIO, limits: LimitSettings) -> Iterator[ManifestRow | RowError]:
@@ -250,7 +291,7 @@ def _read_csv(fh: BinaryIO, limits: LimitSettings) -> Iterator[ManifestRow | Row
             continue
         if header is None:
             header = [_strip_controls(h, keep_newlines=False).strip().lower() for h in record]
-            if "path" not in header:
+            if "path" not in header and "images" not in header:
                 shown = ", ".join(repr(h[:40]) for h in header[:10])
                 raise ManifestError(f"line {start}: no 'path' column (columns: {shown})")
             continue

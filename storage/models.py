@@ -152,6 +152,30 @@ class Item(Base):
     blob: Mapped[Blob] = relationship(lazy="joined")
 
 
+class ItemMedium(Base):
+    """One medium of an item: an image of a post or a sampled frame of a video (position 0 is
+    the cover, the same medium as `Item.view_sha256`). A single image is the N = 1 case."""
+
+    __tablename__ = "item_media"
+    __table_args__ = (UniqueConstraint("item_id", "position", name="uq_item_media_position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    # Original bytes of an image; for a frame, the decoded frame itself (PNG).
+    blob_sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"))
+    view_sha256: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16), default="image")  # image | frame
+    timestamp_s: Mapped[float | None] = mapped_column(Float)  # frames only
+    phash: Mapped[str | None] = mapped_column(String(16))
+    # Per-medium signals, written by the scoring worker.
+    ocr_text: Mapped[str | None] = mapped_column(Text)
+    ocr_boxes: Mapped[list[Any]] = mapped_column(default=list)
+    nsfw_score: Mapped[float | None] = mapped_column(Float)
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Claim(Base):
     """History of leases: one row per claim, closed by release, decision or expiry."""
 

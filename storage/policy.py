@@ -3,6 +3,12 @@
 The policy version is a content hash of the normalised policy, recorded with every prediction
 and decision, so a change to any description or threshold is a new version.
 
+A category may carry `translations` (per language: `title` and a one-line `description`) for
+reviewers who work in Korean, Chinese, ...; `title_in(lang)` / `description_in(lang)` fall back
+to the English text. Translations are display text only: the model is always asked the English
+description, so they stay out of the version (a corrected Korean word must not make every
+worker re-score the ledger under a "new" policy).
+
 Run: warden policy show [--path assets/policy/default.yaml]
 """
 
@@ -12,7 +18,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +29,8 @@ SAFE = "safe"
 ROLES = ("moderator", "annotator", "engineer", "admin")
 # Who may see a restricted category's image unblurred when the policy names no one.
 RESTRICTED_REVEAL_ROLES = ("admin",)
+# A language tag for translations: "ko", "zh", "pt-BR".
+_LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 
 
 class PolicyError(ValueError):
@@ -39,6 +47,28 @@ class PolicyCategory:
     restricted: bool = False
     # Roles that may reveal (see unblurred) an item flagged or labelled with this category.
     reveal_roles: tuple[str, ...] = ROLES
+    # (language, title, description) for reviewers; "" where the policy gives none.
+    translations: tuple[tuple[str, str, str], ...] = ()
+
+    def _translated(self, lang: str | None) -> tuple[str, str] | None:
+        if not lang:
+            return None
+        base = lang.split("-")[0].lower()
+        for wanted in (lang.lower(), base):
+            for code, title, description in self.translations:
+                if code.lower() == wanted:
+                    return title, description
+        return None
+
+    def title_in(self, lang: str | None) -> str:
+        """The title in `lang` ("ko", "zh-CN" falls back to "zh"), else the English one."""
+        found = self._translated(lang)
+        return found[0] if found and found[0] else self.title
+
+    def description_in(self, lang: str | None) -> str:
+        """The one-line definition in `lang`, else the English description."""
+        found = self._translated(lang)
+        return found[1] if found and found[1] else self.description
 
 
 @dataclass(frozen=True)
@@ -87,11 +117,32 @@ class Policy:
                 out.append(label)
         return [c for c in self.ids if c in out]
 
+    def in_language(self, lang: str | None) -> Policy:
+        """The same policy (same version) with titles and descriptions in `lang` where it has
+        them: for code that shows a policy to a reviewer (charts, tables)."""
+        return replace(
+            self,
+            categories=tuple(
+                replace(c, title=c.title_in(lang), description=c.description_in(lang))
+                for c in self.categories
+            ),
+        )
+
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "categories": [asdict(c) for c in self.categories]}
+        """The policy as `parse_policy` reads it (a round trip gives an equal policy)."""
+        return {"name": self.name, "categories": [_category_dict(c) for c in self.categories]}
 
 
-_FIELDS = {"id", "title", "description", "threshold", "blur", "restricted", "reveal_roles"}
+_FIELDS = {
+    "id",
+    "title",
+    "description",
+    "threshold",
+    "blur",
+    "restricted",
+    "reveal_roles",
+    "translations",
+}
 
 
 def _default_reveal_roles(restricted: bool) -> tuple[str, ...]:
@@ -117,10 +168,50 @@ def _parse_reveal_roles(raw: Any, where: str, restricted: bool) -> tuple[str, ..
     return tuple(r for r in ROLES if r in roles)
 
 
+def _parse_translations(raw: Any, where: str) -> tuple[tuple[str, str, str], ...]:
+    if "translations" not in raw:
+        return ()
+    value = raw["translations"]
+    if not isinstance(value, dict):
+        raise PolicyError(f"{where}.translations: expected a mapping of language to text")
+    out = []
+    for lang, text in value.items():
+        at = f"{where}.translations.{lang}"
+        if not isinstance(lang, str) or not _LANG.match(lang):
+            raise PolicyError(f"{at}: {lang!r} is not a language tag such as 'ko' or 'zh'")
+        if not isinstance(text, dict):
+            raise PolicyError(f"{at}: expected a mapping with title and description")
+        unknown = set(text) - {"title", "description"}
+        if unknown:
+            raise PolicyError(f"{at}: unknown key {sorted(unknown)[0]!r}")
+        for key in ("title", "description"):
+            if key in text and (not isinstance(text[key], str) or not text[key].strip()):
+                raise PolicyError(f"{at}.{key}: must be a non-empty string")
+        if not text:
+            raise PolicyError(f"{at}: give a title, a description or both")
+        title = text.get("title", "").strip()
+        out.append((lang, title, " ".join(text.get("description", "").split())))
+    return tuple(out)
+
+
+def _category_dict(c: PolicyCategory) -> dict[str, Any]:
+    body = asdict(c)
+    body["reveal_roles"] = list(c.reveal_roles)
+    body["translations"] = {
+        lang: {key: text for key, text in (("title", title), ("description", description)) if text}
+        for lang, title, description in c.translations
+    }
+    if not body["translations"]:
+        del body["translations"]
+    return body
+
+
 def _hashed(c: PolicyCategory) -> dict[str, Any]:
     """A category as it enters the version hash: reveal_roles only where it differs from its
-    default, so policies written before the field existed keep their version."""
+    default, so policies written before the field existed keep their version; translations
+    never (display text: the model is asked the English description)."""
     body = asdict(c)
+    del body["translations"]
     if c.reveal_roles == _default_reveal_roles(c.restricted):
         del body["reveal_roles"]
     else:
@@ -158,6 +249,7 @@ def _parse_category(raw: Any, index: int) -> PolicyCategory:
         blur=bool(raw.get("blur", False)),
         restricted=restricted,
         reveal_roles=_parse_reveal_roles(raw, where, restricted),
+        translations=_parse_translations(raw, where),
     )
 
 

@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
@@ -69,6 +70,12 @@ class ReviewCard:
     # A category the policy marks graphic (blur or restricted) is over its threshold: the OCR
     # text follows the image's rule and stays hidden until revealed.
     graphic: list[str] = field(default_factory=list)
+    # The model's descriptions of the item's media (model.describe's record; None when the
+    # prediction has none). Model output: untrusted text like the rest.
+    description: dict[str, Any] | None = None
+    # Where on the item's images the evidence sits (model.regions / model.grounding records;
+    # app.evidence_overlay validates them before drawing). [] for older predictions.
+    regions: list[Any] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -170,6 +177,8 @@ def build_cards(
             if blur
             else "",
             graphic=graphic_categories(policy, scores) if blur else [],
+            description=d if isinstance(d := signals.get("description"), dict) else None,
+            regions=r if isinstance(r := signals.get("evidence_regions"), list) else [],
         )
     return cards
 
@@ -557,6 +566,14 @@ def reveal(session: Session, reviewer: str, item_id: int, *, policy: Policy) -> 
     otherwise). A refusal rolls back with the caller's unit of work: record it with
     `record_refusal` in a unit of its own.
     """
+    check_reveal(session, reviewer, item_id, policy=policy)
+    record_audit(session, reviewer, "reveal", item_id=item_id)
+    session.flush()
+    return exposure(session, reviewer)
+
+
+def check_reveal(session: Session, reviewer: str, item_id: int, *, policy: Policy) -> None:
+    """The checks of `reveal` (live lease, restricted roles) without recording anything."""
     _require_lease(session, reviewer, item_id, action="reveal")
     restricted = restricted_categories(session, item_id, policy)
     if restricted:
@@ -567,9 +584,6 @@ def reveal(session: Session, reviewer: str, item_id: int, *, policy: Policy) -> 
                 f"item {item_id} is restricted ({', '.join(restricted)}): only {allowed} "
                 "may reveal it"
             )
-    record_audit(session, reviewer, "reveal", item_id=item_id)
-    session.flush()
-    return exposure(session, reviewer)
 
 
 def record_refusal(

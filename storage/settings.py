@@ -40,6 +40,15 @@ class LimitSettings(BaseModel):
     max_text_chars: int = 20_000
     near_duplicate_distance: int = 6
     hashbank_priority_boost: int = 100
+    # A post (manifest row with `images`) may carry at most this many images.
+    max_images_per_post: int = Field(default=10, ge=1)
+    # Videos (MP4/MOV/WebM, storage.video): checked in the header and again while decoding.
+    max_video_seconds: float = Field(default=600.0, gt=0)
+    max_video_pixels: int = Field(default=3840 * 2160, ge=1)  # per frame
+    max_video_frames: int = Field(default=36_000, ge=1)
+    max_video_decoded_bytes: int = Field(default=8 * 1024**3, ge=1)
+    # Frames kept as the item's media: half uniform over time, half at scene changes.
+    video_sample_frames: int = Field(default=8, ge=1, le=64)
 
 
 class QueueSettings(BaseModel):
@@ -55,7 +64,10 @@ class ModelSettings(BaseModel):
     device: str = "auto"
     adapter: str | None = None
     batch_size: int = 8
-    max_new_tokens: int = 160
+    # Tokens a JSON verdict may generate; None: 160, raised for a model asked for boxes to fit
+    # one box per category per image (model.grounding.verdict_max_new_tokens). A number set
+    # here is used as it is.
+    max_new_tokens: int | None = Field(default=None, ge=1)
     ocr: bool = True
     # OCR engine (WARDEN_MODEL__OCR_ENGINE): "auto" = RapidOCR, plus Tesseract's Korean model
     # when RapidOCR's lines look non-Latin or unsure (RapidOCR alone if Tesseract is missing).
@@ -64,6 +76,12 @@ class ModelSettings(BaseModel):
     # that read text themselves. OCR still runs (with `ocr`) for the card and search.
     ocr_hint: bool = True
     nsfw: bool = True
+    # A detailed description of each image or frame (objects, people, actions, visible text,
+    # setting), written by the model and shown at the top of the review card
+    # (WARDEN_MODEL__DESCRIBE; model.describe). It costs a generation per medium, so it is
+    # opt-in per deployment; a model that cannot see images (the demo) never writes one.
+    describe: bool = False
+    describe_max_new_tokens: int = Field(default=256, ge=1, le=4096)
     openai_base_url: str | None = None
     openai_api_key: SecretStr | None = None
     openai_model: str | None = None
@@ -79,6 +97,13 @@ class WorkerSettings(BaseModel):
     # OCR on "cuda" (onnxruntime's CUDA provider), "cpu", or "auto" (cuda when both
     # onnxruntime and torch see it).
     ocr_device: Literal["auto", "cpu", "cuda"] = "auto"
+    # Items of several media also get each medium scored alone (model.evidence), so the
+    # prediction says which image or frame drove which category (WARDEN_WORKER__MEDIA_EVIDENCE).
+    media_evidence: bool = True
+    # OCR lines that drove a flagged verdict, found by scoring the item again with each line
+    # left out (model.regions): one extra prompt per OCR line of each flagged item, so opt-in
+    # (WARDEN_WORKER__REGION_EVIDENCE). Lines the model's reader rewrote are marked regardless.
+    region_evidence: bool = False
 
 
 class UISettings(BaseModel):

@@ -157,17 +157,26 @@ class Signer:
 
     @staticmethod
     def _image_message(
-        item_id: int, variant: str, grey: bool, exp: int, session_id: str | None
+        item_id: int, variant: str, grey: bool, exp: int, session_id: str | None, medium: int = 0
     ) -> bytes:
         # The session id enters as a hash, so the URL never carries anything cookie-like.
         bound = hashlib.sha256(session_id.encode()).hexdigest() if session_id else ""
-        return f"{int(item_id)}:{variant}:{int(grey)}:{int(exp)}:{bound}".encode()
+        # Medium 0 (the cover; a single image) keeps the message URLs had before media existed.
+        tail = f":m{int(medium)}" if medium else ""
+        return f"{int(item_id)}:{variant}:{int(grey)}:{int(exp)}:{bound}{tail}".encode()
 
     def _image_sig(
-        self, item_id: int, variant: str, grey: bool, exp: int, session_id: str | None
+        self,
+        item_id: int,
+        variant: str,
+        grey: bool,
+        exp: int,
+        session_id: str | None,
+        medium: int = 0,
     ) -> str:
         purpose = IMAGE_PURPOSE if session_id is not None else EXTERNAL_IMAGE_PURPOSE
-        return self._mac(purpose, self._image_message(item_id, variant, grey, exp, session_id))
+        message = self._image_message(item_id, variant, grey, exp, session_id, medium)
+        return self._mac(purpose, message)
 
     def image_url(
         self,
@@ -179,15 +188,20 @@ class Signer:
         ttl_s: int = 900,
         prefix: str = "",
         now: float | None = None,
+        medium: int = 0,
     ) -> str:
-        """A workbench URL, served only together with the cookie of session `session_id`."""
+        """A workbench URL, served only together with the cookie of session `session_id`.
+        `medium`: the position of one image of a post / frame of a video (0 = the cover)."""
         if variant not in IMAGE_VARIANTS:
             raise ValueError(f"unknown image variant {variant!r}")
         if not session_id:
             raise ValueError("a workbench image URL needs the session it is for")
+        if medium < 0:
+            raise ValueError("a medium position is 0 or more")
         exp = int(now if now is not None else time.time()) + ttl_s
-        sig = self._image_sig(item_id, variant, grey, exp, session_id)
-        return f"{prefix}/img/{int(item_id)}?v={variant}&g={int(grey)}&exp={exp}&sig={sig}"
+        sig = self._image_sig(item_id, variant, grey, exp, session_id, medium)
+        tail = f"&m={int(medium)}" if medium else ""
+        return f"{prefix}/img/{int(item_id)}?v={variant}&g={int(grey)}&exp={exp}&sig={sig}{tail}"
 
     def external_image_url(
         self,
@@ -198,15 +212,20 @@ class Signer:
         ttl_s: int,
         prefix: str = "",
         now: float | None = None,
+        medium: int = 0,
     ) -> str:
-        """A URL for a reader without a Warden session (Label Studio's annotators)."""
+        """A URL for a reader without a Warden session (Label Studio's annotators).
+        `medium`: the position of one image of a post / frame of a video (0 = the cover)."""
         if variant not in IMAGE_VARIANTS:
             raise ValueError(f"unknown image variant {variant!r}")
+        if medium < 0:
+            raise ValueError("a medium position is 0 or more")
         exp = int(now if now is not None else time.time()) + ttl_s
-        sig = self._image_sig(item_id, variant, grey, exp, None)
+        sig = self._image_sig(item_id, variant, grey, exp, None, medium)
+        tail = f"&m={int(medium)}" if medium else ""
         return (
             f"{prefix}/img/{int(item_id)}?v={variant}&g={int(grey)}&exp={exp}&sig={sig}"
-            f"&a={EXTERNAL_AUDIENCE}"
+            f"&a={EXTERNAL_AUDIENCE}{tail}"
         )
 
     def check_image(
@@ -219,14 +238,15 @@ class Signer:
         now: float | None = None,
         *,
         session_id: str | None = None,
+        medium: int = 0,
     ) -> bool:
-        """True for an unexpired URL signed for exactly these values: a workbench URL of
-        session `session_id`, or, when `session_id` is None, an external URL."""
-        if variant not in IMAGE_VARIANTS:
+        """True for an unexpired URL signed for exactly these values (medium included): a
+        workbench URL of session `session_id`, or, when `session_id` is None, an external URL."""
+        if variant not in IMAGE_VARIANTS or medium < 0:
             return False
         if exp <= (now if now is not None else time.time()):
             return False
         if session_id is not None and not session_id:
             return False
-        expected = self._image_sig(item_id, variant, grey, exp, session_id)
+        expected = self._image_sig(item_id, variant, grey, exp, session_id, medium)
         return hmac.compare_digest(sig.encode(), expected.encode())

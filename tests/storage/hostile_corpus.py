@@ -291,18 +291,24 @@ def assert_store_consistent(engine: Engine, settings: Settings) -> dict[str, int
     """Nothing partial anywhere: no temp files; every blob row has an intact file; every item
     points at blob rows. Returns row counts."""
     from storage.blobs import BlobStore
-    from storage.models import Blob, Item
+    from storage.models import Blob, Item, ItemMedium
 
     store = BlobStore(settings.blobs_path)
     assert store.temp_files() == [], "temporary files left in the blob store"
     with Session(engine) as s:
         blobs = {b.sha256: b for b in s.scalars(select(Blob))}
         items = list(s.scalars(select(Item)))
+        media = list(s.scalars(select(ItemMedium)))
     for sha in blobs:
         assert store.verify(sha), f"blob row {sha} has no intact file"
     for item in items:
         assert item.blob_sha256 in blobs and item.view_sha256 in blobs
         assert blobs[item.view_sha256].mime == "image/png"
+    item_ids = {i.id for i in items}
+    for m in media:  # every medium belongs to an item and points at blob rows
+        assert m.item_id in item_ids and m.blob_sha256 in blobs, "orphan media row"
+        assert m.view_sha256 in blobs and blobs[m.view_sha256].mime == "image/png"
     referenced = {i.blob_sha256 for i in items} | {i.view_sha256 for i in items}
+    referenced |= {m.blob_sha256 for m in media} | {m.view_sha256 for m in media}
     assert set(blobs) == referenced, "blob rows that no item uses"
     return {"items": len(items), "blobs": len(blobs)}

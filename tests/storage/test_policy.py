@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,74 @@ def test_validate_labels() -> None:
     assert policy.validate_labels(["safe"]) == []
     with pytest.raises(PolicyError, match="unknown category 'nudity'"):
         policy.validate_labels(["nudity"])
+
+
+def test_translations_fall_back_to_english_and_stay_out_of_the_version() -> None:
+    policy = load_policy(DEFAULT_POLICY)
+    drugs = policy.category("drugs")
+    assert drugs.title_in("ko") == "마약"
+    assert drugs.title_in("zh-CN") == "毒品"  # a regional tag falls back to its language
+    assert "非法毒品" in drugs.description_in("zh")
+    assert drugs.title_in("fr") == drugs.title == "Drugs"
+    assert drugs.description_in(None) == drugs.description
+    for c in policy.categories:  # the default policy speaks all three workbench languages
+        for lang in ("ko", "zh"):
+            assert c.title_in(lang) != c.title and c.description_in(lang) != c.description
+
+    raw = _raw()
+    base = parse_policy(raw).version
+    raw["categories"][4]["translations"]["ko"]["title"] = "약물"
+    changed = parse_policy(raw)
+    assert changed.category("drugs").title_in("ko") == "약물"
+    assert changed.version == base  # display text: no re-scoring for a corrected word
+    for c in raw["categories"]:
+        c.pop("translations")
+    bare = parse_policy(raw)
+    assert bare.version == base and bare.category("drugs").title_in("ko") == "Drugs"
+    raw["categories"][4]["description"] += " Also cannabis."
+    assert parse_policy(raw).version != base  # what the model is asked still versions
+
+
+def test_only_a_title_falls_back_for_the_description() -> None:
+    raw = _raw()
+    raw["categories"][0]["translations"] = {"ja": {"title": "性的コンテンツ"}}
+    c = parse_policy(raw).category("sexual")
+    assert c.title_in("ja") == "性的コンテンツ" and c.description_in("ja") == c.description
+
+
+@pytest.mark.parametrize(
+    ("translations", "message"),
+    [
+        ("Korean", "categories[0].translations: expected a mapping"),
+        ({"Korean!": {"title": "x"}}, "not a language tag"),
+        ({"ko": "성적"}, "translations.ko: expected a mapping"),
+        ({"ko": {"name": "성적"}}, "translations.ko: unknown key 'name'"),
+        ({"ko": {"title": "  "}}, "translations.ko.title: must be a non-empty string"),
+        ({"ko": {}}, "translations.ko: give a title"),
+    ],
+)
+def test_bad_translations_name_the_key(translations, message: str) -> None:
+    raw = _raw()
+    raw["categories"][0]["translations"] = translations
+    with pytest.raises(PolicyError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        parse_policy(raw)
+
+
+def test_a_policy_in_a_language_keeps_its_ids_thresholds_and_version() -> None:
+    policy = load_policy(DEFAULT_POLICY)
+    ko = policy.in_language("ko")
+    assert ko.version == policy.version and ko.ids == policy.ids
+    assert ko.category("scam_fraud").title == "사기"
+    assert ko.category("self_harm").threshold == policy.category("self_harm").threshold
+    assert policy.in_language("fr").categories == policy.categories
+
+
+def test_to_dict_round_trips_through_the_parser() -> None:
+    """`warden policy show --json` and the tests edit `to_dict()` and parse it back: the
+    translations and reveal roles must come out in the form the parser reads."""
+    policy = load_policy(DEFAULT_POLICY)
+    assert any(c.translations for c in policy.categories)
+    again = parse_policy(json.loads(json.dumps(policy.to_dict())))
+    assert again == policy and again.version == policy.version
+    cs = next(c for c in again.categories if c.id == "child_safety")
+    assert cs.title_in("ko") != cs.title

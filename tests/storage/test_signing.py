@@ -138,3 +138,16 @@ def test_external_urls_need_no_session_and_cannot_pose_as_a_sessions() -> None:
     assert not SIGNER.check_image(5, "blur", False, exp, sig, now=1001)
     assert not SIGNER.check_image(5, "view", False, exp, sig, now=1001, session_id="sid-a")
     assert not SIGNER.check_image(5, "view", False, exp, sig, now=1061)
+
+
+def test_external_urls_name_their_medium() -> None:
+    cover = SIGNER.external_image_url(5, "view", ttl_s=60, now=1000)
+    third = SIGNER.external_image_url(5, "view", ttl_s=60, now=1000, medium=2)
+    assert "&m=" not in cover and third.endswith("&m=2")
+    q = dict(p.split("=") for p in third.split("?", 1)[1].split("&"))
+    exp, sig = int(q["exp"]), q["sig"]
+    assert SIGNER.check_image(5, "view", False, exp, sig, now=1001, medium=2)
+    assert not SIGNER.check_image(5, "view", False, exp, sig, now=1001, medium=1)
+    assert not SIGNER.check_image(5, "view", False, exp, sig, now=1001)
+    with pytest.raises(ValueError, match="medium"):
+        SIGNER.external_image_url(5, "view", ttl_s=60, medium=-1)
