@@ -20,8 +20,19 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class MediumInput:
+    """One image of a post or frame of a video, with its own OCR text (the prompt's hint)."""
+
+    image: Image
+    ocr_text: str | None = None
+    label: str = "Image 1"  # "Image 2", "Frame 3 (1.5 s)": how the prompt names it
+
+
+@dataclass(frozen=True)
 class ScoringInput:
-    """One item to score: the decoded image, the text posted beside it, cheap-signal results."""
+    """One item to score: its media (images or frames), the text posted beside them, cheap-signal
+    results. A single image is the N = 1 case: `image` (+ `ocr_text`) and no `media`; an item of
+    several media lists them all in `media` (cover first), `image` being the cover."""
 
     image: Image
     text: str | None = None
@@ -29,6 +40,26 @@ class ScoringInput:
     ocr_text: str | None = None
     item_id: int | None = None
     signals: dict[str, object] = field(default_factory=dict)
+    media: tuple[MediumInput, ...] = ()
+
+    @property
+    def images(self) -> list[Image]:
+        """Every image the prompt shows, in order (just `image` for N = 1)."""
+        return [m.image for m in self.media] if self.media else [self.image]
+
+    @property
+    def media_ocr(self) -> list[tuple[str, str | None]] | None:
+        """(label, OCR text) per medium for the prompt; None for N = 1 (the plain OCR hint)."""
+        if len(self.media) <= 1:
+            return None
+        return [(m.label, m.ocr_text) for m in self.media]
+
+    def single_media(self) -> list[ScoringInput]:
+        """One N = 1 input per medium (same text): the per-medium evidence pass scores these."""
+        return [
+            ScoringInput(image=m.image, text=self.text, ocr_text=m.ocr_text, item_id=self.item_id)
+            for m in (self.media or (MediumInput(self.image, self.ocr_text),))
+        ]
 
 
 @runtime_checkable

@@ -8,19 +8,29 @@ Fitting is a few Newton steps on the log loss (numpy only). Categories with too 
 items, or only one class among them, stay uncalibrated (identity) and say why.
 The result serialises to a plain dict (stored in model_versions.calibration).
 
+`fit_thresholds` is the other use of the same map: per-category flag thresholds chosen on a
+validation split so that harmless rows are flagged at no more than a target rate, at the least
+recall. A threshold t for a category whose policy threshold is T is the shift
+p' = sigmoid(logit(p) - logit(t) + logit(T)) (method "threshold", a = 1), so "p >= t" is
+"p' >= T" and the policy, the scorer and every reader of scores stay as they are. Stored with
+a candidate (`THRESHOLDS_FILE` beside its weights or adapter) it is applied at scoring time.
+
 Run: python -m model.calibration      (synthetic check: ECE before/after)
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 Method = Literal["temperature", "platt"]
 _EPS = 1e-6
+THRESHOLDS_FILE = "thresholds.json"  # a Calibration of method "threshold", beside the weights
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -34,11 +44,12 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class CategoryCalibration:
-    method: Method | Literal["identity"]
+    method: Method | Literal["identity", "threshold"]
     a: float = 1.0
     b: float = 0.0
     n: int = 0
     note: str | None = None
+    threshold: float | None = None  # method "threshold": the raw score that flags
 
     def apply(self, p: float) -> float:
         if self.method == "identity":
@@ -49,7 +60,8 @@ class CategoryCalibration:
 @dataclass(frozen=True)
 class Calibration:
     categories: dict[str, CategoryCalibration] = field(default_factory=dict)
-    method: Method = "platt"
+    method: Method | Literal["threshold"] = "platt"
+    info: dict[str, Any] = field(default_factory=dict)  # how it was fitted, for cards
 
     def apply(self, scores: Mapping[str, float]) -> dict[str, float]:
         """Calibrated scores; categories without a calibration pass through unchanged."""
@@ -59,13 +71,23 @@ class Calibration:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "method": self.method,
             "categories": {
                 cid: {"method": c.method, "a": c.a, "b": c.b, "n": c.n, "note": c.note}
+                | ({"threshold": c.threshold} if c.threshold is not None else {})
                 for cid, c in self.categories.items()
             },
         }
+        if self.info:
+            out["info"] = self.info
+        return out
+
+    def save(self, folder: str | Path) -> Path:
+        """Write as `folder/thresholds.json` (what `load_thresholds` reads)."""
+        path = Path(folder) / THRESHOLDS_FILE
+        path.write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
+        return path
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Calibration:
@@ -76,10 +98,28 @@ class Calibration:
                 b=float(c.get("b", 0.0)),
                 n=int(c.get("n", 0)),
                 note=c.get("note"),
+                threshold=float(c["threshold"]) if c.get("threshold") is not None else None,
             )
             for cid, c in dict(data.get("categories", {})).items()
         }
-        return cls(categories=cats, method=data.get("method", "platt"))
+        return cls(
+            categories=cats, method=data.get("method", "platt"), info=dict(data.get("info", {}))
+        )
+
+
+def load_thresholds(*folders: str | Path | None) -> Calibration | None:
+    """The calibrated thresholds stored beside a model (the first of `folders` holding
+    `thresholds.json`: an adapter's folder, then its base's); None when none does."""
+    for folder in folders:
+        if folder is None:
+            continue
+        path = Path(folder) / THRESHOLDS_FILE
+        if path.is_file():
+            try:
+                return Calibration.from_dict(json.loads(path.read_text(encoding="utf-8")))
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise ValueError(f"{path}: not a thresholds file ({exc})") from exc
+    return None
 
 
 def _log_loss(z: np.ndarray, y: np.ndarray, a: float, b: float) -> float:
@@ -157,6 +197,104 @@ def fit_calibration(
         a, b = _fit_one(z, y, method)
         out[cid] = CategoryCalibration(method=method, a=a, b=b, n=n)
     return Calibration(categories=out, method=method)
+
+
+def _flag_counts(
+    z: np.ndarray, benign: np.ndarray, truth: np.ndarray, t: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """Per harmless row whether anything is flagged at logit thresholds `t` [C], and recall
+    averaged over categories with positives. z: [N, C] logits; truth: [N, C] bool."""
+    flags = z >= t[None, :]  # [N, C]
+    has_pos = truth.any(axis=0)
+    recall = (flags & truth).sum(axis=0)[has_pos] / truth.sum(axis=0)[has_pos]
+    return flags[benign].any(axis=1), float(recall.mean()) if recall.size else 0.0
+
+
+def fit_thresholds(
+    scores: Sequence[Mapping[str, float]],
+    labels: Sequence[Iterable[str]],
+    policy_thresholds: Mapping[str, float],
+    *,
+    target_benign_rate: float = 0.01,
+    max_threshold: float = 0.98,
+    min_rows: int = 20,
+) -> Calibration:
+    """Per-category thresholds on validation rows: flag harmless rows (no label) at no more
+    than `target_benign_rate`, giving up as little recall as possible.
+
+    Starts at the policy thresholds and never goes below them (a threshold is raised to buy
+    precision, never lowered to buy recall). Greedy: while too many harmless rows are flagged,
+    raise the one category's threshold to just above its next harmless score that clears the
+    most harmless rows per positive row lost (ties: fewer lost). Thresholds stop at
+    `max_threshold` so no category goes silent; when that is not enough the result says so in
+    `info["reached"]`. `scores[i]`: raw P(Yes) per category; `labels[i]`: the row's true
+    categories.
+    """
+    if len(scores) != len(labels):
+        raise ValueError(f"{len(scores)} score rows but {len(labels)} label rows")
+    cats = [c for c in policy_thresholds if all(c in s for s in scores)]
+    truth_sets = [set(lab) for lab in labels]
+    benign = np.array([not t for t in truth_sets])
+    n_benign = int(benign.sum())
+    if len(scores) < min_rows or not cats or n_benign == 0:
+        raise ValueError(
+            f"{len(scores)} rows, {n_benign} harmless: need {min_rows}+ rows with harmless ones"
+        )
+    z = _logit(np.array([[s[c] for c in cats] for s in scores], dtype=np.float64))  # [N, C]
+    truth = np.array([[c in t for c in cats] for t in truth_sets])  # [N, C]
+    start = _logit(np.array([policy_thresholds[c] for c in cats], dtype=np.float64))
+    t = start.copy()
+    top = float(_logit(np.array(max_threshold)))
+    flagged, _ = _flag_counts(z, benign, truth, t)
+    before = float(flagged.mean())
+    while flagged.mean() > target_benign_rate:
+        best: tuple[float, float, int, float] | None = None  # (-gain/cost, cost, cat, new t)
+        for j in range(len(cats)):
+            hits = z[benign, j][z[benign, j] >= t[j]]
+            if hits.size == 0:
+                continue
+            new = min(float(np.nextafter(hits.min(), np.inf)), top)
+            if new <= t[j]:
+                continue
+            trial = t.copy()
+            trial[j] = new
+            f2, _ = _flag_counts(z, benign, truth, trial)
+            gain = int(flagged.sum() - f2.sum())
+            lost = int((truth[:, j] & (z[:, j] >= t[j]) & (z[:, j] < new)).sum())
+            if gain <= 0 and new < top:
+                # This row is also flagged by another category: step on past it.
+                gain = 0
+            key = (-(gain + 1e-3) / (lost + 1.0), float(lost), j, new)
+            if best is None or key < best:
+                best = key
+        if best is None:
+            break
+        _, _, j, new = best
+        t[j] = new
+        flagged, _ = _flag_counts(z, benign, truth, t)
+    _, recall_before = _flag_counts(z, benign, truth, start)
+    _, recall_after = _flag_counts(z, benign, truth, t)
+    out: dict[str, CategoryCalibration] = {}
+    for j, cid in enumerate(cats):
+        raw_t = float(_sigmoid(np.array(t[j])))
+        out[cid] = CategoryCalibration(
+            method="threshold",
+            a=1.0,
+            b=float(start[j] - t[j]),
+            n=len(scores),
+            threshold=round(raw_t, 6),
+        )
+    info = {
+        "rows": len(scores),
+        "harmless_rows": n_benign,
+        "target_benign_rate": target_benign_rate,
+        "benign_rate_before": round(before, 4),
+        "benign_rate_after": round(float(flagged.mean()), 4),
+        "average_recall_before": round(recall_before, 4),
+        "average_recall_after": round(recall_after, 4),
+        "reached": bool(flagged.mean() <= target_benign_rate),
+    }
+    return Calibration(categories=out, method="threshold", info=info)
 
 
 def expected_calibration_error(

@@ -42,11 +42,18 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from model.grounding import (
+    convention_for_name,
+    grounded_signals,
+    grounding_question,
+    verdict_max_new_tokens,
+)
 from model.prompts import (
     ANSWER_NO,
     ANSWER_YES,
     build_messages,
     category_question,
+    describe_messages,
     rationale_question,
 )
 from storage.domain import Verdict
@@ -56,6 +63,7 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
     from model.backends import ScoringInput
+    from model.grounding import Convention
     from storage.policy import Policy
     from storage.settings import ModelSettings
 
@@ -81,12 +89,16 @@ def image_data_uri(image: Image) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def to_openai_messages(messages: list[dict[str, Any]], data_uri: str) -> list[dict[str, Any]]:
+def to_openai_messages(
+    messages: list[dict[str, Any]], data_uri: str | Sequence[str]
+) -> list[dict[str, Any]]:
     """Hugging Face multimodal chat (from `model.prompts`) -> OpenAI chat format.
 
-    `{"type": "image"}` parts become `image_url` parts carrying the data URI; text-only turns
-    are sent as plain strings, which every OpenAI-compatible server accepts for any role.
+    `{"type": "image"}` parts become `image_url` parts carrying the data URIs, in order (one
+    URI, or one per image of a post / frame of a video); text-only turns are sent as plain
+    strings, which every OpenAI-compatible server accepts for any role.
     """
+    uris = iter([data_uri] if isinstance(data_uri, str) else list(data_uri))
     out: list[dict[str, Any]] = []
     for msg in messages:
         parts = msg["content"]
@@ -99,7 +111,10 @@ def to_openai_messages(messages: list[dict[str, Any]], data_uri: str) -> list[di
         converted: list[dict[str, Any]] = []
         for p in parts:
             if p.get("type") == "image":
-                converted.append({"type": "image_url", "image_url": {"url": data_uri}})
+                uri = next(uris, None)
+                if uri is None:
+                    raise ValueError("more image placeholders than images")
+                converted.append({"type": "image_url", "image_url": {"url": uri}})
             else:
                 converted.append({"type": "text", "text": p["text"]})
         out.append({"role": msg["role"], "content": converted})
@@ -158,9 +173,10 @@ class OpenAIBackend:
         max_retries: int = 3,
         backoff_s: float = 0.5,
         top_logprobs: int = 20,
-        max_new_tokens: int = 160,
+        max_new_tokens: int | None = None,
         max_concurrency: int = 8,
         transport: httpx.BaseTransport | None = None,
+        grounding: Convention | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
@@ -170,6 +186,9 @@ class OpenAIBackend:
         self.top_logprobs = top_logprobs
         self.max_new_tokens = max_new_tokens
         self.max_concurrency = max(1, max_concurrency)
+        # Box convention of a served model that grounds (model.grounding): its verdicts are
+        # asked for boxes too. `from_settings` tells it from the served name.
+        self.grounding = grounding
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(
             base_url=self.base_url,
@@ -190,6 +209,7 @@ class OpenAIBackend:
         model = settings.openai_model or settings.name
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
         kwargs.setdefault("max_new_tokens", settings.max_new_tokens)
+        kwargs.setdefault("grounding", convention_for_name(model))
         return cls(settings.openai_base_url, model, api_key=key, **kwargs)
 
     @property
@@ -245,11 +265,15 @@ class OpenAIBackend:
     # -- scoring ---------------------------------------------------------------------------
 
     def _category_score(
-        self, item: ScoringInput, policy: Policy, cat_index: int, data_uri: str
+        self, item: ScoringInput, policy: Policy, cat_index: int, data_uri: list[str]
     ) -> tuple[float | None, bool]:
         category = policy.categories[cat_index]
         messages = build_messages(
-            policy, text=item.text, ocr_text=item.ocr_text, question=category_question(category)
+            policy,
+            text=item.text,
+            ocr_text=item.ocr_text,
+            question=category_question(category),
+            media_ocr=item.media_ocr,
         )
         data = self._chat(
             to_openai_messages(messages, data_uri),
@@ -266,18 +290,26 @@ class OpenAIBackend:
             )
         return yes_probability(content[0]["top_logprobs"] or [])
 
-    def _rationale(self, item: ScoringInput, policy: Policy, data_uri: str) -> str:
+    def _rationale(self, item: ScoringInput, policy: Policy, data_uri: list[str]) -> str:
         messages = build_messages(
-            policy, text=item.text, ocr_text=item.ocr_text, question=rationale_question(policy)
+            policy,
+            text=item.text,
+            ocr_text=item.ocr_text,
+            question=rationale_question(policy)
+            + grounding_question(self.grounding, len(item.images)),
+            media_ocr=item.media_ocr,
         )
-        data = self._chat(to_openai_messages(messages, data_uri), max_tokens=self.max_new_tokens)
+        budget = verdict_max_new_tokens(
+            self.max_new_tokens, policy, self.grounding, len(item.images)
+        )
+        data = self._chat(to_openai_messages(messages, data_uri), max_tokens=budget)
         return str(data["choices"][0].get("message", {}).get("content") or "")
 
     def _submit(
         self, item: ScoringInput, policy: Policy, rationale: bool, pool: ThreadPoolExecutor
     ) -> tuple[float, list[Future[tuple[float | None, bool]]], Future[str] | None]:
         t0 = time.perf_counter()
-        data_uri = image_data_uri(item.image)
+        data_uri = [image_data_uri(image) for image in item.images]
         futures = [
             pool.submit(self._category_score, item, policy, i, data_uri)
             for i in range(len(policy.categories))
@@ -315,6 +347,8 @@ class OpenAIBackend:
         if reply_future is not None:
             raw = reply_future.result()
             parsed_text, parse_ok = _parse_rationale(raw, policy)
+            if parse_ok and self.grounding is not None:
+                signals.update(grounded_signals(raw, policy, item.images, self.grounding))
         return Verdict(
             scores=scores,
             flagged=policy.flagged(scores),
@@ -336,9 +370,41 @@ class OpenAIBackend:
         Needs no logprobs, so it also works against servers that ignore them."""
         with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
             raws = list(
-                pool.map(lambda it: self._rationale(it, policy, image_data_uri(it.image)), items)
+                pool.map(
+                    lambda it: self._rationale(it, policy, [image_data_uri(i) for i in it.images]),
+                    items,
+                )
             )
         return [(raw, *_parse_rationale(raw, policy)) for raw in raws]
+
+    # A served model is taken to see images (the demo checkpoint is never served this way).
+    sees_images = True
+
+    def _describe_one(self, image: Image, kind: str, max_new_tokens: int) -> str:
+        messages = to_openai_messages(describe_messages(kind), image_data_uri(image))
+        data = self._chat(messages, max_tokens=max_new_tokens)
+        return str(data["choices"][0].get("message", {}).get("content") or "")
+
+    def describe(
+        self,
+        images: Sequence[Image],
+        kinds: Sequence[str] | None = None,
+        *,
+        max_new_tokens: int = 256,
+    ) -> list[str]:
+        """A detailed description of each image or frame, in order (model.describe): one
+        greedy completion each, `max_concurrency` in flight, so the server batches them."""
+        from model.describe import clean
+
+        kinds = list(kinds) if kinds is not None else ["image"] * len(images)
+        with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
+            replies = list(
+                pool.map(
+                    lambda pair: self._describe_one(pair[0], pair[1], max_new_tokens),
+                    zip(images, kinds, strict=True),
+                )
+            )
+        return [clean(r) for r in replies]
 
     def score(
         self, items: Sequence[ScoringInput], policy: Policy, *, rationale: bool = False

@@ -50,12 +50,23 @@ OCRDevice = Literal["auto", "cpu", "cuda"]
 
 @dataclass(frozen=True)
 class PreparedItem:
-    """What the signal stage made of one item: the decoded view and its signals, or why not."""
+    """What the signal stage made of one item: its decoded views (one per medium, in order)
+    and each one's signals, or why not."""
 
     item_id: int
-    image: Image | None = None
-    signals: Signals | None = None
+    images: tuple[Image, ...] = ()
+    media_signals: tuple[Signals, ...] = ()
     error: str | None = None  # "image: ..." (does not decode) or "signals: ..." (process died)
+
+    @property
+    def image(self) -> Image | None:
+        """The cover (first medium)."""
+        return self.images[0] if self.images else None
+
+    @property
+    def signals(self) -> Signals | None:
+        """The cover's signals (the item's own for N = 1)."""
+        return self.media_signals[0] if self.media_signals else None
 
 
 # --- inside a pool process -------------------------------------------------------------------
@@ -107,18 +118,18 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def signals_for(item_id: int, sha256: str) -> PreparedItem:
-    """Decode the stored view `sha256` and compute its signals (in a pool process)."""
-    from model.signals import compute_signals
-    from storage.images import open_view_image
+def signals_for(item_id: int, sha256: str | tuple[str, ...]) -> PreparedItem:
+    """Decode the stored view(s) `sha256` (one per medium) and compute each one's signals
+    (in a pool process)."""
+    from model.media import decode_and_signal
 
     assert _store is not None, "init_signal_process has not run in this process"
+    shas = (sha256,) if isinstance(sha256, str) else tuple(sha256)
     try:
-        image = open_view_image(_store, sha256)
+        images, signals = decode_and_signal(_store, shas, ocr=_ocr, nsfw=_nsfw, engine=_ocr_engine)
     except Exception as exc:  # noqa: BLE001 - a bad file is charged to its item, not the pool
         return PreparedItem(item_id, error=f"image: {type(exc).__name__}: {exc}")
-    sig = compute_signals(image, ocr=_ocr, nsfw=_nsfw, engine=_ocr_engine)  # type: ignore[arg-type]
-    return PreparedItem(item_id, image, sig)
+    return PreparedItem(item_id, tuple(images), tuple(signals))
 
 
 def _ready() -> int:
@@ -159,7 +170,7 @@ def default_signal_procs() -> int:
 @dataclass
 class _Job:
     item_id: int
-    sha256: str
+    sha256: str | tuple[str, ...]
     future: Future[PreparedItem]
     generation: int
 
@@ -221,7 +232,7 @@ class SignalPool:
                 "or run with --no-pipeline"
             ) from exc
 
-    def submit(self, item_id: int, sha256: str) -> _Job:
+    def submit(self, item_id: int, sha256: str | tuple[str, ...]) -> _Job:
         try:
             future = self._pool.submit(signals_for, item_id, sha256)
         except BrokenProcessPool:

@@ -1,6 +1,7 @@
 """Strict parsing of the model's JSON rationale: {"categories": [ids], "rationale": "text"}.
 
-A reply is accepted only if it is exactly one JSON object with those two keys (no others),
+A reply is accepted only if it is exactly one JSON object with those two keys (and, from a
+model asked to ground, an optional "boxes" list: model.grounding; no others),
 `categories` a list of distinct ids of the policy, `rationale` a short string. Surrounding
 whitespace and one enclosing markdown code fence are tolerated; nothing else is repaired or
 guessed. A reply that does not parse is stored raw and counted as unparsable by the caller.
@@ -30,6 +31,9 @@ class RationaleReply(BaseModel):
 
     categories: list[str]
     rationale: str = Field(max_length=MAX_RATIONALE_CHARS)
+    # Grounding models are also asked for boxes (model.grounding parses each entry, dropping
+    # malformed ones); anything but a list here makes the reply unparsable.
+    boxes: list[Any] | None = None
 
 
 def rationale_json_schema(policy: Policy) -> dict[str, Any]:

@@ -58,13 +58,22 @@ class Signals:
 
     `ocr_text`: text read from the image, lines joined by newlines; "" when OCR ran and found
     nothing, None when OCR was off or failed. `nsfw`: probability in [0, 1], None when off or
-    failed. `errors` names the detectors that failed and why.
+    failed. `errors` names the detectors that failed and why. `ocr_lines`: the lines behind
+    `ocr_text`, each with its box in the pixels of the image read (`image_size`, (w, h)), so
+    the review card can draw where the text that drove a verdict sits (model.regions).
     """
 
     ocr_text: str | None
     nsfw: float | None
     timings_ms: dict[str, float] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    ocr_lines: tuple[OCRLine, ...] = ()
+    image_size: tuple[int, int] | None = None
+
+    def ocr_boxes(self) -> list[dict[str, object]]:
+        """The lines as stored on the medium's row (`item_media.ocr_boxes`): [{"text", "box":
+        [x0, y0, x1, y1] in image pixels, "score": 0..1}], in reading order."""
+        return [line_record(line) for line in self.ocr_lines if line.text.strip()]
 
     def as_verdict_signals(self) -> dict[str, object]:
         """The JSON stored in `Verdict.signals`: {"nsfw": p, "ocr_ms": ..., "nsfw_ms": ...}."""
@@ -74,6 +83,16 @@ class Signals:
         if self.errors:
             out["signal_errors"] = dict(self.errors)
         return out
+
+
+def line_record(line: OCRLine) -> dict[str, object]:
+    """One OCR line as JSON: its text (stripped, as `join_lines` puts it in `ocr_text`), its box
+    rounded to 0.1 px, its confidence to 1e-4."""
+    return {
+        "text": line.text.strip(),
+        "box": [round(float(v), 1) for v in line.box],
+        "score": round(float(line.confidence), 4),
+    }
 
 
 def ocr_engine() -> Any:
@@ -162,14 +181,18 @@ def compute_signals(
 ) -> Signals:
     """Run the enabled detectors on one image. Never raises for a detector failure (an
     explicitly chosen OCR `engine` that is not installed shows in `errors["ocr"]`)."""
+    from model.ocr_scripts import join_lines
+
     timings: dict[str, float] = {}
     errors: dict[str, str] = {}
     text: str | None = None
+    lines: tuple[OCRLine, ...] = ()
     score: float | None = None
     if ocr:
         t0 = time.perf_counter()
         try:
-            text = read_text(image, engine)
+            lines = tuple(read_lines(image, engine))
+            text = join_lines(lines)
         except Exception as exc:  # noqa: BLE001 - a broken detector must not stop scoring
             log.warning("OCR failed: %s", exc, exc_info=log.isEnabledFor(logging.DEBUG))
             errors["ocr"] = f"{type(exc).__name__}: {exc}"
@@ -182,7 +205,14 @@ def compute_signals(
             log.warning("NSFW scoring failed: %s", exc, exc_info=log.isEnabledFor(logging.DEBUG))
             errors["nsfw"] = f"{type(exc).__name__}: {exc}"
         timings["nsfw"] = (time.perf_counter() - t0) * 1000
-    return Signals(ocr_text=text, nsfw=score, timings_ms=timings, errors=errors)
+    return Signals(
+        ocr_text=text,
+        nsfw=score,
+        timings_ms=timings,
+        errors=errors,
+        ocr_lines=lines,
+        image_size=(int(image.width), int(image.height)),
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,13 +18,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from model import loading, prompts, scoring
+from model import grounding, loading, prompts, scoring
+from model.calibration import load_thresholds
+from model.describe import generate_descriptions, sees_images
 from model.rationale import parse_rationale
 from model.reading import Reader
 from storage.domain import Verdict
 from storage.settings import ModelSettings
 
 if TYPE_CHECKING:
+    from PIL.Image import Image
+
     from model.backends import ScoringInput
     from model.calibration import Calibration
     from storage.policy import Policy
@@ -47,6 +51,7 @@ class BackendInfo:
     weight_bytes: int
     load_s: float
     unquantized_modules: tuple[str, ...] = ()
+    prompt_layout: str = prompts.DEFAULT_LAYOUT
 
 
 def _weight_bytes(model: Any) -> int:
@@ -76,7 +81,7 @@ class TransformersBackend:
         *,
         version_name: str | None = None,
         batch_size: int = 8,
-        max_new_tokens: int = 160,
+        max_new_tokens: int | None = None,
         max_images_per_forward: int = 4,
     ) -> None:
         plan = loading.plan_load(
@@ -91,7 +96,7 @@ class TransformersBackend:
         *,
         version_name: str | None = None,
         batch_size: int = 8,
-        max_new_tokens: int = 160,
+        max_new_tokens: int | None = None,
         max_images_per_forward: int = 4,
     ) -> TransformersBackend:
         self = cls.__new__(cls)
@@ -103,7 +108,7 @@ class TransformersBackend:
         plan: loading.LoadPlan,
         version_name: str | None,
         batch_size: int,
-        max_new_tokens: int,
+        max_new_tokens: int | None,
         max_images_per_forward: int,
     ) -> None:
         started = time.perf_counter()
@@ -112,12 +117,25 @@ class TransformersBackend:
         # A post-trained candidate's reader (model.reading) sits beside its adapter.
         self.reader = Reader.load(plan.adapter) or Reader.load(plan.path)
         self.yes_no = scoring.answer_token_ids(self.processor.tokenizer)
+        # The prompt layout the model was trained on (its adapter says, else its directory):
+        # scoring with the other one would ask questions the model never saw.
+        self.layout = prompts.served_layout(plan.path, plan.adapter)
+        # The demo checkpoint (and anything refined from it) reads OCR text, not pixels: it
+        # never writes a description (model.describe).
+        self.sees_images = sees_images(plan.path)
+        # KV cache of the prompts' static start (system turn, policy), computed once per policy
+        # and reused for every batch while this model is loaded (model.scoring.StaticPrefix).
+        self._static: dict[str, scoring.StaticPrefix] = {}
         self.batch_size = max(1, batch_size)
+        # None: derived per verdict (model.grounding.verdict_max_new_tokens).
         self.max_new_tokens = max_new_tokens
         # B images x N categories rows share one suffix forward; the repeated KV cache is
         # B * N * prefix_len per layer, so the image batch is capped separately.
         self.max_images_per_forward = max(1, min(max_images_per_forward, self.batch_size))
-        self.calibration: Calibration | None = None
+        # Per-category thresholds calibrated on validation (model.calibration.fit_thresholds)
+        # sit beside the adapter or the weights; a registry calibration replaces them.
+        self.thresholds = load_thresholds(plan.adapter, plan.path)
+        self.calibration: Calibration | None = self.thresholds
         self._lock = threading.Lock()
         base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
         skip = loading.unquantized_modules(base.config) if plan.quant != "none" else []
@@ -133,6 +151,7 @@ class TransformersBackend:
             weight_bytes=_weight_bytes(self.model),
             load_s=time.perf_counter() - started,
             unquantized_modules=tuple(skip),
+            prompt_layout=self.layout,
         )
         log.info(
             "loaded %s (%s) on %s, dtype %s, quant %s%s, %.1f MB weights, in %.1f s",
@@ -151,14 +170,20 @@ class TransformersBackend:
         return self.info.model_version
 
     def set_calibration(self, calibration: Calibration | None) -> None:
-        """Apply `calibration` to raw scores from now on (None: raw scores)."""
-        self.calibration = calibration
+        """Apply `calibration` to raw scores from now on (None: the model's own calibrated
+        thresholds, or raw scores when it has none)."""
+        self.calibration = calibration if calibration is not None else self.thresholds
 
     def read(self, item: ScoringInput) -> ScoringInput:
         """`item` with its OCR hint as this model reads it (unchanged without a reader)."""
-        if self.reader is None or not item.ocr_text:
+        if self.reader is None:
             return item
-        return replace(item, ocr_text=self.reader.read(item.ocr_text))
+        reader = self.reader
+        media = tuple(
+            replace(m, ocr_text=reader.read(m.ocr_text)) if m.ocr_text else m for m in item.media
+        )
+        ocr_text = reader.read(item.ocr_text) if item.ocr_text else item.ocr_text
+        return replace(item, ocr_text=ocr_text, media=media)
 
     def raw_scores(self, items: Sequence[ScoringInput], policy: Policy) -> list[dict[str, float]]:
         """Uncalibrated P(Yes) per category for each item, in order."""
@@ -176,6 +201,8 @@ class TransformersBackend:
                     items[start : start + step],
                     policy,
                     yes_no=self.yes_no,
+                    layout=self.layout,
+                    reuse=self._static,
                 )
         return out
 
@@ -200,7 +227,33 @@ class TransformersBackend:
                 item,
                 policy,
                 question=question,
-                max_new_tokens=max_new_tokens or self.max_new_tokens,
+                max_new_tokens=max_new_tokens
+                or self.max_new_tokens
+                or grounding.DEFAULT_MAX_NEW_TOKENS,
+                layout=self.layout,
+            )
+
+    def describe(
+        self,
+        images: Sequence[Image],
+        kinds: Sequence[str] | None = None,
+        *,
+        max_new_tokens: int = 256,
+    ) -> list[str]:
+        """A detailed description of each image or frame (`kinds`: "image" / "frame"), in
+        order, generated greedily in batches of `batch_size` (model.describe)."""
+        from storage.errors import WardenError
+
+        if not self.sees_images:
+            raise WardenError(f"{self.model_version} cannot see images: it writes no description")
+        with self._lock:
+            return generate_descriptions(
+                self.model,
+                self.processor,
+                images,
+                list(kinds) if kinds is not None else ["image"] * len(images),
+                max_new_tokens=max_new_tokens,
+                batch_size=self.batch_size,
             )
 
     def score(
@@ -244,13 +297,31 @@ class TransformersBackend:
         parse_ok = None
         if rationale:
             t0 = time.perf_counter()
-            reply = self._generate(as_read, policy, prompts.rationale_question(policy), None)
+            # Models that ground are asked for boxes too, in their own convention.
+            convention = grounding.convention_for(self.model)
+            question = prompts.rationale_question(policy)
+            question += grounding.grounding_question(convention, len(item.images))
+            # Boxes take tokens: the budget grows with the categories and images asked about.
+            budget = grounding.verdict_max_new_tokens(
+                self.max_new_tokens,
+                policy,
+                convention,
+                len(item.images),
+                self.processor.tokenizer,
+            )
+            reply = self._generate(as_read, policy, question, budget)
             latency_ms += (time.perf_counter() - t0) * 1000
             parsed = parse_rationale(reply, policy)
             parse_ok = parsed is not None
             if parsed is not None:
                 text = parsed.rationale
                 signals["rationale_categories"] = list(parsed.categories)
+            if parsed is not None and convention is not None and parsed.boxes is not None:
+                regions, dropped = grounding.parse_boxes(
+                    parsed.boxes, policy, item.images, convention, self.processor
+                )
+                signals["evidence_regions"] = regions
+                signals["boxes_dropped"] = dropped
         return Verdict(
             scores=scores,
             flagged=policy.flagged(scores),

@@ -38,6 +38,11 @@ batches are claimed and unrecorded, all under renewed leases, with the same pred
 one batch after the other (`pipeline=False`). Backfill batches are claimed only when nothing
 is in flight, so a queued item never waits behind backfill claimed ahead of it.
 
+With `WARDEN_MODEL__DESCRIBE` on, the backend also describes every image or frame of the batch
+in one batched call (model.describe), stored in the prediction's signals with its time and
+counted in the report and the throughput log line; a model that cannot see images (the demo)
+describes nothing and its predictions say so.
+
 Run: warden score [--model M] [--limit N] [--batch-size B] [--worker-id ID] [--rationale]
                   [--no-backfill] [--follow] [--poll-s S] [--live-check-s S]
                   [--pipeline/--no-pipeline] [--signal-procs N]
@@ -60,12 +65,17 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import IntegrityError
 
 from model.backends import Backend, ScoringInput
+from model.describe import add_descriptions
+from model.evidence import add_media_evidence
+from model.media import build_input, combine_signals, decode_and_signal
 from model.pipeline import InFlightHook, SignalPool, default_signal_procs
-from model.signals import Signals, compute_signals
+from model.regions import MediumLines, add_ocr_regions
+from model.signals import Signals
 from storage.audit import record_audit
 from storage.db import make_engine, session_factory, unit_of_work
 from storage.domain import ClaimedItem, ItemStatus, Verdict
 from storage.errors import Conflict, WardenError
+from storage.media import Medium, media_for
 from storage.policy import Policy, load_policy
 from storage.settings import Settings
 
@@ -104,6 +114,9 @@ class WorkerReport:
     # The model versions this run used, in order (more than one: the live model changed
     # while it ran; a rollback shows the earlier one again).
     model_versions: tuple[str, ...] = ()
+    # Descriptions (model.describe, WARDEN_MODEL__DESCRIBE): media described, seconds spent.
+    described: int = 0
+    describe_s: float = 0.0
 
     @property
     def items_per_s(self) -> float:
@@ -295,6 +308,16 @@ class _Run:
         self.done: set[int] = set()  # recorded or charged a failure in this run
         self.backfill_after = 0  # the backfill's cursor: highest item id it has claimed
         self.backfill_ids: set[int] = set()  # claimed by the backfill in this run
+        # Each claimed item's media (storage.media), read with its claim; per-medium signals
+        # wait here from scoring until the item is recorded.
+        self.media: dict[int, list[Medium]] = {}
+        self.medium_signals: dict[int, list[Signals]] = {}
+        self.media_evidence = settings.worker.media_evidence
+        self.region_evidence = settings.worker.region_evidence
+        self.describe = settings.model.describe
+        self.describe_max_new_tokens = settings.model.describe_max_new_tokens
+        self.described = 0
+        self.describe_s = 0.0
 
     def refresh(self) -> None:
         """Between batches: take the backend the live source gives now. A new version gets
@@ -318,9 +341,11 @@ class _Run:
         from storage.queue import claim_for_scoring
 
         with unit_of_work(self.factory) as s:
-            return claim_for_scoring(
+            claimed = claim_for_scoring(
                 s, self.worker_id, limit=n, lease_s=self.lease_s, item_ids=item_ids
             )
+            self.media.update(media_for(s, [c.item_id for c in claimed]))
+        return claimed
 
     def claim_backfill(self, n: int) -> list[ClaimedItem]:
         """Up to `n` items outside the queue with no prediction for this model and policy,
@@ -338,6 +363,7 @@ class _Run:
                 after_id=self.backfill_after,
                 max_attempts=self.max_attempts,
             )
+            self.media.update(media_for(s, [c.item_id for c in claimed]))
         if claimed:
             self.backfill_after = max(self.backfill_after, *(c.item_id for c in claimed))
             self.backfill_ids.update(c.item_id for c in claimed)
@@ -346,6 +372,8 @@ class _Run:
     def fail(self, item_id: int, error: str) -> None:
         log.warning("item %s failed to score: %s", item_id, error)
         self.errors[item_id] = error
+        self.media.pop(item_id, None)
+        self.medium_signals.pop(item_id, None)
         with unit_of_work(self.factory) as s:
             gave_up = record_scoring_failure(
                 s,
@@ -377,6 +405,7 @@ class _Run:
         try:
             with unit_of_work(self.factory) as s:
                 record_prediction(s, item_id, verdict, holder=self.worker_id)
+                self._record_media_signals(s, item_id)
         except IntegrityError:
             # Another worker inserted the same (item, model, policy) prediction between our
             # check and our insert: the unique constraint kept one, which is the point.
@@ -385,30 +414,59 @@ class _Run:
         self.backfilled += int(item_id in self.backfill_ids)
         self.done.add(item_id)
 
+    def _record_media_signals(self, s: Session, item_id: int) -> None:
+        """Each medium's OCR text (with its lines' boxes) and NSFW score onto its row (the card
+        blurs each alone and draws evidence regions over it)."""
+        from storage.media import record_medium_signals
+
+        for m, sig in zip(
+            self.media.pop(item_id, []), self.medium_signals.pop(item_id, []), strict=False
+        ):
+            record_medium_signals(
+                s,
+                item_id,
+                m.position,
+                ocr_text=sig.ocr_text,
+                nsfw_score=sig.nsfw,
+                ocr_boxes=sig.ocr_boxes() if sig.ocr_text is not None else None,
+                image_size=sig.image_size,
+            )
+
+    def media_shas(self, claimed: ClaimedItem) -> tuple[str, ...]:
+        """The views to decode for an item, in order (its own view for N = 1 or old rows)."""
+        media = self.media.get(claimed.item_id)
+        return tuple(m.image_sha256 for m in media) if media else (_view_sha(claimed),)
+
+    def _labels(self, claimed: ClaimedItem, n: int) -> list[str]:
+        media = self.media.get(claimed.item_id) or []
+        return [m.label for m in media] if len(media) == n else [f"Image {k + 1}" for k in range(n)]
+
     def prepare(self, claimed: ClaimedItem) -> tuple[ScoringInput, Signals] | None:
         try:
-            image = _load_image(self.store, _view_sha(claimed))
+            images, per_medium = decode_and_signal(
+                self.store,
+                self.media_shas(claimed),
+                ocr=self.settings.model.ocr,
+                nsfw=self.settings.model.nsfw,
+                engine=self.settings.model.ocr_engine,
+            )
         except Exception as exc:  # noqa: BLE001 - a bad file must not stop the batch
             self.fail(claimed.item_id, f"image: {type(exc).__name__}: {exc}")
             return None
-        sig = compute_signals(
-            image,
-            ocr=self.settings.model.ocr,
-            nsfw=self.settings.model.nsfw,
-            engine=self.settings.model.ocr_engine,
-        )
-        return self.scoring_input(claimed, image, sig), sig
+        return self.scoring_input(claimed, images, per_medium)
 
-    def scoring_input(self, claimed: ClaimedItem, image: Image, sig: Signals) -> ScoringInput:
-        """What the backend sees. Without `ocr_hint` the prompt carries no OCR line; the
-        OCR text is still stored with the prediction (`_with_signals`)."""
-        return ScoringInput(
-            image=image,
-            text=claimed.text,
-            ocr_text=sig.ocr_text if self.ocr_hint else None,
-            item_id=claimed.item_id,
-            signals=sig.as_verdict_signals(),
+    def scoring_input(
+        self, claimed: ClaimedItem, images: Sequence[Image], per_medium: Sequence[Signals]
+    ) -> tuple[ScoringInput, Signals]:
+        """What the backend sees, and the item's combined signals. Without `ocr_hint` the
+        prompt carries no OCR line; the OCR text is still stored with the prediction
+        (`_with_signals`)."""
+        labels = self._labels(claimed, len(images))
+        self.medium_signals[claimed.item_id] = list(per_medium)
+        inp = build_input(
+            claimed.item_id, claimed.text, images, per_medium, labels, ocr_hint=self.ocr_hint
         )
+        return inp, combine_signals(per_medium, labels)
 
     def score(self, inputs: list[ScoringInput]) -> list[Verdict | BaseException]:
         """Score the batch at once; if that raises, one by one to find the bad item(s)."""
@@ -416,7 +474,7 @@ class _Run:
             verdicts = self.backend.score(inputs, self.policy, rationale=self.rationale)
             if len(verdicts) != len(inputs):
                 raise WardenError(f"backend returned {len(verdicts)} verdicts for {len(inputs)}")
-            return list(verdicts)
+            return self.with_evidence(inputs, list(verdicts))
         except Exception as exc:  # noqa: BLE001
             if getattr(exc, "systemic", False) or len(inputs) == 1:
                 if getattr(exc, "systemic", False):
@@ -431,6 +489,67 @@ class _Run:
                 if getattr(exc, "systemic", False):
                     raise
                 out.append(exc)
+        return self.with_evidence(inputs, out)
+
+    def with_evidence(
+        self, inputs: list[ScoringInput], results: list[Verdict | BaseException]
+    ) -> list[Verdict | BaseException]:
+        """Per-medium evidence for items of several media (model.evidence), then evidence
+        regions (`with_regions`); a failure of either leaves the verdicts as they are."""
+        if self.media_evidence and any(len(i.media) > 1 for i in inputs):
+            try:
+                results = add_media_evidence(self.backend, inputs, results, self.policy)
+            except Exception as exc:  # noqa: BLE001
+                if getattr(exc, "systemic", False):
+                    raise
+                log.warning("per-medium evidence pass failed: %s", exc)
+        return self.with_regions(inputs, results)
+
+    def with_regions(
+        self, inputs: list[ScoringInput], results: list[Verdict | BaseException]
+    ) -> list[Verdict | BaseException]:
+        """The OCR lines that drove each verdict, with their boxes (model.regions); a failure
+        of that step leaves the verdicts as they are."""
+        lines: dict[int, list[MediumLines]] = {}
+        for inp in inputs:
+            signals = self.medium_signals.get(inp.item_id or -1) or []
+            media = self.media.get(inp.item_id or -1) or []
+            # Items without media rows are their own image, position 0.
+            positions = [m.position for m in media] if len(media) == len(signals) else None
+            lines[inp.item_id or -1] = [
+                MediumLines(positions[k] if positions else k, sig.ocr_lines, sig.image_size)
+                for k, sig in enumerate(signals)
+            ]
+        try:
+            return add_ocr_regions(
+                self.backend,
+                inputs,
+                results,
+                self.policy,
+                lines,
+                attribute=self.region_evidence,
+            )
+        except Exception as exc:  # noqa: BLE001
+            if getattr(exc, "systemic", False):
+                raise
+            log.warning("evidence regions failed: %s", exc)
+            return results
+
+    def with_descriptions(
+        self, inputs: list[ScoringInput], results: list[Verdict | BaseException]
+    ) -> list[Verdict | BaseException]:
+        """Each medium's description on the verdicts, one batched call (model.describe);
+        a model that cannot see images records that it wrote none."""
+        out, stats = add_descriptions(
+            self.backend,
+            inputs,
+            results,
+            self.media,
+            enabled=self.describe,
+            max_new_tokens=self.describe_max_new_tokens,
+        )
+        self.described += stats.media
+        self.describe_s += stats.seconds
         return out
 
     def run_batch(self, claimed: list[ClaimedItem], keeper: _LeaseKeeper) -> None:
@@ -451,7 +570,8 @@ class _Run:
         """Score a batch whose signals are computed, record each verdict or failure."""
         if not prepared:
             return
-        results = self.score([p[1] for p in prepared])
+        inputs = [p[1] for p in prepared]
+        results = self.with_descriptions(inputs, self.score(inputs))
         for (c, _inp, sig), result in zip(prepared, results, strict=True):
             if isinstance(result, BaseException):
                 self.fail(c.item_id, f"model: {type(result).__name__}: {result}")
@@ -486,7 +606,9 @@ class _Run:
                     ids = [c.item_id for c in claimed]
                     self.done.difference_update(ids)  # a retried item is in play again
                     keeper.add(ids)
-                    in_flight.append([(c, pool.submit(c.item_id, _view_sha(c))) for c in claimed])
+                    in_flight.append(
+                        [(c, pool.submit(c.item_id, self.media_shas(c))) for c in claimed]
+                    )
                     batches += 1
                     if on_in_flight is not None:
                         on_in_flight(len(in_flight))
@@ -498,12 +620,12 @@ class _Run:
                 prepared: list[tuple[ClaimedItem, ScoringInput, Signals]] = []
                 for c, job in in_flight[0]:
                     got = pool.result(job)
-                    if got.error is not None or got.image is None or got.signals is None:
+                    if got.error is not None or not got.images or not got.media_signals:
                         self.fail(c.item_id, got.error or "signals: no result")
                         keeper.drop(c.item_id)
                     else:
-                        inp = self.scoring_input(c, got.image, got.signals)
-                        prepared.append((c, inp, got.signals))
+                        inp, sig = self.scoring_input(c, got.images, got.media_signals)
+                        prepared.append((c, inp, sig))
                 self.score_prepared(prepared, keeper)
                 in_flight.popleft()
                 after_batch(self.scored + self.failed - before)
@@ -564,14 +686,23 @@ class _Run:
             elapsed_s=elapsed,
             errors=dict(self.errors),
             model_versions=tuple(self.model_versions),
+            described=self.described,
+            describe_s=self.describe_s,
         )
+        described = ""
+        if report.described:
+            described = (
+                f"; descriptions of {report.described} media in {report.describe_s:.1f}s "
+                f"({report.describe_s / report.described:.2f} s/medium)"
+            )
         log.info(
-            "worker %s: %d scored, %d failed in %.1fs (%.2f items/s)",
+            "worker %s: %d scored, %d failed in %.1fs (%.2f items/s)%s",
             report.worker_id,
             report.scored,
             report.failed,
             elapsed,
             report.items_per_s,
+            described,
         )
         return report
 

@@ -10,6 +10,7 @@
     warden score --no-backfill           # queued items only, no backfill of decided items
     warden score --no-pipeline           # signals then VLM, one batch after the other
     warden score --signal-procs 8        # 8 OCR/NSFW processes feed the VLM (model.pipeline)
+    warden score --describe              # also describe each image/frame (model.describe)
 
 Several workers may run at once against one PostgreSQL; each claims its own batches. A worker
 on the live model asks the registry which version is live before every batch (at most every
@@ -95,6 +96,12 @@ def score_command(
     rationale: bool = typer.Option(
         False, "--rationale/--no-rationale", help="Also generate a JSON rationale per item."
     ),
+    describe: bool | None = typer.Option(
+        None,
+        "--describe/--no-describe",
+        help="Have the model describe every image or frame for the review card (default: "
+        "WARDEN_MODEL__DESCRIBE, off; a model that cannot see images never does).",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
     backfill: bool = typer.Option(
         True,
@@ -138,6 +145,10 @@ def score_command(
     from storage.settings import get_settings
 
     settings = get_settings()
+    if describe is not None:
+        settings = settings.model_copy(
+            update={"model": settings.model.model_copy(update={"describe": describe})}
+        )
     policy = load_policy(settings.policy_path)
     pool = None
     if settings.worker.pipeline if pipeline is None else pipeline:
@@ -189,6 +200,12 @@ def score_command(
     typer.echo(
         f"throughput: {report.items_per_s:.2f} items/s "
         f"({report.scored} in {report.elapsed_s:.1f} s, {report.batches} batch(es))"
+        + (
+            f"; descriptions of {report.described} image(s)/frame(s) in "
+            f"{report.describe_s:.1f} s ({report.describe_s / report.described:.2f} s each)"
+            if report.described
+            else ""
+        )
     )
     for item_id, error in sorted(report.errors.items()):
         typer.echo(f"  item {item_id}: {error}", err=True)

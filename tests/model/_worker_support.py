@@ -3,6 +3,7 @@ ingested for real, predictions read back per item."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from storage.db import make_engine, unit_of_work
 from storage.ingest import ingest_paths
 from storage.models import Prediction
 from storage.settings import Settings
+from tests.storage._videos import encode_video
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
 
@@ -68,3 +70,21 @@ def predictions_by_item(settings: Settings) -> dict[int, list[Prediction]]:
     for p in rows:
         out.setdefault(p.item_id, []).append(p)
     return out
+
+
+def ingest_post_video_single(settings: Settings, root: Path) -> tuple[int, int, int]:
+    """A 3-image post, a 2-frame video and a single image, ingested; their item ids."""
+    # img00 carries the "FREE CRYPTO NOW" banner: it is the post's 2nd image.
+    paths = write_images(root, 4)
+    names = [paths[1].name, paths[0].name, paths[2].name]
+    (root / "posts.jsonl").write_text(json.dumps({"images": names, "text": "my weekend"}) + "\n")
+    (root / "clip.mp4").write_bytes(encode_video(36, size=(96, 64), fps=12, cut=20))
+    engine = make_engine(settings.database_url, settings.db)
+    try:
+        report = ingest_paths(engine, settings, [root / "posts.jsonl", root / "clip.mp4", paths[3]])
+    finally:
+        engine.dispose()
+    assert [r.status for r in report.results] == ["accepted"] * 3, report.results
+    post, video, single = (r.item_id for r in report.results)
+    assert post and video and single
+    return post, video, single

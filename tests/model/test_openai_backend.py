@@ -263,3 +263,38 @@ def test_refusals_from_a_real_server_are_clear_errors(
     )
     with pytest.raises(WardenError, match="refused the request: HTTP 404"):
         wrong_path.score(items[:1], policy)
+
+
+def test_descriptions_are_the_served_models_greedy_reply_per_image(
+    protocol_server: ProtocolServer, tiny_model: Path, items: list[ScoringInput]
+) -> None:
+    """One completion per image or frame, with the describe prompt and that image: the reply
+    is what the same weights generate for that prompt locally (cleaned, model.describe)."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from model.describe import clean
+    from model.prompts import describe_messages
+
+    backend = OpenAIBackend(protocol_server.url, "tiny")
+    assert backend.sees_images
+    images = [i.image for i in items]
+    before = protocol_server.requests
+    got = backend.describe(images, ["image", "frame"], max_new_tokens=8)
+    assert protocol_server.requests - before == 2
+    processor = AutoProcessor.from_pretrained(tiny_model)
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model, dtype=torch.float32).eval()
+    want = []
+    for image, kind in zip(images, ["image", "frame"], strict=True):
+        text = processor.apply_chat_template(
+            describe_messages(kind), add_generation_prompt=True, tokenize=False
+        )
+        enc = processor(text=[text], images=[[image.convert("RGB")]], return_tensors="pt")
+        with torch.no_grad():
+            out = model.generate(**enc, max_new_tokens=8, do_sample=False)
+        new = out[0, enc["input_ids"].shape[1] :]
+        want.append(clean(processor.tokenizer.decode(new, skip_special_tokens=True)))
+    assert got == want
+    # The frame is asked about as a video frame, the image as an image.
+    assert "video frame" in describe_messages("frame")[1]["content"][1]["text"]
+    assert "video frame" not in describe_messages("image")[1]["content"][1]["text"]

@@ -35,25 +35,54 @@ def test_packed_continuation_equals_a_naive_per_category_pass(arch, tiny_model_d
             assert got[cid] == pytest.approx(old[cid], abs=1e-4), (arch, cid)
 
 
-def test_packed_plan_has_no_padding_and_one_row_per_image(tiny_internvl, policy):
-    """The continuation runs sum(question lengths) tokens per image, not categories x longest."""
+@pytest.mark.parametrize("layout", ["question", "policy"])
+def test_packed_plan_has_no_padding_and_one_row_per_image(tiny_internvl, policy, layout):
+    """The continuation runs the questions' shared start once, then each question's own
+    tokens: trunk + sum(lengths - trunk) tokens per image, not categories x longest."""
     backend = _fp32(tiny_internvl)
     tok = backend.processor.tokenizer
-    parts = render_prompt_parts(backend.processor, policy, text=None, ocr_text="WIN")
-    lengths = [len(tok(s, add_special_tokens=False)["input_ids"]) for s in parts.suffixes]
-    assert len(set(lengths)) > 1  # the questions differ in length, so padding would show
+    parts = render_prompt_parts(backend.processor, policy, text=None, ocr_text="WIN", layout=layout)
+    rows = [tok(s, add_special_tokens=False)["input_ids"] for s in parts.suffixes]
+    lengths = [len(r) for r in rows]
     plan = continuation_plan(tok, parts.suffixes, "cpu")
-    assert plan.ids.shape == (1, sum(lengths))
-    assert plan.last.tolist() == [sum(lengths[: i + 1]) - 1 for i in range(len(lengths))]
-    # Each question restarts its positions at the end of the prefix.
-    starts = [sum(lengths[:i]) for i in range(len(lengths))]
-    assert all(int(plan.offsets[s]) == 0 for s in starts)
-    # A question's token sees its own earlier tokens and nothing of the other questions.
+    trunk = plan.trunk
+    # Every question starts with the same words ("Policy category", "Does it violate"): those
+    # tokens run once, and they are exactly the shared ones (the next token differs somewhere).
+    assert trunk > 0
+    assert all(r[:trunk] == rows[0][:trunk] for r in rows)
+    assert len({r[trunk] for r in rows}) > 1
+    own = [n - trunk for n in lengths]
+    assert plan.ids.shape == (1, trunk + sum(own))
+    assert plan.ids[0].tolist() == rows[0][:trunk] + [t for r in rows for t in r[trunk:]]
+    assert plan.lengths == lengths
+    starts = [trunk + sum(own[:i]) for i in range(len(own))]
+    assert plan.last.tolist() == [s + n - 1 for s, n in zip(starts, own, strict=True)]
+    # Each question's own tokens continue its positions after the trunk.
+    assert plan.offsets[:trunk].tolist() == list(range(trunk))
+    assert all(int(plan.offsets[s]) == trunk for s in starts)
+    # A question's token sees the trunk and its own earlier tokens, nothing of the others.
     allowed = plan.allowed
     a, b = starts[1], starts[2]
+    assert all(bool(allowed[b, t]) for t in range(trunk))
+    assert not bool(allowed[trunk - 1, a])  # the trunk sees no question's own tokens
+    assert bool(allowed[trunk - 1, 0]) and (trunk == 1 or not bool(allowed[0, trunk - 1]))
     assert bool(allowed[a + 1, a]) and not bool(allowed[a, a + 1])
     assert bool(allowed[a, a]) and bool(allowed[b, b])
     assert not bool(allowed[b, a]) and not bool(allowed[b, b - 1])  # b - 1: question 1's end
+    # Costed with the trunk: cheaper than the same questions each with their own start.
+    assert plan.ids.shape[1] < sum(lengths)
+
+
+def test_no_trunk_when_the_questions_share_no_start(tiny_internvl):
+    tok = _fp32(tiny_internvl).processor.tokenizer
+    plan = continuation_plan(tok, ["Yes or no?", "No or yes?"], "cpu")
+    assert plan.trunk == 0
+    assert plan.offsets.tolist() == [
+        *range(len(tok("Yes or no?", add_special_tokens=False)["input_ids"])),
+        *range(len(tok("No or yes?", add_special_tokens=False)["input_ids"])),
+    ]
+    # A single question keeps all its tokens its own (nothing to share).
+    assert continuation_plan(tok, ["Yes or no?"], "cpu").trunk == 0
 
 
 def test_packed_continuation_of_one_image_equals_its_row_in_a_batch(tiny_model_dir, policy):
@@ -73,6 +102,7 @@ def test_timings_split_prefix_and_continuation_and_count_no_padding(tiny_internv
     tok = backend.processor.tokenizer
     parts = render_prompt_parts(backend.processor, policy, text=None, ocr_text=None)
     lengths = [len(tok(s, add_special_tokens=False)["input_ids"]) for s in parts.suffixes]
+    trunk = continuation_plan(tok, parts.suffixes, "cpu").trunk
     packed: dict[str, float] = {}
     repeated: dict[str, float] = {}
     score_shared_prefix(
@@ -81,7 +111,7 @@ def test_timings_split_prefix_and_continuation_and_count_no_padding(tiny_internv
     score_shared_prefix(
         backend.model, backend.processor, items, policy, packed=False, timings=repeated
     )
-    assert packed["continuation_tokens"] == sum(lengths) * len(items)
+    assert packed["continuation_tokens"] == (trunk + sum(n - trunk for n in lengths)) * len(items)
     assert repeated["continuation_tokens"] == max(lengths) * len(lengths) * len(items)
     assert packed["prefix_s"] > 0 and packed["continuation_s"] > 0
 
@@ -94,7 +124,11 @@ def test_bench_reports_prefix_and_continuation_for_both_layouts(tiny_internvl, p
     assert got["question_tokens_sum"] == sum(got["question_tokens"])
     assert got["prefix_tokens"] > 0
     packed, repeated = got["a_split_packed"], got["a_split_repeated"]
-    assert packed["continuation_tokens_per_image"] == got["question_tokens_sum"]
+    trunk = got["question_trunk_tokens"]
+    assert trunk > 0
+    assert packed["continuation_tokens_per_image"] == got["question_tokens_sum"] - trunk * (
+        len(policy.categories) - 1
+    )
     assert repeated["continuation_tokens_per_image"] == max(got["question_tokens"]) * len(
         policy.categories
     )

@@ -370,8 +370,13 @@ def test_the_worker_reads_with_the_configured_ocr_engine(
         (item_id,) = [r.item_id for r in report.results if r.status == "accepted"]
         backend = load_backend(settings.model)
         run_worker(
-            settings, backend, limit=None, batch_size=1, progress=False,
-            pipeline=pipeline, signal_procs=1,
+            settings,
+            backend,
+            limit=None,
+            batch_size=1,
+            progress=False,
+            pipeline=pipeline,
+            signal_procs=1,
         )
         (pred,) = predictions_by_item(settings)[item_id]
         stored[engine_name] = pred.ocr_text or ""

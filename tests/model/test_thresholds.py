@@ -1,0 +1,121 @@
+"""Per-category thresholds calibrated for a target benign flag rate (model.calibration
+.fit_thresholds), stored beside a model as thresholds.json and applied by the real backend at
+scoring time (a tiny real InternVL), and kept when the registry has no calibration of its own."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from model.calibration import (
+    THRESHOLDS_FILE,
+    Calibration,
+    fit_thresholds,
+    load_thresholds,
+)
+
+
+def _rows(seed: int, n: int = 600):
+    """Two categories; harmless rows score high on "a" one time in five (a false alarm the
+    policy threshold 0.5 lets through), true "a" rows score higher still."""
+    rng = np.random.default_rng(seed)
+    scores, labels = [], []
+    for i in range(n):
+        kind = i % 3  # 0 harmless, 1 "a", 2 "b"
+        a = rng.uniform(0.55, 0.75) if kind == 0 and rng.random() < 0.2 else rng.uniform(0, 0.4)
+        if kind == 1:
+            a = rng.uniform(0.8, 1.0)
+        b = rng.uniform(0.6, 1.0) if kind == 2 else rng.uniform(0, 0.45)
+        scores.append({"a": float(a), "b": float(b)})
+        labels.append([] if kind == 0 else ["a" if kind == 1 else "b"])
+    return scores, labels
+
+
+def _rates(cal: Calibration | None, scores, labels):
+    mapped = [cal.apply(s) if cal else s for s in scores]
+    flagged = [[c for c, p in m.items() if p >= 0.5] for m in mapped]
+    benign = [bool(f) for f, t in zip(flagged, labels, strict=True) if not t]
+    rec_a = np.mean([("a" in f) for f, t in zip(flagged, labels, strict=True) if "a" in t])
+    return sum(benign) / len(benign), rec_a
+
+
+def test_thresholds_meet_the_target_on_validation_and_carry_to_new_rows() -> None:
+    scores, labels = _rows(0)
+    before, recall_before = _rates(None, scores, labels)
+    assert before > 0.15  # the policy's 0.5 flags one harmless row in five
+    cal = fit_thresholds(scores, labels, {"a": 0.5, "b": 0.5}, target_benign_rate=0.01)
+    after, recall_after = _rates(cal, scores, labels)
+    assert after <= 0.01 and recall_after == recall_before == 1.0
+    assert cal.categories["a"].threshold > 0.6 and cal.categories["b"].threshold == 0.5
+    assert cal.info["reached"] and cal.info["benign_rate_before"] == pytest.approx(before)
+    # Rows the thresholds were not fitted on: the same low false-alarm rate.
+    new_scores, new_labels = _rows(1)
+    assert _rates(cal, new_scores, new_labels)[0] <= 0.03
+
+
+def test_thresholds_are_never_lowered_below_the_policy() -> None:
+    scores, labels = _rows(2)
+    cal = fit_thresholds(scores, labels, {"a": 0.9, "b": 0.5}, target_benign_rate=0.5)
+    assert cal.categories["a"].threshold == pytest.approx(0.9)
+    assert cal.apply({"a": 0.89, "b": 0.1})["a"] < 0.9 < cal.apply({"a": 0.91, "b": 0.1})["a"]
+
+
+def test_a_target_out_of_reach_stops_at_the_ceiling_and_says_so() -> None:
+    scores = [{"a": 0.99}] * 30 + [{"a": 0.995}] * 30
+    labels = [[]] * 30 + [["a"]] * 30
+    cal = fit_thresholds(scores, labels, {"a": 0.5}, target_benign_rate=0.0, max_threshold=0.98)
+    assert cal.categories["a"].threshold == pytest.approx(0.98)
+    assert cal.info["reached"] is False
+
+
+def test_too_few_rows_or_no_harmless_row_is_refused() -> None:
+    with pytest.raises(ValueError, match="harmless"):
+        fit_thresholds([{"a": 0.9}] * 40, [["a"]] * 40, {"a": 0.5})
+    with pytest.raises(ValueError, match="rows"):
+        fit_thresholds([{"a": 0.9}] * 5, [[]] * 5, {"a": 0.5})
+
+
+def test_saved_beside_a_model_and_read_back(tmp_path) -> None:
+    scores, labels = _rows(0)
+    cal = fit_thresholds(scores, labels, {"a": 0.5, "b": 0.5})
+    cal.save(tmp_path)
+    again = load_thresholds(None, tmp_path / "nothing-here", tmp_path)
+    assert again is not None and again.to_dict() == cal.to_dict()
+    assert load_thresholds(tmp_path / "nothing-here") is None
+    (tmp_path / THRESHOLDS_FILE).write_text("[1, 2]")
+    with pytest.raises(ValueError, match="thresholds"):
+        load_thresholds(tmp_path)
+
+
+def test_the_backend_applies_stored_thresholds_and_keeps_them_without_a_registry_one(
+    tiny_internvl, tmp_path, policy, items
+) -> None:
+    """The real backend over a tiny InternVL: with thresholds.json beside the weights every
+    category's bar sits just above what it scored, so nothing is flagged; raw scores stay
+    in the verdict's signals; an empty registry calibration does not drop the thresholds."""
+    from model.loading import apply_calibration
+    from model.transformers_backend import TransformersBackend
+
+    plain = TransformersBackend(str(tiny_internvl), quant="none", device="cpu")
+    assert plain.thresholds is None
+    raw = plain.raw_scores(items[:2], policy)
+    assert any(v.flagged for v in plain.score(items[:2], policy))  # random weights flag
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_internvl, model_dir)
+    policy_t = {c.id: c.threshold for c in policy.categories}
+    # Harmless validation rows a little above what these items score: every bar goes above.
+    rows = [{c: min(0.99, p + 0.02) for c, p in r.items()} for r in raw] * 20
+    rows += [{c: 0.0 for c in raw[0]}] * 5
+    cal = fit_thresholds(rows, [[]] * len(rows), policy_t, target_benign_rate=0.0)
+    assert cal.info["benign_rate_after"] == 0.0
+    cal.save(model_dir)
+    backend = TransformersBackend(str(model_dir), quant="none", device="cpu")
+    verdicts = backend.score(items[:2], policy)
+    assert all(v.flagged == [] for v in verdicts)
+    assert all("raw_scores" in v.signals for v in verdicts)
+    apply_calibration(backend, {})  # a registry version with no calibration of its own
+    assert backend.score(items[:2], policy)[0].flagged == []
+    assert json.loads((model_dir / THRESHOLDS_FILE).read_text())["method"] == "threshold"
