@@ -11,21 +11,45 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 
 import pytest
 from PIL import Image
 from pydantic import SecretStr
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
+from typer.testing import CliRunner
 
 from storage.blobs import BlobStore
 from storage.db import unit_of_work
-from storage.models import Blob, Item, Prediction
+from storage.models import Blob, Item, OutboxMessage, Prediction, utcnow
 from storage.policy import Policy, load_policy
-from storage.settings import DEFAULT_POLICY, Settings
+from storage.settings import DEFAULT_POLICY, Settings, get_settings
 from training.labelstudio.client import LabelStudioClient
 from training.labelstudio.server import LabelStudioServer, free_port, fresh_data_dir
 
 WEBHOOK_SECRET = "test-webhook-secret-0123456789"
+
+
+def make_outbox_due(engine: Engine) -> None:
+    """Skip the outbox's backoff wait: these tests are about outcomes, not about the clock."""
+    with unit_of_work(engine) as s:
+        s.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.status == "pending")
+            .values(next_attempt_at=utcnow() - timedelta(seconds=1))
+        )
+
+
+def choices_result(*labels: str) -> list[dict]:
+    """An annotation's result as Label Studio's labeling UI sends it: the category choices."""
+    return [
+        {
+            "from_name": "categories",
+            "to_name": "image",
+            "type": "choices",
+            "value": {"choices": list(labels)},
+        }
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -179,3 +203,17 @@ def wait_for(pred: Callable[[], object], timeout_s: float = 15.0) -> object:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.1)
+
+
+@pytest.fixture
+def cli_env(ls_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
+    """The CLI sees the test's database, data dir and (correct) Label Studio key."""
+    monkeypatch.setenv("WARDEN_DATABASE_URL", ls_settings.database_url)
+    monkeypatch.setenv("WARDEN_DATA_DIR", str(ls_settings.data_dir))
+    monkeypatch.setenv("WARDEN_LABELSTUDIO__URL", ls_settings.labelstudio.url)
+    key = ls_settings.labelstudio.api_key
+    assert key is not None
+    monkeypatch.setenv("WARDEN_LABELSTUDIO__API_KEY", key.get_secret_value())
+    get_settings.cache_clear()
+    yield CliRunner()
+    get_settings.cache_clear()

@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from storage.db import unit_of_work
 from storage.policy import Policy
 from storage.settings import Settings
-from tests.labelstudio.conftest import MakeItems
+from tests.labelstudio.conftest import MakeItems, choices_result
 from training.labelstudio.agreement import category_agreement, cohen_kappa, fleiss_kappa
 from training.labelstudio.client import LabelStudioClient
 from training.labelstudio.project import setup
@@ -49,14 +49,7 @@ def test_overlap_agreement_from_label_studio(
         for labels, who in ((l1, None), (l2, other)):
             ls_client.create_annotation(
                 t["id"],
-                [
-                    {
-                        "from_name": "categories",
-                        "to_name": "image",
-                        "type": "choices",
-                        "value": {"choices": labels},
-                    }
-                ],
+                choices_result(*labels),
                 **({"completed_by": who} if who else {}),
             )
     pull(ls_settings, engine, client=ls_client, policy=policy)

@@ -2,33 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine
 
 from storage import outbox
 from storage.db import unit_of_work
-from storage.models import OutboxMessage, utcnow
 from storage.policy import Policy
 from storage.settings import Settings
-from tests.labelstudio.conftest import MakeItems
+from tests.labelstudio.conftest import MakeItems, make_outbox_due
 from training.labelstudio.client import LabelStudioClient
 from training.labelstudio.project import setup
 from training.labelstudio.server import LabelStudioServer
 from training.labelstudio.sync import TOPIC_PUSH, push
 
 pytestmark = pytest.mark.labelstudio
-
-
-def _make_due(engine: Engine) -> None:
-    """Skip the backoff wait: the test is about what a push sends, not about the clock."""
-    with unit_of_work(engine) as s:
-        s.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.status == "pending")
-            .values(next_attempt_at=utcnow() - timedelta(seconds=1))
-        )
 
 
 def test_push_after_outage_with_nothing_new_delivers_waiting_batches(
@@ -58,7 +45,7 @@ def test_push_after_outage_with_nothing_new_delivers_waiting_batches(
     finally:
         ls_server.start()
     assert list(ls_client.iter_tasks(state.project_id)) == []
-    _make_due(engine)
+    make_outbox_due(engine)
 
     again = push(ls_settings, engine, budget=7, image_mode="data", client=ls_client, policy=policy)
     assert again.selected == 0 and again.batches == 0

@@ -7,17 +7,15 @@ import socket
 import threading
 import time
 from collections import Counter
-from datetime import timedelta
 from types import TracebackType
 
 import pytest
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine
 
 from storage.db import unit_of_work
-from storage.models import OutboxMessage, utcnow
 from storage.policy import Policy
 from storage.settings import Settings
-from tests.labelstudio.conftest import MakeItems
+from tests.labelstudio.conftest import MakeItems, choices_result, make_outbox_due
 from training.curation import resolve_labels
 from training.dataset import read_ledger
 from training.labelstudio.agreement import annotation_labels
@@ -133,26 +131,6 @@ class LostAnswerProxy:
         self._close(client, upstream)
 
 
-def _make_due(engine: Engine) -> None:
-    with unit_of_work(engine) as s:
-        s.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.status == "pending")
-            .values(next_attempt_at=utcnow() - timedelta(seconds=1))
-        )
-
-
-def _choices(*labels: str) -> list[dict]:
-    return [
-        {
-            "from_name": "categories",
-            "to_name": "image",
-            "type": "choices",
-            "value": {"choices": list(labels)},
-        }
-    ]
-
-
 def test_lost_import_answer_leaves_one_task_per_item(
     ls_settings: Settings,
     engine: Engine,
@@ -180,7 +158,7 @@ def test_lost_import_answer_leaves_one_task_per_item(
             assert first.delivered is not None and first.delivered.failed == 1
             imports = [r for r in px.requests if b"/import" in r]
             assert len(imports) == 1, f"the import was posted {len(imports)} times"
-            _make_due(engine)
+            make_outbox_due(engine)
             second = deliver(ls_settings, engine, client=via_proxy, policy=policy)
         finally:
             via_proxy.close()
@@ -204,8 +182,8 @@ def test_two_tasks_of_one_push_id_are_one_task_with_two_annotators(
     # What an SDK re-post beneath Warden left behind: a second task with the same push id.
     (dup_id,) = ls_client.import_tasks(state.project_id, [{"data": dict(task["data"])}])
     other = ls_client.create_user(f"dup-{state.project_id}@warden.test", "dup-annotator-1")
-    first_ann = ls_client.create_annotation(task["id"], _choices("weapons"))
-    second_ann = ls_client.create_annotation(dup_id, _choices("safe"), completed_by=other)
+    first_ann = ls_client.create_annotation(task["id"], choices_result("weapons"))
+    second_ann = ls_client.create_annotation(dup_id, choices_result("safe"), completed_by=other)
 
     r = pull(ls_settings, engine, client=ls_client, policy=policy)
     assert r.done == 1 and r.results[0]["recorded"] == 2

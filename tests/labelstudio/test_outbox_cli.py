@@ -4,7 +4,6 @@ sent again once their cause is fixed."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 from pydantic import SecretStr
@@ -14,7 +13,7 @@ from typer.testing import CliRunner
 from storage import outbox
 from storage.db import unit_of_work
 from storage.policy import Policy
-from storage.settings import Settings, get_settings
+from storage.settings import Settings
 from tests.labelstudio.conftest import MakeItems, ls_settings_for
 from training.labelstudio.cli import app
 from training.labelstudio.client import LabelStudioClient
@@ -23,20 +22,6 @@ from training.labelstudio.server import LabelStudioServer
 from training.labelstudio.sync import TOPIC_PUSH, deliver, push
 
 pytestmark = pytest.mark.labelstudio
-
-
-@pytest.fixture
-def cli_env(ls_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
-    """The CLI sees the test's database, data dir and (correct) Label Studio key."""
-    monkeypatch.setenv("WARDEN_DATABASE_URL", ls_settings.database_url)
-    monkeypatch.setenv("WARDEN_DATA_DIR", str(ls_settings.data_dir))
-    monkeypatch.setenv("WARDEN_LABELSTUDIO__URL", ls_settings.labelstudio.url)
-    key = ls_settings.labelstudio.api_key
-    assert key is not None
-    monkeypatch.setenv("WARDEN_LABELSTUDIO__API_KEY", key.get_secret_value())
-    get_settings.cache_clear()
-    yield CliRunner()
-    get_settings.cache_clear()
 
 
 def test_dead_letters_listed_requeued_and_sent(

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select
 
 from storage import outbox
 from storage.db import unit_of_work
@@ -15,7 +14,7 @@ from storage.domain import DecisionSource
 from storage.models import LabelStudioTask, OutboxMessage, utcnow
 from storage.policy import Policy
 from storage.settings import Settings
-from tests.labelstudio.conftest import MakeItems
+from tests.labelstudio.conftest import MakeItems, choices_result, make_outbox_due
 from training.labelstudio.client import LabelStudioClient
 from training.labelstudio.project import setup
 from training.labelstudio.server import LabelStudioServer
@@ -23,16 +22,6 @@ from training.labelstudio.status import labelstudio_status
 from training.labelstudio.sync import TOPIC_PUSH, deliver, pull, push
 
 pytestmark = pytest.mark.labelstudio
-
-
-def _make_due(engine: Engine) -> None:
-    """Skip the backoff wait: the test is about outcomes, not about the clock."""
-    with unit_of_work(engine) as s:
-        s.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.status == "pending")
-            .values(next_attempt_at=utcnow() - timedelta(seconds=1))
-        )
 
 
 def _task_counts(client: LabelStudioClient, project_id: int) -> Counter[int]:
@@ -105,7 +94,7 @@ def test_server_stopped_mid_push_every_task_and_annotation_arrives_once(
         ]
     ls_client.import_tasks(state.project_id, lost)
 
-    _make_due(engine)
+    make_outbox_due(engine)
     second = deliver(ls_settings, engine, client=ls_client, policy=policy)
     assert second.failed == 0 and second.done == 2
     assert sum(r.get("recovered", 0) for r in second.results) == 4
@@ -121,14 +110,7 @@ def test_server_stopped_mid_push_every_task_and_annotation_arrives_once(
     for t in ls_client.iter_tasks(state.project_id):
         ls_client.create_annotation(
             t["id"],
-            [
-                {
-                    "from_name": "categories",
-                    "to_name": "image",
-                    "type": "choices",
-                    "value": {"choices": ["weapons"]},
-                }
-            ],
+            choices_result("weapons"),
         )
     ls_server.stop()
     try:
@@ -136,7 +118,7 @@ def test_server_stopped_mid_push_every_task_and_annotation_arrives_once(
         assert down.failed == 1 and down.done == 0
     finally:
         ls_server.start()
-    _make_due(engine)
+    make_outbox_due(engine)
     up = pull(ls_settings, engine, client=ls_client, policy=policy)
     assert up.done == 1
     pull(ls_settings, engine, client=ls_client, policy=policy)

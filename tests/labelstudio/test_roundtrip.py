@@ -17,23 +17,18 @@ from storage.domain import DecisionAction, DecisionSource
 from storage.models import Decision, LabelStudioTask
 from storage.policy import Policy
 from storage.settings import Settings
-from tests.labelstudio.conftest import WEBHOOK_SECRET, MakeItems, WebhookServer, wait_for
+from tests.labelstudio.conftest import (
+    WEBHOOK_SECRET,
+    MakeItems,
+    WebhookServer,
+    choices_result,
+    wait_for,
+)
 from training.labelstudio.client import LabelStudioClient
 from training.labelstudio.project import setup
 from training.labelstudio.sync import pull, push, reconcile
 
 pytestmark = pytest.mark.labelstudio
-
-
-def _choices(*labels: str) -> list[dict]:
-    return [
-        {
-            "from_name": "categories",
-            "to_name": "image",
-            "type": "choices",
-            "value": {"choices": list(labels)},
-        }
-    ]
 
 
 def _ls_decisions(engine: Engine, item_id: int) -> list:
@@ -80,7 +75,7 @@ def test_round_trip_push_annotate_webhook_decision(
     annotator = ls_client.create_user(f"ann-{state.project_id}@warden.test", "annotator-pass-1")
     ann_id = ls_client.create_annotation(
         task["id"],
-        _choices("weapons", "drugs")
+        choices_result("weapons", "drugs")
         + [
             {
                 "from_name": "note",
@@ -101,7 +96,7 @@ def test_round_trip_push_annotate_webhook_decision(
     assert d.external_ref.startswith(f"ls:{state.project_id}:{ann_id}:")
 
     # The annotator changes their mind: a superseding decision, the old one kept.
-    ls_client.update_annotation(ann_id, _choices("safe"))
+    ls_client.update_annotation(ann_id, choices_result("safe"))
     wait_for(lambda: len(_ls_decisions(engine, weapons)) == 2)
     history = _ls_decisions(engine, weapons)
     assert history[1].categories == [] and history[1].supersedes_id == history[0].id
@@ -157,7 +152,7 @@ def test_webhook_refuses_wrong_secret_and_reconcile_catches_missed_events(
     (item,) = make_items([{"scam_fraud": 0.55}])
     push(ls_settings, engine, budget=5, image_mode="data", client=ls_client, policy=policy)
     (task,) = list(ls_client.iter_tasks(state.project_id))
-    ls_client.create_annotation(task["id"], _choices("scam_fraud"))
+    ls_client.create_annotation(task["id"], choices_result("scam_fraud"))
     assert _ls_decisions(engine, item) == []
     r = pull(ls_settings, engine, client=ls_client, policy=policy)
     assert r.done == 1 and r.results[0]["recorded"] == 1

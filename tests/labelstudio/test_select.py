@@ -72,4 +72,4 @@ def test_label_config_leaves_out_restricted_categories(policy: Policy) -> None:
     assert "child_safety" not in xml
     assert xml.count("<Choice ") == len(policy.ids) - 1 + 1  # minus restricted, plus safe
     assert '<RectangleLabels name="regions"' in xml and 'choice="multiple"' in xml
-    assert "RectangleLabels" not in label_config(policy)
+    assert "RectangleLabels" not in label_config(policy, regions=False)

@@ -1,6 +1,6 @@
 """`warden labelstudio ...`: set up the project, push items, pull annotations, show status.
 
-Run: warden labelstudio setup [--regions] [--overlap 2] [--webhook-url URL]
+Run: warden labelstudio setup [--no-regions] [--overlap 2] [--webhook-url URL]
      warden labelstudio push --budget 200 [--strategy uncertainty ...] [--audit-pct 10]
      warden labelstudio pull
      warden labelstudio status [--json]
@@ -62,7 +62,12 @@ def _age(then: datetime) -> str:
 @app.command("setup")
 @friendly_errors
 def setup_command(
-    regions: bool = typer.Option(False, "--regions", help="Add rectangle regions per category."),
+    regions: bool = typer.Option(
+        True,
+        "--regions/--no-regions",
+        help="Rectangle regions per category over the image (evidence boxes go out as "
+        "pre-annotations, corrected boxes come back).",
+    ),
     overlap: int | None = typer.Option(None, "--overlap", min=1, help="Annotators per task."),
     webhook_url: str | None = typer.Option(
         None,
@@ -79,8 +84,14 @@ def setup_command(
             f"project {state.project_id} on {state.url} (policy {state.policy_version}, "
             f"overlap {state.overlap}, regions {'on' if state.regions else 'off'}"
             + (f", webhook {state.webhook_url}" if state.webhook_url else "")
-            + ")"
+            + f", {'every image and frame' if state.all_media else 'cover image only'})"
         )
+        if not state.all_media:
+            typer.echo(
+                "this project holds tasks made for one image per item, so it keeps showing the "
+                "cover only (images 2+ and video frames, and boxes on them, stay in Warden); "
+                "set up a new project to show them all"
+            )
 
 
 @app.command("push")
@@ -129,6 +140,11 @@ def pull_command() -> None:
             typer.echo(
                 f"annotations seen {r.get('seen', 0)}, new decisions {r.get('recorded', 0)}, "
                 f"retracted {r.get('retracted', 0)}"
+                + (
+                    f", boxes {r['regions']} (malformed dropped {r['regions_dropped']})"
+                    if "regions" in r
+                    else ""
+                )
             )
         if report.failed:
             typer.echo(_delivery_line("pull", report))

@@ -1,9 +1,26 @@
 """The Label Studio project built from the policy, and where Warden remembers it.
 
 The label config has one multi-choice `categories` control (a Choice per non-restricted
-category plus "safe"), a `note` TextArea and, behind a flag, `regions` (RectangleLabels over
-the image). Restricted categories (child_safety) never appear: that content never leaves
-Warden, so an annotator cannot be asked about it.
+category plus "safe"), a `note` TextArea and `regions` (RectangleLabels over the image, a Label
+per non-restricted category: where the violation is; `--no-regions` leaves it out). Restricted
+categories (child_safety) never appear: that content never leaves Warden, so an annotator
+cannot be asked about it.
+
+Media: a project shows every image of a post / sampled frame of a video as one image list
+(`<Image name="image" valueList="$images">`, a pager under the image; boxes on image k carry
+`item_index` k) with a `media` Text naming each ("Image 2 of 3", "Frame 3 of 8, at 1.5 s")
+with its OCR text, inert like all content text. Projects set up before that show the cover
+only (`$image`). Their tasks carry `image` and no `images`: moved to the list, they would show
+no image at all (Label Studio 1.23 accepts the change without checking its tasks' data keys),
+so `setup` keeps a cover-only project that holds tasks as it is and says so (`all_media` false
+in the state); a new project, or one without tasks yet, gets the list. Push asks the
+project's config which kind it is, so both keep working side by side.
+
+Updating an existing project: Label Studio refuses a config that drops a control or a label
+its annotations use. `setup` first sends the policy's config as it is; when that is refused,
+it sends it again keeping what the project's current config has and the policy no longer
+does (the regions control, retired categories, hinted "retired"), so a policy change never
+strands a project. Restricted categories are never kept.
 
 Where the project id lives: `settings.labelstudio.project_id` when set (teams sharing one
 PostgreSQL across machines set it), else `<data_dir>/labelstudio.json`, written by `setup`.
@@ -11,7 +28,7 @@ A file rather than a table because it describes one deployment's link to one out
 (URL, project, webhook), not ledger data; it needs no migration and is easy to inspect or
 delete to start over.
 
-Run: warden labelstudio setup [--regions] [--overlap 2] [--webhook-url URL]
+Run: warden labelstudio setup [--no-regions] [--overlap 2] [--webhook-url URL]
 """
 
 from __future__ import annotations
@@ -19,6 +36,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +45,7 @@ from xml.sax.saxutils import quoteattr
 from storage.errors import WardenError
 from storage.policy import SAFE, Policy
 from storage.settings import Settings
-from training.labelstudio.client import LabelStudioClient
+from training.labelstudio.client import LabelStudioClient, LabelStudioRefused
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +54,7 @@ CHOICES = "categories"
 NOTE = "note"
 REGIONS = "regions"
 IMAGE = "image"
+MEDIA_TEXT = "media"
 WEBHOOK_ACTIONS = [
     "ANNOTATION_CREATED",
     "ANNOTATIONS_CREATED",
@@ -50,11 +69,14 @@ class ProjectState:
     url: str
     project_id: int
     policy_version: str
-    regions: bool = False
+    regions: bool = True
     overlap: int = 1
     webhook_id: int | None = None
     webhook_url: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Every image / frame as a list (`$images`), or the cover only (`$image`: a project that
+    # held tasks before the list existed). State files written before this field read False.
+    all_media: bool = False
 
 
 def state_path(settings: Settings) -> Path:
@@ -94,18 +116,44 @@ def exported_categories(policy: Policy) -> list[str]:
     return [c.id for c in policy.categories if not c.restricted]
 
 
-def label_config(policy: Policy, *, regions: bool = False) -> str:
-    """The Label Studio XML config for the policy (restricted categories left out)."""
+RETIRED_HINT = "retired: not in the current policy"
+
+
+def label_config(
+    policy: Policy,
+    *,
+    regions: bool = True,
+    keep: dict[str, list[str]] | None = None,
+    all_media: bool = True,
+) -> str:
+    """The Label Studio XML config for the policy (restricted categories left out). `keep`:
+    values of the `categories` / `regions` controls to keep though the policy lacks them
+    (retired categories an existing project's annotations use); restricted ids never.
+    `all_media`: every image / frame as a list (`$images`), else the cover only (`$image`)."""
+    keep = keep or {}
+    restricted = {c.id for c in policy.categories if c.restricted}
+    exported = exported_categories(policy)
     choices = []
     for c in policy.categories:
         if c.restricted:
             continue
         hint = quoteattr(f"{c.title}: {c.description}")
         choices.append(f"    <Choice value={quoteattr(c.id)} hint={hint}/>")
+    for value in keep.get(CHOICES, []):
+        if value not in exported and value != SAFE and value not in restricted:
+            choices.append(f"    <Choice value={quoteattr(value)} hint={quoteattr(RETIRED_HINT)}/>")
     choices.append(f'    <Choice value="{SAFE}" hint="No category of the policy applies"/>')
+    if all_media:
+        # Text, never HyperText: labels and OCR text are content and must stay inert.
+        image = [
+            f'  <Image name="{IMAGE}" valueList="$images" zoom="true"/>',
+            f'  <Text name="{MEDIA_TEXT}" value="${MEDIA_TEXT}"/>',
+        ]
+    else:
+        image = [f'  <Image name="{IMAGE}" value="$image" zoom="true"/>']
     lines = [
         "<View>",
-        f'  <Image name="{IMAGE}" value="$image" zoom="true"/>',
+        *image,
         '  <Text name="text" value="$text"/>',
         '  <Header value="Categories (all that apply; safe if none)"/>',
         f'  <Choices name="{CHOICES}" toName="{IMAGE}" choice="multiple" required="true">',
@@ -113,11 +161,15 @@ def label_config(policy: Policy, *, regions: bool = False) -> str:
         "  </Choices>",
     ]
     if regions:
-        labels = [
-            f"    <Label value={quoteattr(c.id)}/>" for c in policy.categories if not c.restricted
+        labels = [f"    <Label value={quoteattr(c)}/>" for c in exported]
+        labels += [
+            f"    <Label value={quoteattr(v)} hint={quoteattr(RETIRED_HINT)}/>"
+            for v in keep.get(REGIONS, [])
+            if v not in exported and v not in restricted
         ]
         lines += [
-            f'  <RectangleLabels name="{REGIONS}" toName="{IMAGE}">',
+            '  <Header value="Where (optional): a box per region, labelled with its category"/>',
+            f'  <RectangleLabels name="{REGIONS}" toName="{IMAGE}" strokeWidth="2">',
             *labels,
             "  </RectangleLabels>",
         ]
@@ -129,18 +181,65 @@ def label_config(policy: Policy, *, regions: bool = False) -> str:
     return "\n".join(lines)
 
 
+def config_values(xml: str | None) -> dict[str, list[str]]:
+    """The values of Warden's `categories` and `regions` controls in a label config (a control
+    that is absent has no key); {} when the XML cannot be read."""
+    if not xml:
+        return {}
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return {}
+    out: dict[str, list[str]] = {}
+    for tag, name, child in (("Choices", CHOICES, "Choice"), ("RectangleLabels", REGIONS, "Label")):
+        for control in root.iter(tag):
+            if control.get("name") == name:
+                out[name] = [v for c in control.iter(child) if (v := c.get("value")) is not None]
+    return out
+
+
+def shows_all_media(xml: str | None) -> bool:
+    """True when the config's image is a list of every medium (`valueList`), False for the
+    cover-only config (or XML that cannot be read)."""
+    if not xml:
+        return False
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return False
+    return any(
+        tag.get("name") == IMAGE and tag.get("valueList") is not None for tag in root.iter("Image")
+    )
+
+
 def ensure_project(
     client: LabelStudioClient,
     settings: Settings,
     policy: Policy,
     *,
-    regions: bool = False,
+    regions: bool = True,
     overlap: int | None = None,
     title: str | None = None,
 ) -> ProjectState:
-    """Create the project, or update its label config and overlap; save and return the state."""
+    """Create the project, or update its label config and overlap (see the module docstring
+    for a refused update); save and return the state."""
     overlap = max(1, overlap if overlap is not None else settings.labelstudio.overlap)
-    config = label_config(policy, regions=regions)
+    prior = load_state(settings)
+    wanted_id = settings.labelstudio.project_id or (prior.project_id if prior else None)
+    existing = client.get_project(wanted_id) if wanted_id is not None else None
+    all_media = True
+    if existing is not None and not shows_all_media(existing.get("label_config")):
+        # Its tasks carry `image` only: under `$images` they would show no image. A server
+        # that does not say how many tasks it holds is assumed to hold some.
+        held = existing.get("task_number")
+        all_media = isinstance(held, int) and held == 0
+        if not all_media:
+            log.warning(
+                "Label Studio project %s holds tasks made for the cover image only; it keeps "
+                "showing the cover (set up a new project to show every image and frame)",
+                wanted_id,
+            )
+    config = label_config(policy, regions=regions, all_media=all_media)
     fields: dict[str, Any] = {
         "title": title or f"Warden: {policy.name}",
         "description": f"Warden moderation review (policy {policy.version})",
@@ -148,12 +247,25 @@ def ensure_project(
         "maximum_annotations": overlap,
         "show_collab_predictions": True,
     }
-    prior = load_state(settings)
-    wanted_id = settings.labelstudio.project_id or (prior.project_id if prior else None)
-    existing = client.get_project(wanted_id) if wanted_id is not None else None
     if existing is not None:
-        client.update_project(wanted_id, **fields)
         pid = int(wanted_id)
+        try:
+            client.update_project(pid, **fields)
+        except LabelStudioRefused as exc:
+            if exc.status_code != 400:
+                raise
+            current = config_values(existing.get("label_config"))
+            regions = regions or REGIONS in current
+            fields["label_config"] = label_config(
+                policy, regions=regions, keep=current, all_media=all_media
+            )
+            log.warning(
+                "Label Studio refused the policy's config for project %s (its annotations use "
+                "what it drops); kept the project's retired labels%s",
+                pid,
+                " and regions" if REGIONS in current else "",
+            )
+            client.update_project(pid, **fields)
         log.info("updated Label Studio project %s", pid)
     else:
         if wanted_id is not None and settings.labelstudio.project_id is not None:
@@ -172,6 +284,7 @@ def ensure_project(
         overlap=overlap,
         webhook_id=prior.webhook_id if keep_hook and prior else None,
         webhook_url=prior.webhook_url if keep_hook and prior else None,
+        all_media=all_media,
     )
     save_state(settings, state)
     return state
@@ -204,7 +317,7 @@ def ensure_webhook(
 def setup(
     settings: Settings,
     *,
-    regions: bool = False,
+    regions: bool = True,
     overlap: int | None = None,
     webhook_url: str | None = None,
     policy: Policy | None = None,

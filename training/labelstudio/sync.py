@@ -7,6 +7,15 @@ with stamped rows but no task ids, the previous send may have reached Label Stud
 answer lost, so the project is asked which `warden_push` ids it already holds, and only the
 rest is imported. Every task arrives once.
 
+Media: a project whose config shows every medium (training.labelstudio.project) gets every
+image of a post / sampled frame of a video (`images`, signed URLs like the cover's, or data
+URIs) and a `media` text naming each with its timestamp and OCR text; a cover-only project
+gets `image` as before. Pre-annotations: the model's categories and, for a project with the
+regions control, its evidence boxes (training.labelstudio.regions: every medium's, at its
+`item_index`, or the cover's); an annotation's boxes come back with its decision
+(`meta["regions"]`, pixels of their image, with its `position`; malformed ones dropped and
+counted).
+
 Pull: an annotation becomes a decision with `source=label_studio`, the annotator's email as
 reviewer, and `external_ref = ls:<project>:<annotation>:<updated_at>`; an update is a new
 ref that supersedes the previous version, a replay is a no-op (the ledger is idempotent on
@@ -44,11 +53,13 @@ from storage.db import unit_of_work
 from storage.decisions import record_decision
 from storage.domain import DecisionAction, DecisionSource
 from storage.errors import WardenError
+from storage.media import Medium, media_for
+from storage.models import Blob, Item, LabelStudioTask, OutboxMessage, Prediction, utcnow
 from storage.models import Decision as DecisionRow
-from storage.models import Item, LabelStudioTask, OutboxMessage, Prediction, utcnow
 from storage.policy import SAFE, Policy, load_policy
 from storage.settings import Settings
 from training.labelstudio import project as ls_project
+from training.labelstudio import regions as ls_regions
 from training.labelstudio.client import LabelStudioClient, LabelStudioDown, connect
 from training.labelstudio.select import STRATEGIES, Selected, restricted_hit, select_items
 from training.labelstudio.signing import image_data_uri, signed_image_url
@@ -60,6 +71,7 @@ TOPIC_PULL = "ls.pull"
 TOPIC_EVENT = "ls.event"
 TOPICS = (TOPIC_PUSH, TOPIC_PULL, TOPIC_EVENT)
 IMAGE_URL_TTL_S = 14 * 86400  # annotators may open a task days after the push
+MEDIA_OCR_CHARS = 300  # of each medium's OCR text in the task's `media` text
 ANNOTATION_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATIONS_CREATED", "ANNOTATION_UPDATED")
 DELETE_ACTION = "ANNOTATIONS_DELETED"
 
@@ -187,27 +199,72 @@ def push(
     return PushReport(pid, len(picked), batches, counts, delivered)
 
 
-def _task_payload(
+def _image_refs(
     settings: Settings,
+    session: Session,
+    store: BlobStore,
+    item: Item,
+    media: list[Medium],
+    image_mode: str,
+) -> list[str]:
+    """What Label Studio loads for each medium: a signed URL of the view, or its data URI."""
+    refs = []
+    for m in media:
+        if image_mode != "data":
+            refs.append(
+                signed_image_url(settings, item.id, ttl_s=IMAGE_URL_TTL_S, medium=m.position)
+            )
+            continue
+        if m.position == ls_regions.COVER:  # the route's cover: the item's own view
+            sha = item.view_sha256 or item.blob_sha256
+            mime = "image/png" if item.view_sha256 else item.blob.mime
+        else:
+            sha = m.image_sha256
+            blob = None if m.view_sha256 else session.get(Blob, m.blob_sha256)
+            mime = blob.mime if blob is not None else "image/png"
+        refs.append(image_data_uri(store.read_bytes(sha), mime))
+    return refs
+
+
+def media_text(media: list[Medium]) -> str:
+    """One line per medium for the annotator: which image or frame, when, and its OCR text
+    (shown by a Text tag: plain text, whatever it holds)."""
+    lines = []
+    for m in media:
+        if m.kind == "frame":
+            line = f"Frame {m.position + 1} of {len(media)}"
+            if m.timestamp_s is not None:
+                line += f", at {m.timestamp_s:.1f} s"
+        else:
+            line = f"Image {m.position + 1} of {len(media)}"
+        ocr = " ".join((m.ocr_text or "").split())
+        if ocr:
+            cut = ocr[:MEDIA_OCR_CHARS] + ("…" if len(ocr) > MEDIA_OCR_CHARS else "")
+            line += f". Text in it: {cut}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _task_payload(
     policy: Policy,
     row: LabelStudioTask,
     item: Item,
     pred: Prediction | None,
-    image_mode: str,
-    store: BlobStore,
+    images: list[str],
+    *,
+    media: list[Medium] | None = None,
+    boxes: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    if image_mode == "data":
-        sha = item.view_sha256 or item.blob_sha256
-        mime = "image/png" if item.view_sha256 else item.blob.mime
-        image = image_data_uri(store.read_bytes(sha), mime)
-    else:
-        image = signed_image_url(settings, item.id, ttl_s=IMAGE_URL_TTL_S)
+    """The task: data (the cover image; with `media`, every image / frame and the text naming
+    them; the posted text, scores, Warden ids) and the model's prediction as pre-annotations:
+    its categories and, when `boxes`, its evidence boxes (every medium's with `media`, else
+    the cover's)."""
     exported = set(ls_project.exported_categories(policy))
     scores = {
         k: round(float(v), 4) for k, v in (pred.scores if pred else {}).items() if k in exported
     }
     data: dict[str, Any] = {
-        "image": image,
+        "image": images[0],
         "text": item.text or "",
         "warden_item_id": item.id,
         "warden_push": row.id,
@@ -215,6 +272,9 @@ def _task_payload(
         "warden_strategy": row.strategy,
         "scores": scores,
     }
+    if media is not None:
+        data["images"] = images
+        data[ls_project.MEDIA_TEXT] = media_text(media)
     task: dict[str, Any] = {"data": data}
     if pred is not None:
         flagged = [c for c in policy.flagged(pred.scores) if c in exported]
@@ -229,11 +289,27 @@ def _task_payload(
                         "to_name": ls_project.IMAGE,
                         "type": "choices",
                         "value": {"choices": flagged or [SAFE]},
-                    }
+                    },
+                    *ls_regions.to_ls_results(
+                        boxes or [],
+                        from_name=ls_project.REGIONS,
+                        to_name=ls_project.IMAGE,
+                        media_count=len(media) if media is not None else None,
+                    ),
                 ],
             }
         ]
     return task
+
+
+def _project_shape(client: LabelStudioClient, project_id: int) -> tuple[bool, bool]:
+    """(has the regions control, shows every medium) of the project's current config."""
+    project = client.get_project(project_id)
+    config = (project or {}).get("label_config")
+    return (
+        ls_project.REGIONS in ls_project.config_values(config),
+        ls_project.shows_all_media(config),
+    )
 
 
 def _deliver_push(
@@ -250,7 +326,14 @@ def _deliver_push(
             s.scalars(select(LabelStudioTask).where(LabelStudioTask.id.in_(msg.payload["rows"])))
         )
         todo = [r for r in rows if r.task_id is None]
+        # Evidence boxes go out only to a project whose config has the regions control (set
+        # up by another machine, or with --no-regions, it may not), and every medium only to
+        # one that shows them: asked, not assumed.
+        regions, all_media = _project_shape(client, pid) if todo else (False, False)
+        image_mode = msg.payload.get("image_mode", "url")
         maybe_sent = [r.id for r in todo if r.pushed_at is not None]
+        # One query for the batch's media (an item without media rows reads as its own image).
+        media_by_item = media_for(s, [r.item_id for r in todo])
         tasks: dict[int, dict[str, Any]] = {}
         withheld: list[int] = []
         for r in todo:
@@ -272,8 +355,16 @@ def _deliver_push(
             if item is None or restricted_hit(policy, pred.scores if pred else {}, decided):
                 withheld.append(r.id)
                 continue
+            media = media_by_item[item.id]
+            shown = media if all_media else media[:1]
             tasks[r.id] = _task_payload(
-                settings, policy, r, item, pred, msg.payload.get("image_mode", "url"), store
+                policy,
+                r,
+                item,
+                pred,
+                _image_refs(settings, s, store, item, shown, image_mode),
+                media=media if all_media else None,
+                boxes=ls_regions.evidence_boxes(s, policy, item, pred, media) if regions else [],
             )
         for r in rows:
             if r.id in withheld:
@@ -311,17 +402,28 @@ class PullReport:
     unchanged: int = 0
     retracted: int = 0
     skipped: int = 0
+    regions: int = 0  # boxes recorded with the decisions
+    regions_dropped: int = 0  # malformed rectangles left out
     errors: list[str] = field(default_factory=list)
 
 
 def _parse_result(
-    policy: Policy, result: Iterable[dict[str, Any]]
+    policy: Policy,
+    result: Iterable[dict[str, Any]],
+    sizes: list[tuple[int, int] | None] | None = None,
 ) -> tuple[list[str], str | None, dict[str, Any]]:
-    """Categories, note and extras (regions, ignored labels) from an annotation's result."""
+    """Categories, note and extras from an annotation's result: the regions in pixels of
+    their image (`sizes`: each medium's, by position, when a result does not say its own;
+    training.labelstudio.regions), how many rectangles were dropped as malformed, ignored
+    labels."""
     chosen: list[str] = []
     note: str | None = None
     regions: list[dict[str, Any]] = []
+    dropped = 0
+    exported = set(ls_project.exported_categories(policy))
     for r in result or []:
+        if not isinstance(r, dict):
+            continue
         value = r.get("value") or {}
         if r.get("from_name") == ls_project.CHOICES:
             chosen += list(value.get("choices") or [])
@@ -329,13 +431,18 @@ def _parse_result(
             text = value.get("text") or []
             note = "\n".join(text if isinstance(text, list) else [str(text)]).strip() or None
         elif r.get("from_name") == ls_project.REGIONS:
-            regions.append(
-                {k: value.get(k) for k in ("x", "y", "width", "height", "rectanglelabels")}
-            )
-    exported = set(ls_project.exported_categories(policy))
+            got = ls_regions.from_ls_result(r, None, exported, sizes=sizes or [None])
+            if got is None:
+                dropped += 1
+            else:
+                regions += got
     labels = [c for c in chosen if c in exported]
     ignored = [c for c in chosen if c not in exported and c != SAFE]
-    return labels, note, {"regions": regions, "ignored_labels": ignored}
+    extra: dict[str, Any] = {"regions": regions, "ignored_labels": ignored}
+    if dropped:
+        extra["regions_dropped"] = dropped
+        log.warning("dropped %d malformed region(s) of a Label Studio annotation", dropped)
+    return labels, note, extra
 
 
 def _ls_decisions(session: Session, prefix: str) -> list[DecisionRow]:
@@ -407,8 +514,10 @@ def record_annotation(
     task: dict[str, Any],
     annotation: dict[str, Any],
     reviewer: str,
+    report: PullReport | None = None,
 ) -> str:
-    """Turn one annotation into a decision; returns recorded | unchanged | skipped."""
+    """Turn one annotation into a decision; returns recorded | unchanged | skipped. Its boxes
+    (and the malformed ones dropped) are added to `report`'s counts."""
     ann_id = int(annotation["id"])
     if annotation.get("was_cancelled"):
         return "skipped"  # the annotator skipped the task: no verdict
@@ -426,7 +535,9 @@ def record_annotation(
         return "skipped"  # deleted in Label Studio; a late event must not resurrect it
     if any(d.external_ref.split(":", 3)[3] > updated for d in history):
         return "unchanged"  # an older version arriving after a newer one
-    labels, note, extra = _parse_result(policy, annotation.get("result") or [])
+    item = session.get(Item, item_id)
+    sizes = ls_regions.media_sizes(session, item) if item is not None else None
+    labels, note, extra = _parse_result(policy, annotation.get("result") or [], sizes)
     record_decision(
         session,
         item_id=item_id,
@@ -448,6 +559,9 @@ def record_annotation(
             **extra,
         },
     )
+    if report is not None:
+        report.regions += len(extra["regions"])
+        report.regions_dropped += int(extra.get("regions_dropped", 0))
     return "recorded"
 
 
@@ -521,6 +635,7 @@ def reconcile(
                     task=task,
                     annotation=ann,
                     reviewer=users.name(ann.get("completed_by")),
+                    report=report,
                 )
                 setattr(report, outcome, getattr(report, outcome) + 1)
         known = {int(d.external_ref.split(":")[2]) for d in _ls_decisions(s, _ref_prefix(pid))}
@@ -569,6 +684,7 @@ def handle_event(
                     task=task,
                     annotation=ann,
                     reviewer=users.name(ann.get("completed_by")),
+                    report=report,
                 )
                 setattr(report, outcome, getattr(report, outcome) + 1)
         elif action == DELETE_ACTION:
@@ -688,6 +804,13 @@ def deliver(
     return report
 
 
+def _pull_result(r: PullReport) -> dict[str, Any]:
+    out = {"seen": r.seen, "recorded": r.recorded, "retracted": r.retracted}
+    if r.regions or r.regions_dropped:
+        out |= {"regions": r.regions, "regions_dropped": r.regions_dropped}
+    return out
+
+
 def _deliver_one(
     settings: Settings,
     engine: Engine,
@@ -702,8 +825,8 @@ def _deliver_one(
         r = reconcile(
             settings, engine, client, policy=policy, project_id=int(msg.payload["project_id"])
         )
-        return {"seen": r.seen, "recorded": r.recorded, "retracted": r.retracted}
+        return _pull_result(r)
     if msg.topic == TOPIC_EVENT:
         r = handle_event(settings, engine, msg.payload, users=users, policy=policy)
-        return {"seen": r.seen, "recorded": r.recorded, "retracted": r.retracted}
+        return _pull_result(r)
     raise WardenError(f"unknown Label Studio outbox topic {msg.topic!r}")
