@@ -1,21 +1,26 @@
 """Training commands of the `warden` CLI: datasets, training stages, evaluation, the registry.
 
     warden dataset build --out datasets/d1 [--replay-ratio 0.3] [--since 2026-11-01] [--no-reading]
+    warden dataset export --dataset datasets/d1 --split golden --out exports/d1-golden
     warden train demo --out assets/model/demo --seed 0
     warden train pre|mid --base DIR --manifest synth/manifest.jsonl --out DIR [--recipe demo]
     warden train post --base M --data datasets/d1 --out runs/r1 [--method sft+dpo] [--qlora]
     warden eval --model NAME|DIR --manifest eval/manifest.jsonl [--against live] [--json]
     warden eval --model NAME --dataset datasets/d1 [--split golden|validation] --against live
-    warden models list | register NAME --uri DIR | promote NAME [--dataset DIR] | rollback
+    warden models list | register NAME --uri DIR [--recipe R] | promote NAME [--dataset DIR]
+    warden models rollback
+    warden retrain [--work DIR] [--replay-manifest M] [--from-stage STAGE]
 
-A thin Typer layer over training.dataset, .pretrain, .posttrain, .evaluate and .registry;
-user errors print `Error: ...` and exit 2.
+A thin Typer layer over training.dataset, .pretrain, .posttrain, .evaluate, .registry and
+.retrain; user errors print `Error: ...` and exit 2.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import sys
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -77,15 +82,58 @@ def dataset_build(
     ),
     val_fraction: float = typer.Option(0.1, "--val-fraction"),
     golden_fraction: float = typer.Option(0.1, "--golden-fraction"),
+    benign_share: float = typer.Option(
+        0.1,
+        "--benign-share",
+        help="Harmless generated text (Faker, Mimesis, wordfreq) as negatives, this share of "
+        "the train items; as many again written in the learnt evasion when a reader is learnt.",
+    ),
+    benign_golden: int = typer.Option(
+        0,
+        "--benign-golden",
+        help="Harmless generated rows (locales and seeds training never draws) held out in "
+        "golden; with a reader, half written in the learnt evasion (warden retrain: 240).",
+    ),
+    benign_validation: int = typer.Option(
+        0, "--benign-validation", help="As --benign-golden, in validation (retrain: 60)."
+    ),
+    grounding: str = typer.Option(
+        "internvl",
+        "--grounding-format",
+        help="Box format of the grounding rows: internvl, qwen2_vl, qwen2_5_vl, or a base "
+        "model (folder or hub id) whose architecture picks it.",
+    ),
+    layout: str = typer.Option(
+        "question",
+        "--layout",
+        help="Prompt layout of every prompt: question, policy, or a base model folder whose "
+        "declared layout (warden_prompt.json) picks it; post-training refuses a dataset in "
+        "another layout than its base's.",
+    ),
     seed: int | None = typer.Option(None, "--seed"),
     name: str | None = typer.Option(None, "--name", help="Registry name (default: folder)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Curate the ledger into train / validation / golden parquet splits + SFT/DPO rows."""
+    """Curate the ledger into train / validation / golden parquet splits + SFT/DPO rows
+    (and grounding rows for decisions with boxes)."""
+    from model import loading, prompts
     from storage.blobs import BlobStore
     from storage.db import unit_of_work
     from training.dataset import BuildOptions, build_dataset
+    from training.grounding import FORMATS, format_for_base, resize_for_base
 
+    # A base model folder: the layout it declares (none: "question"); else a layout's name.
+    prompt_layout = (
+        prompts.model_layout(loading.resolve_model_path(layout))
+        if layout not in prompts.LAYOUTS and Path(layout).expanduser().is_dir()
+        else prompts.check_layout(layout)
+    )
+    grounding_format = grounding if grounding in FORMATS else format_for_base(grounding)
+    grounding_resize = (
+        resize_for_base(grounding)
+        if grounding not in FORMATS and grounding_format == "qwen2_5_vl"
+        else None
+    )
     with open_db() as (settings, engine):
         options = BuildOptions(
             replay_ratio=settings.train.replay_ratio if replay_ratio is None else replay_ratio,
@@ -96,6 +144,15 @@ def dataset_build(
             replay_from=replay_from,
             replay_manifest=replay_manifest,
             learn_reading=reading,
+            benign_share=benign_share,
+            benign_golden=benign_golden,
+            benign_validation=benign_validation,
+            grounding_format=grounding_format,
+            grounding_resize=grounding_resize,
+            layout=prompt_layout,
+            # A post's or a video's media in its rows: at most what ingest lets in.
+            max_images=settings.limits.max_images_per_post,
+            max_frames=settings.limits.video_sample_frames,
             name=name,
         )
         store = BlobStore(settings.blobs_path)
@@ -115,11 +172,15 @@ def dataset_build(
                 "path": info.path,
                 "data_hash": info.data_hash,
                 "counts": info.counts,
+                "layout": info.card["layout"],
             }
         )
         return
     c = info.counts
-    typer.echo(f"dataset {info.name} -> {info.path} (data hash {info.data_hash[:12]})")
+    typer.echo(
+        f"dataset {info.name} -> {info.path} (data hash {info.data_hash[:12]}, "
+        f"{info.card['layout']} prompt layout)"
+    )
     typer.echo(
         f"images: train {c['items']['train']} (replay {c['replay']}, hard {c['hard']}), "
         f"validation {c['items']['validation']}, golden {c['items']['golden']} "
@@ -129,11 +190,36 @@ def dataset_build(
         f"SFT rows: {c['sft']['train']} train, {c['sft']['validation']} validation; "
         f"preference pairs: {c['preference']}"
     )
+    g = c.get("grounding")
+    if g is not None:
+        typer.echo(
+            f"grounding rows ({g['format']} boxes): {g['train']} train, {g['validation']} "
+            f"validation, from {g['items']} items"
+        )
     typer.echo(f"curation: {json.dumps(c['curation'])}")
     swaps = (info.card.get("reading") or {}).get("substitutions") or []
     if swaps:
         shown = ", ".join(f"{s['intended']}->{s['observed']} {s['p']:.2f}" for s in swaps[:12])
         typer.echo(f"character swaps in the corrections (read back by reading.json): {shown}")
+
+
+@dataset_app.command("export")
+@friendly_errors
+def dataset_export(
+    dataset: Path = typer.Option(..., "--dataset", help="A built dataset (warden dataset build)."),
+    split: str = typer.Option("golden", "--split", help="train, validation or golden."),
+    out: Path = typer.Option(..., "--out", help="Folder for images/ and manifest.jsonl."),
+) -> None:
+    """Write one split as image files + a JSONL manifest that `warden eval --manifest` and
+    `warden ingest` read: a post as one row with all its images in order, a video as its
+    frames with their timestamps (training.dataset.export_manifest)."""
+    from training.dataset import SPLITS, export_manifest
+
+    if split not in SPLITS:
+        raise WardenError(f"--split {split!r}: use one of {', '.join(SPLITS)}")
+    manifest = export_manifest(dataset, split, out)
+    n = sum(1 for line in manifest.read_text(encoding="utf-8").splitlines() if line.strip())
+    typer.echo(f"{n} rows of {Path(dataset).name} ({split}) -> {manifest}")
 
 
 # --- train -----------------------------------------------------------------------------------
@@ -269,7 +355,9 @@ def train_post(
     _verbose()
     if method is not None and method not in ("sft", "dpo", "sft+dpo"):
         raise WardenError(f"--method {method!r}: use sft, dpo or sft+dpo")
-    config = (load_recipe(recipe).post if recipe else None) or PostTrainConfig()
+    name = recipe or _recipe_of_base(base)
+    typer.echo(f"recipe: {name}" + ("" if recipe else " (picked for this base)"))
+    config = load_recipe(name).post or PostTrainConfig()
     overrides = {
         "method": method,
         "max_steps": max_steps,
@@ -299,28 +387,35 @@ def train_post(
         typer.echo(f"registered candidate {info.name}")
 
 
+def _recipe_of_base(base: str) -> str:
+    """The recipe `base` was built with (training.recipes.pick): its folder's card, a built-in
+    recipe naming it, or a registry entry of it that records one; never generic by accident."""
+    from model.loading import resolve_model_path
+    from training import registry
+    from training.recipes.pick import no_recipe_error, recipe_for_base, recipe_for_entry
+
+    found = recipe_for_base(base)
+    if found:
+        return found
+    try:
+        resolved = resolve_model_path(base)
+    except WardenError:
+        resolved = base
+    try:
+        from storage.db import unit_of_work
+
+        with open_db() as (_settings, engine), unit_of_work(engine) as s:
+            for entry in registry.list_models(s):
+                if entry.name == base or entry.uri in (base, resolved):
+                    found = recipe_for_entry(entry)
+                    if found:
+                        return found
+    except WardenError:  # no database: only the folder and the built-in recipes can say
+        pass
+    raise no_recipe_error(f"base {base!r}")
+
+
 # --- eval ------------------------------------------------------------------------------------
-
-
-def _load_model(spec: str, session: Any | None) -> tuple[Any, str, Any]:
-    """(backend, display name, registry entry or None) for a name, 'live', 'demo' or a dir.
-    A registry version (and 'live') loads through `model.live.resolve_target` and
-    `model.loading.load_target`, as every serving process does: same version name, adapter
-    and stored calibration."""
-    from model.live import resolve_target
-    from model.loading import load_backend, load_target
-    from storage.settings import get_settings
-
-    base = get_settings().model
-    target = resolve_target(session, spec) if session is not None else None
-    if spec == "live" and target is None:
-        if session is None:
-            raise WardenError("--model live needs a database with a live model")
-        raise WardenError("no live model in the registry; `warden models promote` one")
-    if target is not None:
-        return load_target(target, base=base), target.name, target
-    settings = base.model_copy(update={"name": spec, "adapter": None})
-    return load_backend(settings), spec, None
 
 
 def _eval_rows(
@@ -340,42 +435,6 @@ def _eval_rows(
     if limit:
         rows, key = rows[:limit], f"{key}:{limit}"
     return rows, key, folder
-
-
-def _evaluate_models(
-    specs: list[str],
-    rows: list[Any],
-    key: str,
-    session: Any | None,
-    *,
-    ocr: str,
-    rationale: bool = False,
-    record: bool = True,
-) -> list[Any]:
-    """Evaluate each model on the same rows; store registry versions' results under `key`."""
-    from storage.settings import get_settings
-    from training import registry
-    from training.evaluate import OCR_MODES, evaluate_backend
-
-    if ocr not in OCR_MODES:
-        raise WardenError(f"--ocr {ocr!r}: use {', '.join(OCR_MODES)}")
-    policy = _policy(get_settings())
-    reports = []
-    for spec in specs:
-        backend, name, info = _load_model(spec, session)
-        rep = evaluate_backend(
-            backend,
-            policy,
-            rows,
-            model_name=name,
-            ocr=ocr,  # type: ignore[arg-type]
-            rationale=rationale,
-            eval_key=key,
-        )
-        reports.append(rep)
-        if record and session is not None and info is not None:
-            registry.record_eval(session, info.name, key, rep.summary())
-    return reports
 
 
 @friendly_errors
@@ -405,6 +464,7 @@ def eval_command(
     from storage.db import unit_of_work
     from storage.settings import get_settings
     from training.evaluate import format_table, write_report
+    from training.judge import evaluate_models
 
     policy = _policy(get_settings())
     rows, key, folder = _eval_rows(manifest, dataset, split, policy, limit)
@@ -416,8 +476,8 @@ def eval_command(
             _settings, engine = stack.enter_context(open_db())
             session = stack.enter_context(unit_of_work(engine))
         specs = [model] + ([against] if against else [])
-        reports = _evaluate_models(
-            specs, rows, key, session, ocr=ocr, rationale=rationale, record=record
+        reports = evaluate_models(
+            specs, rows, key, session, policy, ocr=ocr, rationale=rationale, record=record
         )
     what = f"{Path(dataset).name} ({split})" if dataset is not None else Path(str(manifest)).name
     suffix = f"-{split}" if dataset is not None else ""
@@ -465,14 +525,23 @@ def models_register(
     uri: str = typer.Option(..., "--uri", help="Model directory or hub id."),
     adapter: str | None = typer.Option(None, "--adapter", help="LoRA adapter directory."),
     live: bool = typer.Option(False, "--live", help="Make it live (only if none is)."),
+    recipe: str | None = typer.Option(
+        None,
+        "--recipe",
+        help="Recipe that trains it (name or YAML file), recorded for `warden retrain` "
+        "(default: the one its folder or a built-in recipe names).",
+    ),
 ) -> None:
     """Register a model version as a candidate (or the first live model)."""
     from storage.db import unit_of_work
     from training import registry
+    from training.recipes.pick import RECIPE_KEY, check_recipe
 
     manifest: dict[str, Any] = {}
     if adapter and (Path(adapter).parent / "manifest.json").exists():
         manifest = json.loads((Path(adapter).parent / "manifest.json").read_text())
+    if recipe:
+        manifest[RECIPE_KEY] = check_recipe(recipe)
     with open_db() as (_settings, engine), unit_of_work(engine) as s:
         info = registry.register_model(
             s,
@@ -499,7 +568,10 @@ def models_promote(
     ),
     ocr: str = typer.Option("auto", "--ocr", help="OCR hints for --dataset (see warden eval)."),
     benign_tolerance: float = typer.Option(
-        0.02, "--benign-tolerance", help="How much the benign flag rate may rise."
+        0.02,
+        "--benign-tolerance",
+        help="How much the benign flag rate may rise (the 95% upper bound of the rise on the "
+        "golden split's harmless rows).",
     ),
     force: bool = typer.Option(
         False, "--force", help="Promote even if the gate refuses (an admin, with --reason)."
@@ -550,17 +622,12 @@ def _golden_evaluations(session: Any, name: str, dataset: Path, ocr: str) -> str
     it has no result there yet) and return the split's evaluation key."""
     from storage.settings import get_settings
     from training import registry
-    from training.evaluate import read_dataset
+    from training.judge import golden_evaluations
 
-    rows, key = read_dataset(dataset, "golden", _policy(get_settings()))
     live = registry.live_model(session)
-    specs = [name] + ([live.name] if live is not None and live.name != name else [])
-    todo = []
-    for spec in specs:
-        evals = registry.get_model(session, spec).metrics.get("evals") or {}
-        if not (evals.get(key) or {}).get("rows"):
-            todo.append(spec)
-    for rep in _evaluate_models(todo, rows, key, session, ocr=ocr):
+    names = [name] + ([live.name] if live is not None else [])
+    key, reports = golden_evaluations(session, names, dataset, _policy(get_settings()), ocr=ocr)
+    for rep in reports:
         typer.echo(f"evaluated {rep.model} on {key}: average recall {rep.average_recall}")
     return key
 
@@ -609,8 +676,159 @@ def models_calibrate(
         typer.echo(f"  {cid:16} {c['method']:11} n={c['n']:<6} {detail}")
 
 
+# --- retrain ---------------------------------------------------------------------------------
+
+
+class _RichReporter:
+    """Prints each stage as it starts and ends, with its time (training shows its own bar)."""
+
+    def __init__(self, console: Any) -> None:
+        self.console = console
+
+    def started(self, stage: str, what: str) -> None:
+        self.console.print(f"> {stage}: {what} ...", markup=False, highlight=False, soft_wrap=True)
+
+    def finished(self, run: Any) -> None:
+        when = (
+            f"skipped, inputs unchanged (took {run.recorded_seconds:.1f} s)"
+            if run.skipped
+            else f"{run.seconds:.1f} s"
+        )
+        self.console.print(
+            f"done {run.name} [{when}]: {run.detail}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+@friendly_errors
+def retrain_command(
+    work: Path | None = typer.Option(
+        None,
+        "--work",
+        help="Folder for the turn's dataset, run and state file (default: DATA_DIR/retrain); "
+        "a rerun in the same folder skips the stages whose inputs did not change.",
+    ),
+    replay_manifest: Path | None = typer.Option(
+        None,
+        "--replay-manifest",
+        help="General/earlier data to replay; its held-out share are the gate's retention rows "
+        "(the latest dataset is replayed too).",
+    ),
+    replay_ratio: float | None = typer.Option(None, "--replay-ratio"),
+    reading: bool = typer.Option(
+        True, "--reading/--no-reading", help="Learn a reader for the corrections' swaps."
+    ),
+    name: str | None = typer.Option(None, "--name", help="Candidate name (default: derived)."),
+    recipe: str | None = typer.Option(
+        None, "--recipe", help="Override the recipe the registry picks for the live model."
+    ),
+    from_stage: str | None = typer.Option(
+        None,
+        "--from-stage",
+        help="Run this stage and every later one again: dataset | post-train | evaluate | gate.",
+    ),
+    ocr: str = typer.Option("auto", "--ocr", help="OCR hints for the evaluation (warden eval)."),
+    benign_tolerance: float = typer.Option(
+        0.02,
+        "--benign-tolerance",
+        help="How much the benign flag rate may rise (the 95% upper bound of the rise on the "
+        "golden split's harmless rows).",
+    ),
+    benign_share: float = typer.Option(
+        0.1,
+        "--benign-share",
+        help="Harmless generated negatives, this share of the train items (as many again in "
+        "the learnt evasion when a reader is learnt).",
+    ),
+    benign_golden: int = typer.Option(
+        240,
+        "--benign-golden",
+        help="Harmless generated rows held out in golden (half in the learnt evasion): enough "
+        "for the gate to bound the benign flag rate rise near its tolerance.",
+    ),
+    benign_validation: int = typer.Option(
+        60, "--benign-validation", help="As --benign-golden, in validation (checkpoint choice)."
+    ),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """One turn of the loop: dataset from the ledger -> post-train with the live model's recipe
+    -> candidate and live on the same golden + retention rows -> gate -> promote or refuse."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from training.gate import GateSettings
+    from training.retrain import RetrainOptions, run_retrain
+
+    _verbose()
+    console = Console(stderr=as_json)
+    with open_db() as (settings, engine):
+        options = RetrainOptions(
+            work=work or settings.data_dir / "retrain",
+            replay_manifest=replay_manifest,
+            replay_ratio=settings.train.replay_ratio if replay_ratio is None else replay_ratio,
+            learn_reading=reading,
+            benign_share=benign_share,
+            benign_golden=benign_golden,
+            benign_validation=benign_validation,
+            seed=settings.train.seed,
+            name=name,
+            recipe=recipe,
+            ocr=ocr,
+            gate=GateSettings(
+                tolerance=settings.train.promote_tolerance,
+                retention_tolerance=settings.train.retention_tolerance,
+                benign_tolerance=benign_tolerance,
+            ),
+            from_stage=from_stage,
+            actor=CLI_ACTOR,
+        )
+        # With --json, stdout carries the JSON alone: the trainer's log lines go to stderr.
+        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+            res = run_retrain(engine, settings, _policy(settings), options, _RichReporter(console))
+    if as_json:
+        from dataclasses import asdict
+
+        _json_out(asdict(res))
+    else:
+        table = Table(title=f"warden retrain: {res.candidate} vs {res.live} (recipe {res.recipe})")
+        for col in ("stage", "ran", "seconds"):
+            table.add_column(col, justify="right" if col == "seconds" else "left")
+        for run in res.stages:
+            secs = run.recorded_seconds if run.skipped else run.seconds
+            table.add_row(run.name, "skipped" if run.skipped else "yes", f"{secs or 0:.1f}")
+        console.print(table)
+        gate_table = Table(title="gate (candidate vs live on the same rows)")
+        for col in ("line", "ok", "candidate", "live", "delta", "limit", "n"):
+            gate_table.add_column(col)
+        for c in res.checks:
+            bound = f" (bound {c['bound']:+.3f})" if c.get("bound") is not None else ""
+            gate_table.add_row(
+                escape(c["name"]),
+                "ok" if c["passed"] else "FAIL",
+                _num(c["candidate"]),
+                _num(c["live"]),
+                _num(c["delta"], signed=True) + bound,
+                f"{c['limit']:.3f}",
+                str(c.get("n") or ""),
+            )
+        console.print(gate_table)
+        typer.echo(res.summary)
+    if not res.promoted:
+        raise typer.Exit(1)
+
+
+def _num(x: float | None, *, signed: bool = False) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x:+.3f}" if signed else f"{x:.3f}"
+
+
 def register(cli: typer.Typer) -> None:
     cli.add_typer(dataset_app, name="dataset")
     cli.add_typer(train_app, name="train")
     cli.add_typer(models_app, name="models")
     cli.command("eval")(eval_command)
+    cli.command("retrain")(retrain_command)

@@ -7,13 +7,19 @@
 - restricted content is excluded: any decision or any prediction over threshold naming a
   restricted category drops the item;
 - dedup: the same image (view/blob sha256), or a near-identical one (pHash within a distance)
-  carrying the same text, is kept once; a golden item always wins its group;
+  carrying the same text, is kept once; a golden item always wins its group. A post or video
+  is keyed by its ordered media (`media_key`: every medium's sha256, in order), so two posts
+  that share a cover are two items, and its near-duplicate is a post of as many media, each
+  the same or within the pHash distance, with the same text;
 - hard-example mining: the latest prediction disagrees with the resolved labels, or some
   category's score lies within `margin` of its threshold;
 - class balance: classes (first label, or "safe") larger than `cap_factor` x the median class
   are downsampled; hard examples are never dropped;
 - golden set: frozen (items already golden stay golden), topped up by a stratified draw;
-- stratified validation split.
+- stratified validation split;
+- no image in two splits: items that share a medium (a post reusing another item's image)
+  follow each other into the held-out split (`linked`), so golden's and validation's images
+  are never trained on through another post.
 
 `training.dataset.build_dataset` applies these to rows read from the ledger.
 """
@@ -87,6 +93,18 @@ class Resolution:
 
 
 @dataclass(frozen=True)
+class CuratedMedium:
+    """One image of a post or frame of a video in a dataset row, as the scorer labels it."""
+
+    key: str  # sha256 of the view the model sees (the blob store's key)
+    position: int
+    kind: str = "image"  # image | frame
+    label: str = "Image 1"  # "Image 2", "Frame 3 (1.5 s)": the prompt's name for it
+    timestamp_s: float | None = None
+    ocr_text: str = ""  # this medium's OCR text (the prompt's labelled line)
+
+
+@dataclass(frozen=True)
 class CuratedItem:
     key: str
     item_id: int | None
@@ -103,10 +121,32 @@ class CuratedItem:
     family: str | None = None
     origin: str = "ledger"  # ledger | replay:<dataset> | replay:synth
     split: str = "train"
+    # Every medium in order (cover first) for an item of several media (a post, a video's
+    # frames); () for a single image, which is `key` (the N = 1 case, as the scorer has it).
+    media: tuple[CuratedMedium, ...] = ()
+    # Each medium's pHash, in the order of `media` (None where none is stored): the
+    # near-duplicate test of an item of several media; () for a single image (`phash`).
+    media_phash: tuple[str | None, ...] = ()
 
     @property
     def primary(self) -> str:
         return self.labels[0] if self.labels else SAFE
+
+    @property
+    def cover(self) -> str:
+        """The sha256 of the item's first image (its `key` for a single image)."""
+        return self.media[0].key if self.media else self.key
+
+    @property
+    def media_keys(self) -> tuple[str, ...]:
+        """Every medium's sha256 in order; (key,) for a single image."""
+        return tuple(m.key for m in self.media) if self.media else (self.key,)
+
+
+def media_key(keys: Sequence[str]) -> str:
+    """The key of an item of several media: sha256 over its media's sha256s in order, so two
+    posts are one item exactly when they hold the same images in the same order."""
+    return hashlib.sha256(("media:" + "\n".join(keys)).encode()).hexdigest()
 
 
 AgreementFn = Callable[[Sequence[Sequence[str]]], Mapping[str, float]]
@@ -204,9 +244,12 @@ def dedup(
 ) -> tuple[list[CuratedItem], dict[str, str]]:
     """Keep one item per duplicate group; returns (kept, {dropped key: kept key}).
 
-    Same key (sha256) is a duplicate. A pHash within `max_distance` is a duplicate only when the
-    text (caption + OCR) is the same too: text-on-plain-background renders share pHashes across
-    different words. Priority inside a group: golden, then higher reviewer role, then first seen.
+    Same key (sha256; for a post or video `media_key`, its ordered media) is a duplicate. A
+    pHash within `max_distance` is a duplicate only when the text (caption + OCR) is the same
+    too: text-on-plain-background renders share pHashes across different words. An item of
+    several media is a near-duplicate only of one with as many media, each medium the same
+    image or within the distance, and the same text; never of a single image. Priority inside
+    a group: golden, then higher reviewer role, then first seen.
     """
     order = sorted(
         range(len(items)),
@@ -215,6 +258,8 @@ def dedup(
     kept: list[tuple[int, CuratedItem]] = []
     by_key: dict[str, CuratedItem] = {}
     by_text: dict[str, list[CuratedItem]] = defaultdict(list)
+    # Items of several media by (text, number of media): compared medium by medium.
+    by_post: dict[tuple[str, int], list[CuratedItem]] = defaultdict(list)
     dropped: dict[str, str] = {}
     for i in order:
         it = items[i]
@@ -222,6 +267,16 @@ def dedup(
             dropped.setdefault(it.key, it.key)
             continue
         twin = None
+        if it.media:
+            group = by_post[(_norm_text(it), len(it.media))]
+            twin = next((o for o in group if _same_media(it, o, max_distance)), None)
+            if twin is not None:
+                dropped[it.key] = twin.key
+                continue
+            kept.append((i, it))
+            by_key[it.key] = it
+            group.append(it)
+            continue
         if it.phash:
             for other in by_text[_norm_text(it)]:
                 if other.phash and hamming(it.phash, other.phash) <= max_distance:
@@ -235,6 +290,39 @@ def dedup(
         by_text[_norm_text(it)].append(it)
     kept.sort(key=lambda pair: pair[0])
     return [it for _, it in kept], dropped
+
+
+def _same_media(a: CuratedItem, b: CuratedItem, max_distance: int) -> bool:
+    """Medium by medium, in order: the same sha256, or pHashes within `max_distance`."""
+    pa = a.media_phash or (None,) * len(a.media)
+    pb = b.media_phash or (None,) * len(b.media)
+    for ma, mb, ha, hb in zip(a.media, b.media, pa, pb, strict=True):
+        if ma.key != mb.key and not (ha and hb and hamming(ha, hb) <= max_distance):
+            return False
+    return True
+
+
+def linked(items: Sequence[CuratedItem], keys: set[str]) -> set[str]:
+    """The keys of `items` in `keys`, and of every item that shares a medium, directly or
+    through other items, with one of them or with an image key in `keys`: what must follow
+    them into a held-out split. Items of one image share nothing with each other once
+    deduplicated, so for them this is `keys` ∩ their keys."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for it in items:
+        root = find("item:" + it.key)
+        for k in it.media_keys:
+            parent[find("image:" + k)] = root
+            root = find(root)
+    held = {find("item:" + k) for k in keys} | {find("image:" + k) for k in keys}
+    return {it.key for it in items if find("item:" + it.key) in held}
 
 
 def _rng(seed: int, salt: str) -> random.Random:

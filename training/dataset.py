@@ -5,9 +5,29 @@ The ledger (items, their decisions and predictions) goes through `training.curat
 then is written as a Hugging Face dataset on disk:
 
     DIR/README.md, DIR/card.json                 dataset card: counts, data hash, options
-    DIR/data/items-{train,validation,golden}.parquet   one row per image (image bytes embedded)
+    DIR/data/items-{train,validation,golden}.parquet   one row per item (image bytes embedded)
     DIR/data/sft-{train,validation}.parquet     TRL prompt/completion rows, one per category
     DIR/data/preference-train.parquet           prompt/chosen/rejected where analysts corrected
+    DIR/data/grounding-{train,validation}.parquet   where: decided categories' boxes, in the
+                                                base model's own box format (training.grounding)
+
+An item of several media (a post's images, a video's sampled frames: `storage.media`) is one
+row: `image` is its cover, as for every item, and, when the build holds any such item, the
+columns `images` (every medium in order, cover first) and `media` (per medium: key, position,
+kind, the label the scorer names it by — "Image 2", "Frame 3 (1.5 s)" — its timestamp and its
+OCR text) are written; a single image's row has both empty (`row_images` reads either kind).
+A post keeps at most `max_images` images and a video `max_frames` frames (the ingest limits,
+`limits.max_images_per_post` and `limits.video_sample_frames`; the rest are counted as
+`media_truncated`). Its SFT, preference and grounding prompts are the scorer's multi-image
+prompt: one image placeholder per medium and one labelled OCR line each ('Image 2 text:
+"..."'), built by the same `model.prompts.build_messages(media_ocr=...)`; `load_trl_split`
+attaches the item's every image in that order, and `row_input` turns an items row into the
+scorer's input (checkpoint choice scores validation so). The card records `schema_version`
+(SCHEMA_VERSION: 2 since items carry several media). Such a row's `key` is
+`curation.media_key` of its media in order (a single image's is its sha256): dedup compares
+posts image by image, so two posts that share a cover are two rows, and items that share an
+image are held out together (golden, validation). `export_manifest` (`warden dataset export`)
+writes a split back as files + a manifest that ingest reads as the same posts.
 
 The build streams: images are read (blob store, replay files) one parquet row group at a
 time and SFT/preference rows are written `ROWS_PER_GROUP` at a time; only the curated item
@@ -15,7 +35,10 @@ metadata is held whole.
 
 SFT and preference prompts come from `model.prompts.build_messages` with the image's OCR text
 (the text the serving backend put in its prompt), so training and serving prompts are the same;
-completions are "Yes"/"No", the answers the shared-prefix scorer reads. `load_trl_split` attaches
+completions are "Yes"/"No", the answers the shared-prefix scorer reads. Every prompt (SFT,
+preference, grounding) is in one prompt layout (`BuildOptions.layout`, model.prompts: the one
+the base model declares), recorded as the card's "layout" (`card_layout`; a card without it is
+"question") and, when not "question", in the data hash. `load_trl_split` attaches
 the images to SFT/preference rows for TRL. The golden split is never trained on, and once an
 image is golden it stays golden in every later build (tracked in the `datasets` table). Golden
 also holds `golden_fraction` of the replay/general pool (origin "replay:..."): the retention
@@ -33,10 +56,10 @@ import logging
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -50,11 +73,23 @@ from storage.models import Decision as DecisionRow
 from storage.models import Item, Prediction, User
 from storage.policy import Policy
 from training import curation
-from training.curation import CuratedItem, LedgerDecision, LedgerItem, LedgerPrediction
+from training.curation import (
+    CuratedItem,
+    CuratedMedium,
+    LedgerDecision,
+    LedgerItem,
+    LedgerPrediction,
+)
+
+if TYPE_CHECKING:
+    from model.backends import ScoringInput
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "golden")
+# 1: one image per item row. 2: rows of items with several media carry `images` and `media`
+# (the columns exist in a build that holds any such item).
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -76,6 +111,34 @@ class BuildOptions:
     # Learn the character swaps the corrections show (leetspeak, look-alikes) and write a
     # reader for them (model.reading) beside the dataset; SFT prompts are read through it.
     learn_reading: bool = True
+    # Harmless text from other generators (training.benign: Faker, Mimesis, wordfreq) as
+    # negatives, this share of the train items; when the build learns a reader, as many more
+    # harmless texts (generated ones and the replay's harmless text) written through its
+    # channel: negatives in the evasion, so post-training learns the writing, not "unusual
+    # text is harmful" (issue 18).
+    benign_share: float = 0.1
+    # Harmless generated text held out of training (training.benign.heldout_benign_texts:
+    # locales, providers and seeds the negatives never use), this many rows in golden and in
+    # validation; with a reader, half of each written through its channel. The gate's benign
+    # flag rate line bounds the rise on golden's harmless rows, and a few dozen ledger rows
+    # cannot bound it near the tolerance (training.gate); checkpoint choice reads validation's.
+    benign_golden: int = 0
+    benign_validation: int = 0
+    # Grounding rows (training.grounding) answer in this model's box format: internvl,
+    # qwen2_vl or qwen2_5_vl (training.grounding.format_for_base picks by a base model).
+    grounding_format: str = "internvl"
+    # qwen2_5_vl only: the base processor's resize (training.grounding.resize_for_base:
+    # factor, min_pixels, max_pixels); None is the model card's.
+    grounding_resize: dict[str, int] | None = None
+    # An item's media kept in its rows: a post's first `max_images` images, a video's first
+    # `max_frames` frames (the CLI passes the ingest limits, limits.max_images_per_post and
+    # limits.video_sample_frames); the scorer's prompt for a new item never holds more.
+    max_images: int = 10
+    max_frames: int = 64
+    # The prompt layout (model.prompts: "question" or "policy") every prompt is written in:
+    # the layout the base model declares (model.prompts.model_layout), which post-training
+    # checks the dataset against and the candidate then declares (issue 19).
+    layout: prompts.PromptLayout = prompts.DEFAULT_LAYOUT
     name: str | None = None
 
 
@@ -238,6 +301,57 @@ def curate_ledger(
     return out, dict(stats)
 
 
+def attach_media(
+    session: Session, items: Sequence[CuratedItem], options: BuildOptions
+) -> tuple[list[CuratedItem], dict[str, int]]:
+    """Ledger items of several media (`storage.media`) with their media, in order, each labelled
+    and with its OCR text as the scoring worker stored them; a post capped at `max_images`, a
+    video at `max_frames`; such an item's key becomes `curation.media_key` of the media kept.
+    Items of one medium are returned as they were (the N = 1 case)."""
+    from storage.media import media_for
+
+    ids = [it.item_id for it in items if it.item_id is not None]
+    found: dict[int, tuple[CuratedMedium, ...]] = {}
+    cover_ocr: dict[int, str] = {}
+    phashes: dict[int, tuple[str | None, ...]] = {}
+    truncated = 0
+    for start in range(0, len(ids), 500):
+        for item_id, media in media_for(session, ids[start : start + 500]).items():
+            cap = options.max_frames if media[0].kind == "frame" else options.max_images
+            if len(media) > cap:
+                truncated += 1
+                media = media[: max(1, cap)]
+                if len(media) == 1:  # capped to its cover: the N = 1 case, the cover's OCR
+                    cover_ocr[item_id] = media[0].ocr_text or ""
+            if len(media) < 2:
+                continue
+            found[item_id] = tuple(
+                CuratedMedium(
+                    key=m.image_sha256,
+                    position=m.position,
+                    kind=m.kind,
+                    label=m.label,
+                    timestamp_s=m.timestamp_s,
+                    ocr_text=m.ocr_text or "",
+                )
+                for m in media
+            )
+            phashes[item_id] = tuple(m.phash for m in media)
+    out = []
+    for it in items:
+        if it.item_id in found:
+            # Keyed by its ordered media, not its cover: two posts that share a cover image
+            # are two items (dedup, splits, rows), the same images in the same order are one.
+            media = found[it.item_id]
+            key = curation.media_key([m.key for m in media])
+            it = replace(it, key=key, media=media, media_phash=phashes[it.item_id])
+        elif it.item_id in cover_ocr:
+            it = replace(it, ocr_text=cover_ocr[it.item_id])
+        out.append(it)
+    stats = {"media_truncated": truncated} if truncated else {}
+    return out, stats
+
+
 def _is_since(item: LedgerItem, since: datetime | None) -> bool:
     if since is None:
         return True
@@ -258,7 +372,7 @@ def _replay_from_dataset(path: Path) -> list[CuratedItem]:
         raise WardenError(f"replay dataset {path} has no data/items-train.parquet")
     name = Path(path).name
     parquet = pq.ParquetFile(file)
-    columns = [c for c in parquet.schema_arrow.names if c != "image"]
+    columns = [c for c in parquet.schema_arrow.names if c not in ("image", "images")]
     items = []
     for batch in parquet.iter_batches(batch_size=1024, columns=columns):
         for r in batch.to_pylist():
@@ -273,34 +387,51 @@ def _replay_from_dataset(path: Path) -> list[CuratedItem]:
                     variant=r.get("variant") or "clean",
                     family=r.get("family"),
                     origin=f"replay:{name}",
+                    media=tuple(CuratedMedium(**m) for m in r.get("media") or ()),
                 )
             )
     return items
 
 
 def _copy_replay_images(path: Path, keys: set[str], scratch: Path) -> dict[str, Path]:
-    """Copy the images of `keys` out of an earlier build's train file into `scratch`, one
-    row group at a time; returns key -> file."""
+    """Copy the images of the items `keys` (a post's or video's every medium) out of an
+    earlier build's train file into `scratch`, one row group at a time; returns image key ->
+    file."""
     import pyarrow.parquet as pq
 
     files: dict[str, Path] = {}
     parquet = pq.ParquetFile(Path(path) / "data" / "items-train.parquet")
+    multi = {"images", "media"} <= set(parquet.schema_arrow.names)
+    columns = ["key", "image"] + (["images", "media"] if multi else [])
     for group in range(parquet.num_row_groups):
         # One row group's keys first: a group holding none of the wanted images is not read.
         group_keys = parquet.read_row_group(group, columns=["key"]).column("key").to_pylist()
         if keys.isdisjoint(group_keys):
             continue
-        batches = parquet.iter_batches(batch_size=64, row_groups=[group], columns=["key", "image"])
+        batches = parquet.iter_batches(batch_size=64, row_groups=[group], columns=columns)
         for batch in batches:
             for r in batch.to_pylist():
-                if r["key"] in keys and r["key"] not in files:
-                    files[r["key"]] = scratch / r["key"]
-                    files[r["key"]].write_bytes(r["image"]["bytes"])
+                if r["key"] not in keys:
+                    continue
+                # A post's or video's key is its ordered media's (curation.media_key), not
+                # an image: its images are copied under their own keys, cover first.
+                if multi and r["media"]:
+                    found = [
+                        (m["key"], im["bytes"])
+                        for m, im in zip(r["media"], r["images"], strict=True)
+                    ]
+                else:
+                    found = [(r["key"], r["image"]["bytes"])]
+                for key, data in found:
+                    if key not in files:
+                        files[key] = scratch / key
+                        files[key].write_bytes(data)
     return files
 
 
 def _replay_from_manifest(path: Path, policy: Policy) -> tuple[list[CuratedItem], dict[str, Path]]:
-    """Manifest rows as replay items, with key (sha256 of the image) -> image file."""
+    """Manifest rows as replay items, with key (sha256 of the image) -> image file; a post's
+    row (`images`) is one item of every image, keyed by them in order like a ledger post."""
     from training.evaluate import read_manifest
 
     items, files = [], {}
@@ -308,8 +439,24 @@ def _replay_from_manifest(path: Path, policy: Policy) -> tuple[list[CuratedItem]
     for row in read_manifest(path, policy):
         if restricted.intersection(row.labels):
             continue
-        key = hashlib.sha256(row.path.read_bytes()).hexdigest()
-        files[key] = row.path
+        media: tuple[CuratedMedium, ...] = ()
+        if row.media:  # a post row (`images`, as export_manifest writes a post or video)
+            media = tuple(
+                CuratedMedium(
+                    key=hashlib.sha256(m.image).hexdigest(),
+                    position=n,
+                    kind="frame" if m.label.startswith("Frame") else "image",
+                    label=m.label,
+                    ocr_text=m.ocr_text or "",
+                )
+                for n, m in enumerate(row.media)
+            )
+            for m, em in zip(media, row.media, strict=True):
+                files[m.key] = em.path or row.path
+            key = curation.media_key([m.key for m in media])
+        else:
+            key = hashlib.sha256(row.path.read_bytes()).hexdigest()
+            files[key] = row.path
         items.append(
             CuratedItem(
                 key=key,
@@ -320,6 +467,7 @@ def _replay_from_manifest(path: Path, policy: Policy) -> tuple[list[CuratedItem]
                 variant=row.variant,
                 family=row.family,
                 origin="replay:synth",
+                media=media,
             )
         )
     return items, files
@@ -335,16 +483,28 @@ def _learn_reading(
     too thin, or when every swap would change a plain word of the replay text
     (`training.substitutions.safe_reader`). Its lexicon is the plain words of the replay text
     plus an English word list, so words the corrections never used are read back too.
+
+    When no swap is learnt but normalisation (`model.normalise`: splits and separators,
+    zero-width characters, look-alikes, NFKC) changed words of at least `MIN_NORMALISED` train
+    texts, the reader is normalisation alone (an empty channel): serving then joins "f.r.e.e"
+    as the dataset's prompts did. Refused when normalisation changes a plain word of the replay
+    text (`plain_words_lost`). Replay text is not all plain: SynthMod's own rows carry splits
+    and look-alikes ("g o n e", "Throwba.ck"), and normalisation rightly joins those; refusing
+    on any changed replay text refused every split turn (54 of 600 replay texts changed, none
+    of them in a plain word).
     """
-    from model.normalise import Changes, normalise
-    from model.reading import MIN_WORD, lexicon_of
+    from model.normalise import Changes, normalise, normalise_text
+    from model.reading import MIN_WORD, Channel, Reader, lexicon_of
     from training.lexicon import english_words
     from training.substitutions import Evidence, estimate_channel, safe_reader
 
     observed = [it.ocr_text for it in train if it.ocr_text]
     done = Changes()
+    normalised = 0
     for text in observed:
-        done.add(normalise(text)[1])
+        changes = normalise(text)[1]
+        done.add(changes)
+        normalised += changes.joined + changes.invisible + changes.confusables + changes.nfkc > 0
     report: dict[str, Any] = {"normalisation": done.to_json(), "swaps": None}
     reference = [it.ocr_text for it in pool if it.ocr_text]
     if not reference:
@@ -352,18 +512,151 @@ def _learn_reading(
     evidence = Evidence()
     channel = estimate_channel(observed, reference, evidence=evidence)
     report["swaps"] = evidence.to_json()
-    if channel.empty:
-        return None, report
     lexicon = lexicon_of(reference)
     for word in english_words(min_len=MIN_WORD):  # lower-case ASCII letters: plain words
         lexicon.setdefault(word, 1)
-    reader = safe_reader(channel, lexicon, reference, evidence)
+    reader = None if channel.empty else safe_reader(channel, lexicon, reference, evidence)
     report["swaps"] = evidence.to_json()
+    if reader is None and normalised >= MIN_NORMALISED:
+        words = frozenset(english_words(min_len=PLAIN_MIN))
+        read = [normalise_text(t) for t in reference]
+        lost = [plain_words_lost(t, r, words) for t, r in zip(reference, read, strict=True)]
+        report["normalisation_only"] = {
+            "train_texts": normalised,
+            "replay_changed": sum(r != t for t, r in zip(reference, read, strict=True)),
+            "replay_plain_words_changed": sum(lost),
+        }
+        if sum(lost):
+            log.info("normalisation refused: it changes %d plain replay words", sum(lost))
+            return None, report
+        log.info("corrections show splits/separators in %d texts: reader normalises", normalised)
+        return Reader(Channel({}, 0, 0, normalised), lexicon), report
     if reader is None:
-        log.info("character swaps refused: they change plain replay words")
+        if not channel.empty:
+            log.info("character swaps refused: they change plain replay words")
         return None, report
     log.info("corrections show character swaps: %s", reader.channel.summary(8))
     return reader, report
+
+
+# Train texts normalisation must change before a build's reader is normalisation alone.
+MIN_NORMALISED = 10
+# Plain words, for the normalisation check: dictionary words of at least this many letters.
+PLAIN_MIN = 3
+_EDGE = "\"'()[]{}<>,;:!?¡¿«»“”‘’…"
+
+
+def plain_words_lost(raw: str, read: str, words: frozenset[str]) -> int:
+    """How many plain words of `raw` are missing from `read`: tokens made of dictionary words
+    (`words`, `PLAIN_MIN`+ letters, joined by - . or ' as in "well-known"), matched by count.
+    Fragments ("g o n e", "Throwba.ck", "ma-ke") and look-alike spellings are not plain."""
+    after = Counter(tok.strip(_EDGE).lower() for tok in read.split())
+    lost = 0
+    for tok in raw.split():
+        core = tok.strip(_EDGE).rstrip(".").lower()
+        parts = core.replace("-", " ").replace(".", " ").replace("'", " ").split()
+        if not parts or not all(len(p) >= PLAIN_MIN and p in words for p in parts):
+            continue
+        key = tok.strip(_EDGE).lower()
+        if after[key] > 0:
+            after[key] -= 1
+        elif after[core] > 0:
+            after[core] -= 1
+        else:
+            lost += 1
+    return lost
+
+
+def benign_negatives(
+    n: int,
+    seed: int,
+    reader: Reader | None,
+    replay: Sequence[CuratedItem],
+    size: int = 224,
+) -> tuple[list[CuratedItem], dict[str, bytes]]:
+    """`n` harmless generated texts drawn as images, and with a reader `n` more written through
+    its channel (half generated text, half the replay's harmless OCR text); with key -> PNG.
+    Keys are the images' sha256, like every other item's."""
+    import random
+
+    from training.benign import BenignText, benign_texts, write_in_channel
+
+    if n <= 0:
+        return [], {}
+    texts = benign_texts(2 * n if reader is not None else n, seed)
+    rows: list[tuple[Any, str, str]] = []  # (BenignText-like, origin, variant)
+    for t in texts[:n]:
+        rows.append((t, f"benign:{t.source.rsplit(':', 1)[0]}", "clean"))
+    if reader is not None:
+        rng = random.Random(f"evasion-negatives:{seed}")
+        subs = reader.channel.subs
+        plain = [it.ocr_text for it in replay if not it.labels and it.ocr_text]
+        rng.shuffle(plain)
+        sources = [(t.text, t.lang, t.source) for t in texts[n : n + n - n // 2]]
+        sources += [(text, "en", "replay") for text in plain[: n // 2]]
+        for text, lang, source in sources:
+            written = write_in_channel(text, subs, rng)
+            rows.append((BenignText(written, source, lang), "benign-evasion", "evasion"))
+    return _render_benign(rows, seed, size)
+
+
+def benign_held_out(
+    n_golden: int, n_validation: int, seed: int, reader: Reader | None, size: int = 224
+) -> tuple[list[CuratedItem], list[CuratedItem], dict[str, bytes]]:
+    """Harmless rows never trained on, for golden and validation (`BuildOptions.benign_golden`
+    and `benign_validation`): `training.benign.heldout_benign_texts` (other locales, providers
+    and seeds than the negatives), drawn as images; with a reader, every other row written
+    through its channel (origin "benign-heldout-evasion"), the harmless side of the evasion
+    the turn teaches. Returns (golden, validation, key -> PNG)."""
+    import random
+
+    from training.benign import BenignText, heldout_benign_texts, write_in_channel
+
+    if n_golden + n_validation <= 0:
+        return [], [], {}
+    texts = heldout_benign_texts(n_golden + n_validation, seed)
+    rng = random.Random(f"heldout-evasion:{seed}")
+    rows: list[tuple[Any, str, str]] = []
+    for i, t in enumerate(texts):
+        if reader is not None and i % 2:
+            written = write_in_channel(t.text, reader.channel.subs, rng)
+            rows.append(
+                (BenignText(written, t.source, t.lang), "benign-heldout-evasion", "evasion")
+            )
+        else:
+            rows.append((t, f"benign-heldout:{t.source.rsplit(':', 1)[0]}", "clean"))
+    items, images = _render_benign(rows, seed + 1, size)
+    return items[:n_golden], items[n_golden:], images
+
+
+def _render_benign(
+    rows: Sequence[tuple[Any, str, str]], seed: int, size: int
+) -> tuple[list[CuratedItem], dict[str, bytes]]:
+    """(BenignText, origin, variant) rows drawn as SynthMod images; with key -> PNG."""
+    from training.benign import benign_specs
+    from training.synth import render_sample
+
+    specs = benign_specs([r[0] for r in rows], seed, size)
+    items, images = [], {}
+    for spec, (_, origin, variant) in zip(specs, rows, strict=True):
+        image, rec = render_sample(spec)
+        buf = io.BytesIO()
+        image.save(buf, format="PNG", compress_level=1)
+        key = hashlib.sha256(buf.getvalue()).hexdigest()
+        images[key] = buf.getvalue()
+        items.append(
+            CuratedItem(
+                key=key,
+                item_id=None,
+                labels=(),
+                ocr_text=rec["rendered_text"],
+                text=None,
+                variant=variant,
+                family=spec.family,
+                origin=origin,
+            )
+        )
+    return items, images
 
 
 def _latest_dataset_path(session: Session) -> Path | None:
@@ -380,22 +673,57 @@ def _ocr_as_read(item: CuratedItem, read: Callable[[str], str] | None) -> str:
     return read(item.ocr_text) if read is not None and item.ocr_text else item.ocr_text
 
 
-def sft_rows(
-    item: CuratedItem, policy: Policy, *, read: Callable[[str], str] | None = None
+def media_ocr(
+    item: CuratedItem, read: Callable[[str], str] | None = None
+) -> list[tuple[str, str]] | None:
+    """(label, OCR text as read) per medium, as the scorer's `ScoringInput.media_ocr` gives
+    `model.prompts.build_messages` (its backend reads each medium's OCR text through the
+    reader); None for a single image (the plain OCR hint)."""
+    if len(item.media) <= 1:
+        return None
+    return [
+        (m.label, read(m.ocr_text) if read is not None and m.ocr_text else m.ocr_text)
+        for m in item.media
+    ]
+
+
+def item_messages(
+    item: CuratedItem,
+    policy: Policy,
+    question: str,
+    *,
+    read: Callable[[str], str] | None = None,
+    layout: prompts.PromptLayout = prompts.DEFAULT_LAYOUT,
 ) -> list[dict[str, Any]]:
-    """One prompt/completion row per policy category (the scorer asks each question); the OCR
-    hint passes through `read` (the dataset's reader) as it will at serving time."""
-    ocr_text = _ocr_as_read(item, read)
+    """The prompt of one question about `item`: the scorer's in `layout`, with all its media."""
+    return prompts.build_messages(
+        policy,
+        text=item.text,
+        ocr_text=_ocr_as_read(item, read),
+        question=question,
+        layout=layout,
+        media_ocr=media_ocr(item, read),
+    )
+
+
+def sft_rows(
+    item: CuratedItem,
+    policy: Policy,
+    *,
+    read: Callable[[str], str] | None = None,
+    layout: prompts.PromptLayout = prompts.DEFAULT_LAYOUT,
+) -> list[dict[str, Any]]:
+    """One prompt/completion row per policy category (the scorer asks each question, in
+    `layout`); the OCR hint passes through `read` (the dataset's reader) as it will at
+    serving time."""
     rows = []
     for cat in policy.categories:
-        question = prompts.category_question(cat)
+        question = prompts.category_question(cat, layout)
         rows.append(
             {
                 "key": item.key,
                 "category": cat.id,
-                "prompt": prompts.build_messages(
-                    policy, text=item.text, ocr_text=ocr_text, question=question
-                ),
+                "prompt": item_messages(item, policy, question, read=read, layout=layout),
                 "completion": prompts.answer_messages(prompts.yes_no(cat.id in item.labels)),
                 "origin": item.origin,
             }
@@ -404,12 +732,15 @@ def sft_rows(
 
 
 def preference_rows(
-    item: CuratedItem, policy: Policy, *, read: Callable[[str], str] | None = None
+    item: CuratedItem,
+    policy: Policy,
+    *,
+    read: Callable[[str], str] | None = None,
+    layout: prompts.PromptLayout = prompts.DEFAULT_LAYOUT,
 ) -> list[dict[str, Any]]:
     """Where the analyst's answer differs from the model's: chosen = analyst, rejected = model."""
     if item.model_flagged is None:
         return []
-    ocr_text = _ocr_as_read(item, read)
     rows = []
     for cat in policy.categories:
         truth, model_said = cat.id in item.labels, cat.id in item.model_flagged
@@ -419,11 +750,8 @@ def preference_rows(
             {
                 "key": item.key,
                 "category": cat.id,
-                "prompt": prompts.build_messages(
-                    policy,
-                    text=item.text,
-                    ocr_text=ocr_text,
-                    question=prompts.category_question(cat),
+                "prompt": item_messages(
+                    item, policy, prompts.category_question(cat, layout), read=read, layout=layout
                 ),
                 "chosen": prompts.answer_messages(prompts.yes_no(truth)),
                 "rejected": prompts.answer_messages(prompts.yes_no(model_said)),
@@ -445,9 +773,27 @@ _ITEM_COLUMNS = (
 ROWS_PER_GROUP = 8192
 
 
-def _item_features() -> Any:
+_MEDIA_COLUMNS = ("images", "media")
+
+
+def _item_features(with_media: bool = False) -> Any:
     import datasets
 
+    media: dict[str, Any] = {}
+    if with_media:
+        media = {
+            "images": datasets.List(datasets.Image()),
+            "media": datasets.List(
+                {
+                    "key": datasets.Value("string"),
+                    "position": datasets.Value("int64"),
+                    "kind": datasets.Value("string"),
+                    "label": datasets.Value("string"),
+                    "timestamp_s": datasets.Value("float64"),
+                    "ocr_text": datasets.Value("string"),
+                }
+            ),
+        }
     return datasets.Features(
         {
             "key": datasets.Value("string"),
@@ -466,17 +812,25 @@ def _item_features() -> Any:
             "family": datasets.Value("string"),
             "origin": datasets.Value("string"),
             "split": datasets.Value("string"),
+            **media,
         }
     )
 
 
-def _item_columns(items: Sequence[CuratedItem], image: Callable[[str], bytes]) -> dict[str, list]:
-    cols: dict[str, list[Any]] = {k: [] for k in _ITEM_COLUMNS}
+def _item_columns(
+    items: Sequence[CuratedItem], image: Callable[[str], bytes], with_media: bool = False
+) -> dict[str, list]:
+    names = _ITEM_COLUMNS + (_MEDIA_COLUMNS if with_media else ())
+    cols: dict[str, list[Any]] = {k: [] for k in names}
     for it in items:
         d = asdict(it)
-        for k in _ITEM_COLUMNS:
+        for k in names:
             if k == "image":
-                cols[k].append({"bytes": image(it.key), "path": None})
+                cols[k].append({"bytes": image(it.cover), "path": None})
+            elif k == "images":
+                cols[k].append([{"bytes": image(m.key), "path": None} for m in it.media])
+            elif k == "media":
+                cols[k].append([asdict(m) for m in it.media])
             elif k in ("labels", "model_flagged"):
                 cols[k].append(list(d[k]) if d[k] is not None else None)
             else:
@@ -484,9 +838,15 @@ def _item_columns(items: Sequence[CuratedItem], image: Callable[[str], bytes]) -
     return cols
 
 
-def _write_items(path: Path, items: Sequence[CuratedItem], image: Callable[[str], bytes]) -> None:
-    """One row per image, written the way `datasets.Dataset.to_parquet` writes the whole split
-    (same schema, options and row groups, so the same bytes), holding one row group at a time.
+def _write_items(
+    path: Path,
+    items: Sequence[CuratedItem],
+    image: Callable[[str], bytes],
+    with_media: bool = False,
+) -> None:
+    """One row per item (`with_media`: with its media columns), written the way
+    `datasets.Dataset.to_parquet` writes the whole split (same schema, options and row groups,
+    so the same bytes), holding one row group at a time.
 
     `datasets` sizes row groups from the split's Arrow size (about 100 MB each): that is
     measured first from the rows without their images plus the images' lengths.
@@ -499,7 +859,7 @@ def _write_items(path: Path, items: Sequence[CuratedItem], image: Callable[[str]
         get_writer_batch_size_from_features,
     )
 
-    features = _item_features()
+    features = _item_features(with_media)
     image_bytes = 0
 
     def no_image(key: str) -> bytes:
@@ -507,7 +867,9 @@ def _write_items(path: Path, items: Sequence[CuratedItem], image: Callable[[str]
         image_bytes += len(image(key))
         return b""
 
-    skeleton = datasets.Dataset.from_dict(_item_columns(items, no_image), features=features)
+    skeleton = datasets.Dataset.from_dict(
+        _item_columns(items, no_image, with_media), features=features
+    )
     nbytes = skeleton._estimate_nbytes() + image_bytes
     batch_size = get_writer_batch_size_from_features(
         features
@@ -524,7 +886,7 @@ def _write_items(path: Path, items: Sequence[CuratedItem], image: Callable[[str]
     )
     try:
         for start in range(0, len(items), batch_size):
-            cols = _item_columns(items[start : start + batch_size], image)
+            cols = _item_columns(items[start : start + batch_size], image, with_media)
             writer.write_table(datasets.Dataset.from_dict(cols, features=features).data.table)
             del cols
         writer.add_key_value_metadata({"content_defined_chunking": json.dumps(cdc)})
@@ -578,13 +940,35 @@ class _RowsWriter:
 
 
 def _data_hash(items: Sequence[CuratedItem], reader: Reader | None = None) -> str:
-    """Over the items and, when there is one, the reader their prompts were read through."""
+    """Over the items (with their media, for items of several) and, when there is one, the
+    reader their prompts were read through."""
     h = hashlib.sha256()
     for it in sorted(items, key=lambda i: (i.split, i.key)):
-        h.update(json.dumps([it.split, it.key, list(it.labels), it.ocr_text, it.origin]).encode())
+        row: list[Any] = [it.split, it.key, list(it.labels), it.ocr_text, it.origin]
+        if it.media:
+            row.append([[m.key, m.label, m.ocr_text] for m in it.media])
+        h.update(json.dumps(row).encode())
     if reader is not None:
         h.update(json.dumps(reader.to_json(), sort_keys=True, ensure_ascii=False).encode())
     return h.hexdigest()
+
+
+def _media_counts(splits: dict[str, Sequence[CuratedItem]]) -> dict[str, Any]:
+    """{"media": {split: items of several media, "media": their media}}; {} when none."""
+    counts = {split: sum(bool(it.media) for it in items) for split, items in splits.items()}
+    if not any(counts.values()):
+        return {}
+    n = sum(len(it.media) for items in splits.values() for it in items)
+    return {"media": {**counts, "media": n}}
+
+
+def _grounding_line(g: dict[str, Any] | None) -> list[str]:
+    if not g:
+        return []
+    return [
+        f"Grounding rows (boxes of decided categories, {g['format']} box format): train "
+        f"{g.get('train', 0)}, validation {g.get('validation', 0)}, from {g['items']} items."
+    ]
 
 
 def _card_markdown(name: str, card: dict[str, Any]) -> str:
@@ -592,6 +976,7 @@ def _card_markdown(name: str, card: dict[str, Any]) -> str:
         ("items", [(s, f"data/items-{s}.parquet") for s in SPLITS]),
         ("sft", [(s, f"data/sft-{s}.parquet") for s in ("train", "validation")]),
         ("preference", [("train", "data/preference-train.parquet")]),
+        ("grounding", [(s, f"data/grounding-{s}.parquet") for s in ("train", "validation")]),
     ]
     yaml_lines = ["---", "configs:"]
     for cfg, files in configs:
@@ -605,7 +990,7 @@ def _card_markdown(name: str, card: dict[str, Any]) -> str:
         "",
         "Built from the Warden decision ledger by `warden dataset build`.",
         f"Data hash: `{card['data_hash']}`. Policy: `{card['policy_version']}`. "
-        f"Built {card['built_at']}.",
+        f"Built {card['built_at']}. Prompt layout: `{card_layout(card)}`.",
         "",
         "| split | images | SFT rows |",
         "|---|---|---|",
@@ -615,7 +1000,19 @@ def _card_markdown(name: str, card: dict[str, Any]) -> str:
     body += [
         "",
         f"Preference pairs (analyst corrected the model): {counts['preference']}.",
+        *_grounding_line(counts.get("grounding")),
+        *(
+            [
+                f"Items of several media (posts, videos; one row each, all media in order): "
+                f"train {m['train']}, validation {m['validation']}, golden {m['golden']}, "
+                f"{m['media']} media."
+            ]
+            if (m := counts.get("media"))
+            else []
+        ),
         f"Replay rows in train: {counts['replay']} (ratio {card['options']['replay_ratio']}).",
+        f"Harmless negatives in train (generated text; written in the learnt evasion): "
+        f"{json.dumps(counts.get('negatives', {}))}.",
         f"Hard examples in train: {counts['hard']}. Curation: {json.dumps(counts['curation'])}.",
         f"Class counts in train: {json.dumps(counts['classes_train'])}.",
     ]
@@ -675,6 +1072,7 @@ def build_dataset(
     `read_image(key)` returns the bytes of the image with that sha256 (the blob store).
     """
     options = options or BuildOptions()
+    layout = prompts.check_layout(options.layout)
     out = Path(out).resolve()
     if (out / "card.json").exists():
         raise Conflict(f"{out} already holds a dataset; choose a new --out")
@@ -687,7 +1085,11 @@ def build_dataset(
     curated, stats = curate_ledger(ledger, policy, options)
     if not curated:
         raise WardenError("the ledger has no usable decisions yet; review some items first")
-    recent = {li.key for li in ledger if _is_since(li, options.since)}
+    curated, media_stats = attach_media(session, curated, options)
+    stats.update(media_stats)
+    recent_ids = {li.item_id for li in ledger if _is_since(li, options.since)}
+    recent = {li.key for li in ledger if li.item_id in recent_ids}
+    recent |= {it.key for it in curated if it.item_id in recent_ids}  # posts' media keys
     n_ledger = len(ledger)
     del ledger  # its decisions and scores are curated now; the rest of the build needs neither
     kept, dropped = curation.dedup(curated, max_distance=options.dedup_distance, golden=frozen)
@@ -700,12 +1102,17 @@ def build_dataset(
         seed=options.seed,
         max_size=options.golden_max,
     )
+    # A post that shares an image with a golden item (or with an image golden in an earlier
+    # build) is golden too: that image is never trained on through another post. Items of one
+    # image share none once deduplicated, so a build of single images is unchanged.
+    golden = curation.linked(kept, golden | frozen)
     golden_items = [it for it in kept if it.key in golden]
     # A near-duplicate of a golden image must not be trained on either.
     rest = [it for it in kept if it.key not in golden and it.key in recent]
     rest, n_balanced = curation.balance(rest, cap_factor=options.balance_cap, seed=options.seed)
     stats["balanced_out"] = n_balanced
     val_keys = curation.stratified_pick(rest, options.val_fraction, options.seed, "validation")
+    val_keys = curation.linked(rest, val_keys)  # and no validation image in train
     train = [it for it in rest if it.key not in val_keys]
     val = [it for it in rest if it.key in val_keys]
 
@@ -747,53 +1154,98 @@ def build_dataset(
     # image already in this build's train/validation is not repeated.
     exclude = golden | {it.key for it in rest} | set(dropped)
     replay = curation.sample_replay(pool, n_replay, exclude=exclude, seed=options.seed)
-    reader, reading_report = (
-        _learn_reading(train, pool) if options.learn_reading else (None, None)
-    )
+    reader, reading_report = _learn_reading(train, pool) if options.learn_reading else (None, None)
     read = reader.read if reader is not None else None
+    negatives, negative_images = benign_negatives(
+        round(options.benign_share * len(train)),
+        options.seed,
+        reader,
+        [it for it in pool if it.key not in exclude],
+    )
+    trained = {it.key for it in negatives} | {it.key for it in train + replay} | golden
+    held_golden, held_val, held_images = benign_held_out(
+        options.benign_golden, options.benign_validation, options.seed, reader
+    )
+    held_golden = [it for it in held_golden if it.key not in trained]
+    held_val = [it for it in held_val if it.key not in trained | {i.key for i in held_golden}]
+    negative_images |= held_images
+    golden_items += held_golden
+    golden = golden | {it.key for it in held_golden}
+    val = val + held_val
 
-    train_all = curation.with_split(train + replay, "train")
+    train_all = curation.with_split(train + replay + negatives, "train")
     val = curation.with_split(val, "validation")
     golden_items = curation.with_split(golden_items, "golden")
 
     (out / "data").mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".replay-", dir=out) as scratch:
-        from_dataset = {it.key for it in replay + retention} - set(image_files)
+        from_dataset = {it.key for it in replay + retention if it.cover not in image_files}
         if src is not None and from_dataset:
             image_files.update(_copy_replay_images(src, from_dataset, Path(scratch)))
 
         def image(key: str) -> bytes:
+            if key in negative_images:
+                return negative_images[key]
             file = image_files.get(key)
             return file.read_bytes() if file is not None else read_image(key)
 
+        # The media columns are written when any item of the build has several media (a build
+        # of single images writes the files it always wrote).
+        with_media = any(it.media for it in train_all + val + golden_items)
         for split, rows in (("train", train_all), ("validation", val), ("golden", golden_items)):
-            _write_items(out / "data" / f"items-{split}.parquet", rows, image)
+            _write_items(out / "data" / f"items-{split}.parquet", rows, image, with_media)
     sft_cols = ("key", "category", "prompt", "completion", "origin")
     sft_train = _RowsWriter(out / "data" / "sft-train.parquet", sft_cols)
     for it in train_all:
-        sft_train.add(sft_rows(it, policy, read=read) * (options.hard_repeat if it.hard else 1))
+        rows = sft_rows(it, policy, read=read, layout=layout)
+        sft_train.add(rows * (options.hard_repeat if it.hard else 1))
     sft_val = _RowsWriter(out / "data" / "sft-validation.parquet", sft_cols)
     for it in val:
-        sft_val.add(sft_rows(it, policy, read=read))
+        sft_val.add(sft_rows(it, policy, read=read, layout=layout))
     prefs = _RowsWriter(
         out / "data" / "preference-train.parquet",
         ("key", "category", "prompt", "chosen", "rejected"),
     )
     for it in train:
-        prefs.add(preference_rows(it, policy, read=read))
+        prefs.add(preference_rows(it, policy, read=read, layout=layout))
     n_sft_train, n_sft_val, n_prefs = sft_train.close(), sft_val.close(), prefs.close()
+    from training.grounding import write_grounding
+
+    n_grounding, grounding_digest = write_grounding(
+        session,
+        out / "data",
+        policy,
+        {"train": train_all, "validation": val},
+        options.grounding_format,
+        read=read,
+        resize=options.grounding_resize,
+        layout=layout,
+    )
     if reader is not None:
         reader.save(out)
 
     all_items = train_all + val + golden_items
     data_hash = _data_hash(all_items, reader)
+    if grounding_digest is not None:  # builds without boxes keep the hash they had
+        data_hash = hashlib.sha256((data_hash + grounding_digest).encode()).hexdigest()
+    if layout != prompts.DEFAULT_LAYOUT:  # the same items in another layout are another dataset
+        data_hash = hashlib.sha256((data_hash + "layout:" + layout).encode()).hexdigest()
     counts: dict[str, Any] = {
         "items": {"train": len(train_all), "validation": len(val), "golden": len(golden_items)},
         "sft": {"train": n_sft_train, "validation": n_sft_val},
         "preference": n_prefs,
+        # Grounding rows per split, items with boxes, and the box format they answer in.
+        "grounding": n_grounding,
         "replay": len(replay),
+        # Harmless generated text (origin "benign:...") and, with a reader, harmless text
+        # written in the learnt evasion (origin "benign-evasion").
+        "negatives": dict(Counter(it.origin.split(":")[0] for it in negatives)),
         "retention": len(retention),  # replay/general rows held out in golden
+        # Harmless generated rows held out of training (benign_golden / benign_validation).
+        "benign_held_out": {"golden": len(held_golden), "validation": len(held_val)},
         "hard": sum(it.hard for it in train),
+        # Items of several media (posts, videos) per split, and their media.
+        **_media_counts({"train": train_all, "validation": val, "golden": golden_items}),
         "classes_train": dict(Counter(it.primary for it in train_all)),
         "curation": {**stats, "ledger_items": n_ledger},
     }
@@ -801,6 +1253,10 @@ def build_dataset(
         "name": name,
         "data_hash": data_hash,
         "policy_version": policy.version,
+        "schema_version": SCHEMA_VERSION,
+        # The prompt layout of every SFT, preference and grounding prompt (model.prompts);
+        # a card without it was built before layouts existed: "question" (`card_layout`).
+        "layout": layout,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "counts": counts,
         "options": {
@@ -842,10 +1298,50 @@ def read_card(path: Path) -> dict[str, Any]:
     return json.loads(file.read_text(encoding="utf-8"))
 
 
+def card_layout(card: dict[str, Any]) -> prompts.PromptLayout:
+    """The prompt layout a dataset's prompts are in: its card's "layout", "question" for a
+    card built before layouts existed (every prompt then was in that layout)."""
+    return prompts.check_layout(str(card.get("layout") or prompts.DEFAULT_LAYOUT))
+
+
+def row_images(row: dict[str, Any]) -> list[bytes]:
+    """The image bytes of an items row, every medium in order: `images` for an item of
+    several media, else its one `image` (rows of schema 1 have no `images`)."""
+    many = row.get("images") or []
+    return [im["bytes"] for im in many] if many else [row["image"]["bytes"]]
+
+
+def row_input(row: dict[str, Any], read: Callable[[str], str] | None = None) -> ScoringInput:
+    """What the scorer sees for an items row (e.g. to score validation during training): every
+    medium with its label and OCR text for a post or video, else the one image and its OCR
+    text; OCR text passes through `read` (the dataset's reader) as a served model reads it."""
+    from PIL import Image
+
+    from model.backends import MediumInput, ScoringInput
+
+    def as_read(text: str | None) -> str:
+        return read(text) if read is not None and text else text or ""
+
+    images = [Image.open(io.BytesIO(data)).convert("RGB") for data in row_images(row)]
+    media = row.get("media") or []
+    return ScoringInput(
+        image=images[0],
+        text=row.get("text"),
+        ocr_text=as_read(row.get("ocr_text")),
+        media=tuple(
+            MediumInput(image, as_read(m["ocr_text"]), m["label"])
+            for image, m in zip(images, media, strict=True)
+        )
+        if len(media) > 1
+        else (),
+    )
+
+
 def load_trl_split(path: Path, config: str = "sft", split: str = "train") -> list[dict[str, Any]]:
     """Rows in TRL's vision format: {images: [PIL], prompt: messages, completion|chosen|rejected}.
 
-    Images come from the items config (stored once per image, not once per question).
+    Images come from the items config (stored once per item, not once per question): every
+    medium of a post or video in order, as many as the prompt has image placeholders.
     """
     import pyarrow.parquet as pq
     from PIL import Image
@@ -861,23 +1357,27 @@ def load_trl_split(path: Path, config: str = "sft", split: str = "train") -> lis
     if not rows or "prompt" not in rows[0]:
         return []
     needed = {r["key"] for r in rows}
-    images: dict[str, Any] = {}
+    images: dict[str, list[Any]] = {}
     for s in ("train", "validation"):
         f = path / "data" / f"items-{s}.parquet"
         if not f.is_file():
             continue
+        parquet = pq.ParquetFile(f)
+        columns = ["key", "image"] + (["images"] if "images" in parquet.schema_arrow.names else [])
         # In batches: only the images these rows need are kept, not the whole file's bytes.
-        for batch in pq.ParquetFile(f).iter_batches(batch_size=256, columns=["key", "image"]):
+        for batch in parquet.iter_batches(batch_size=64, columns=columns):
             for r in batch.to_pylist():
                 if r["key"] in needed and r["key"] not in images:
-                    images[r["key"]] = Image.open(io.BytesIO(r["image"]["bytes"])).convert("RGB")
+                    images[r["key"]] = [
+                        Image.open(io.BytesIO(data)).convert("RGB") for data in row_images(r)
+                    ]
     out = []
     for r in rows:
         row = {
             k: json.loads(v) if k in ("prompt", "completion", "chosen", "rejected") else v
             for k, v in r.items()
         }
-        row["images"] = [images[r["key"]]]
+        row["images"] = list(images[r["key"]])
         out.append(row)
     return out
 
@@ -893,26 +1393,59 @@ def load_items(path: Path, split: str) -> list[dict[str, Any]]:
 
 
 def export_manifest(path: Path, split: str, out: Path) -> Path:
-    """Write a split as images + a JSONL manifest that `warden eval` reads."""
+    """Write a split as images + a JSONL manifest that `warden eval` and `warden ingest` read.
+
+    A single image is one `path` row, as always. A post is one row with `images` (every image
+    of the row in order, cover first) and its `text`: ingesting the manifest again gives the
+    same post, the same images (by sha256: the views the dataset holds, which ingest keeps
+    as they are) in the same order, with the same text and labels. `media_labels` and
+    `rendered_texts` carry each image's prompt label and OCR text for `warden eval`, which
+    ingest ignores.
+
+    A video exports as the frames the dataset holds, as a post of those frames in order
+    (`kind: "video"`, each frame's `timestamps_s`), not as the video file: the blob store
+    keeps the original video (the item's blob), but a dataset is read without the ledger or
+    its blob store, and a re-ingested video is sampled again under that deployment's limits,
+    possibly to other frames than the ones the rows were labelled and trained on. Re-ingested,
+    it is a post of the same frames (labelled "Image N" by the scorer, not "Frame N").
+
+    Images are written once per sha256 under `images/` (a post that shares a cover with
+    another row shares its file).
+    """
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     lines = []
+
+    def write(key: str, data: bytes) -> str:
+        img = out / "images" / f"{key}.png"
+        if not img.is_file():
+            img.write_bytes(data)
+        return f"images/{img.name}"
+
     for r in load_items(path, split):
-        img = out / "images" / f"{r['key']}.png"
-        img.write_bytes(r["image"]["bytes"])
-        lines.append(
-            json.dumps(
-                {
-                    "path": f"images/{img.name}",
-                    "labels": r["labels"],
-                    "rendered_text": r["ocr_text"],
-                    "text": r["text"],
-                    "variant": r["variant"],
-                    "family": r["family"],
-                    "retention": r["origin"] != "ledger",
-                }
-            )
-        )
+        media = r.get("media") or []
+        row: dict[str, Any] = {}
+        if len(media) > 1:
+            row["images"] = [
+                write(m["key"], data) for m, data in zip(media, row_images(r), strict=True)
+            ]
+        else:
+            row["path"] = write(r["key"], r["image"]["bytes"])
+        row |= {
+            "labels": r["labels"],
+            "rendered_text": r["ocr_text"],
+            "text": r["text"],
+            "variant": r["variant"],
+            "family": r["family"],
+            "retention": r["origin"] != "ledger",
+        }
+        if len(media) > 1:
+            row["media_labels"] = [m["label"] for m in media]
+            row["rendered_texts"] = [m["ocr_text"] for m in media]
+            if media[0]["kind"] == "frame":
+                row["kind"] = "video"
+                row["timestamps_s"] = [m["timestamp_s"] for m in media]
+        lines.append(json.dumps(row))
     manifest = out / "manifest.jsonl"
     manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return manifest
@@ -927,4 +1460,6 @@ __all__ = [
     "load_trl_split",
     "read_card",
     "read_ledger",
+    "row_images",
+    "row_input",
 ]

@@ -11,7 +11,9 @@ in the set have an undefined recall and are left out of the average.
 The OCR hint of each row comes from `--ocr`: `auto` (the default) takes the manifest's
 `rendered_text` where the row has one and runs RapidOCR (`model.signals`, as the worker does)
 where it has none; the report counts which source each row used. `read_dataset` reads a split
-of a built dataset (`warden dataset build`), whose non-ledger golden rows are the retention set.
+of a built dataset (`warden dataset build`), whose non-ledger golden rows are the retention set;
+a post's or video's row is scored as the worker scores the item, one prompt with every medium
+(each medium's hint chosen as above).
 
 Run: warden eval --model NAME|DIR --manifest eval/manifest.jsonl [--against live] [--json]
      warden eval --model NAME --dataset datasets/d1 [--split golden] --against live
@@ -28,7 +30,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -135,11 +137,24 @@ def metric_delta(
 
 
 @dataclass(frozen=True)
+class EvalMedium:
+    """One image of a post or frame of a video in an evaluation row (a built dataset's), with
+    the label the scorer's prompt gives it and its OCR text (None: none stored)."""
+
+    image: bytes = field(repr=False)
+    label: str
+    ocr_text: str | None = None
+    path: Path | None = None  # the manifest's file (None: bytes from a dataset's parquet)
+
+
+@dataclass(frozen=True)
 class EvalRow:
     """One labelled image: the manifest's `path` (resolved), labels ([] = safe), and metadata.
 
     `ocr_text` None means the source gave no text for the image (not even ""); `image` holds
     the bytes when they come from a dataset's parquet file rather than a file at `path`.
+    `media`: a post's or video's every medium in order (a dataset row of several), scored as
+    one multi-image prompt like the worker scores the item; () for one image.
     """
 
     path: Path
@@ -151,6 +166,7 @@ class EvalRow:
     retention: bool = False
     key: str | None = None  # the image's identity in the set (default: its path)
     image: bytes | None = field(default=None, repr=False)
+    media: tuple[EvalMedium, ...] = ()
 
     @property
     def id(self) -> str:
@@ -162,7 +178,10 @@ def read_manifest(path: Path, policy: Policy | None = None) -> list[EvalRow]:
 
     Rows with `"retention": true` (or `"subset": "retention"`) form the retention set. Labels
     are validated against `policy` when given; restricted categories are kept (evaluation may
-    measure them; they never enter training).
+    measure them; they never enter training). A post's row has `images` (paths in order)
+    instead of `path`, and may carry `media_labels` and `rendered_texts` (each image's prompt
+    label and OCR text, as `training.dataset.export_manifest` writes them): it is scored as
+    one multi-image prompt, like a dataset's row of several media.
     """
     path = Path(path)
     if not path.is_file():
@@ -173,18 +192,34 @@ def read_manifest(path: Path, policy: Policy | None = None) -> list[EvalRow]:
             continue
         try:
             raw = json.loads(line)
-            img = Path(raw["path"])
+            images = [Path(p) for p in raw["images"]] if raw.get("images") else []
+            img = images[0] if images else Path(raw["path"])
             labels = list(raw.get("labels") or [])
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            names = list(raw.get("media_labels") or [f"Image {n + 1}" for n in range(len(images))])
+            texts = list(raw.get("rendered_texts") or [None] * len(images))
+            if len(images) > 1 and not len(names) == len(texts) == len(images):
+                raise ValueError("media_labels and rendered_texts must match images")
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise WardenError(f"{path}:{lineno}: not a manifest row ({exc})") from exc
         if policy is not None:
             try:
                 labels = policy.validate_labels(labels)
             except ValueError as exc:
                 raise WardenError(f"{path}:{lineno}: {exc}") from exc
+        media: list[EvalMedium] = []
+        if len(images) > 1:
+            for file, name, text in zip(images, names, texts, strict=True):
+                file = file if file.is_absolute() else path.parent / file
+                try:
+                    media.append(EvalMedium(file.read_bytes(), str(name), text or None, file))
+                except OSError as exc:
+                    raise WardenError(f"{path}:{lineno}: cannot read {file}: {exc}") from exc
         rows.append(
             EvalRow(
                 path=img if img.is_absolute() else path.parent / img,
+                media=tuple(media),
+                # A post is named by its images in order (two posts may share a cover).
+                key="|".join(str(i) for i in images) if media else None,
                 labels=tuple(labels),
                 ocr_text=raw.get("rendered_text", raw.get("ocr_text")),
                 text=raw.get("text"),
@@ -211,11 +246,12 @@ def read_dataset(
 ) -> tuple[list[EvalRow], str]:
     """The rows of one split of a built dataset and the split's evaluation key.
 
-    Rows whose origin is not the ledger (replay / general data the dataset holds out) are the
-    retention set. An empty OCR text counts as none, so `--ocr auto` reads those images. The
-    key names the dataset's data hash: every model evaluated on it is judged on the same rows.
+    Rows held out of the replay / general data (origin "replay:...") are the retention set;
+    the harmless generated rows held out in golden (origin "benign-heldout...") are not. An
+    empty OCR text counts as none, so `--ocr auto` reads those images. The key names the
+    dataset's data hash: every model evaluated on it is judged on the same rows.
     """
-    from training.dataset import load_items, read_card
+    from training.dataset import load_items, read_card, row_images
 
     if split not in DATASET_SPLITS:
         raise WardenError(f"--split {split!r}: use {' or '.join(DATASET_SPLITS)}")
@@ -237,9 +273,17 @@ def read_dataset(
                 text=r["text"],
                 variant=r["variant"] or CLEAN,
                 family=r["family"],
-                retention=(r["origin"] or "ledger") != "ledger",
+                # Retention rows are the replay's held-out share (origin "replay:..."), not the
+                # harmless generated rows held out in golden (origin "benign-heldout...").
+                retention=(r["origin"] or "ledger").startswith("replay"),
                 key=r["key"],
                 image=r["image"]["bytes"],
+                media=tuple(
+                    EvalMedium(data, m["label"], m["ocr_text"] or None)
+                    for data, m in zip(row_images(r), r["media"], strict=True)
+                )
+                if len(r.get("media") or []) > 1
+                else (),
             )
         )
     if not rows:
@@ -427,6 +471,31 @@ def _ocr_hint(row: EvalRow, image: Any, ocr: OcrMode) -> tuple[str, str]:
     return (text, "rapidocr") if text is not None else ("", "rapidocr-failed")
 
 
+def _scoring_input(row: EvalRow, ocr: OcrMode) -> tuple[Any, str]:
+    """(ScoringInput, OCR source) for one row; a row of several media is one multi-image
+    input, each medium's hint chosen as a single image's is (sources joined by "+")."""
+    from PIL import Image
+
+    from model.backends import MediumInput, ScoringInput
+    from model.media import combined_ocr_text
+
+    if not row.media:
+        with Image.open(io.BytesIO(row.image) if row.image is not None else row.path) as im:
+            image = im.convert("RGB")
+        hint, source = _ocr_hint(row, image, ocr)
+        return ScoringInput(image=image, text=row.text, ocr_text=hint), source
+    media, sources = [], []
+    for m in row.media:
+        with Image.open(io.BytesIO(m.image)) as im:
+            image = im.convert("RGB")
+        hint, source = _ocr_hint(replace(row, ocr_text=m.ocr_text, media=()), image, ocr)
+        media.append(MediumInput(image, hint, m.label))
+        sources.append(source)
+    text = combined_ocr_text([m.label for m in media], [m.ocr_text for m in media])
+    inp = ScoringInput(image=media[0].image, text=row.text, ocr_text=text, media=tuple(media))
+    return inp, "+".join(sorted(set(sources)))
+
+
 def evaluate_backend(
     backend: Backend,
     policy: Policy,
@@ -447,10 +516,6 @@ def evaluate_backend(
     row's text (none: empty), `"rapidocr"` always reads the image, `"none"` gives no hint.
     The report counts each row's source (`ocr_sources`).
     """
-    from PIL import Image
-
-    from model.backends import ScoringInput
-
     if ocr not in OCR_MODES:
         raise WardenError(f"OCR mode {ocr!r}: use {', '.join(OCR_MODES)}")
     t0 = time.perf_counter()
@@ -461,11 +526,9 @@ def evaluate_backend(
         chunk = rows[start : start + batch_size]
         inputs = []
         for r in chunk:
-            with Image.open(io.BytesIO(r.image) if r.image is not None else r.path) as im:
-                image = im.convert("RGB")
-            hint, source = _ocr_hint(r, image, ocr)
+            inp, source = _scoring_input(r, ocr)
             sources.append(source)
-            inputs.append(ScoringInput(image=image, text=r.text, ocr_text=hint))
+            inputs.append(inp)
         verdicts = backend.score(inputs, policy, rationale=rationale)
         scores.extend(v.scores for v in verdicts)
         parse_ok.extend(v.parse_ok if rationale else None for v in verdicts)

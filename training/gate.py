@@ -10,7 +10,13 @@ predicted labels, retention flag). The gate pairs them by id and draws every lin
   rows alone (a gain on new data must not hide forgetting of the old);
 - average recall on the retention rows may drop by at most `retention_tolerance`;
 - the benign flag rate (harmless rows flagged), overall and on the retention rows, may rise by
-  at most `benign_tolerance`.
+  at most `benign_tolerance`, and the sample must show it: the paired bootstrap's one-sided
+  upper bound on the rise (candidate - live, harmless rows resampled, the same rows for both
+  models) must not exceed the tolerance. On 26 harmless rows one row newly flagged is a rise of
+  0.038 whose bound is about 0.115: refused, whatever the point estimate, because 26 rows cannot
+  tell a 2-point rise from none; on 400 rows the same single row is bounded near 0.008 and
+  passes. Rows flagged by the candidate and no longer by live cancel each other in the rise;
+  with no row changing, the bound is 0.
 
 Missing rows refuse, never pass: no per-row outcomes, rows that differ between the two
 evaluations, no retention rows, no harmless rows.
@@ -40,7 +46,9 @@ class GateCheck:
     delta: float | None
     limit: float
     passed: bool
-    bound: float | None = None  # the margin's lower bound on the delta (average recall)
+    # The bootstrap bound on the delta: lower for average recall (must be above the limit),
+    # upper for the benign flag rate rise (must not exceed the limit); None on point lines.
+    bound: float | None = None
     n: int | None = None  # rows the line was measured on
 
 
@@ -148,6 +156,44 @@ def paired_bootstrap(
     return observed, lower
 
 
+def benign_rise_bound(
+    truth: Sequence[frozenset[str]],
+    cand: Sequence[frozenset[str]],
+    live: Sequence[frozenset[str]],
+    *,
+    n_boot: int,
+    seed: int,
+    confidence: float,
+) -> tuple[float, float] | None:
+    """(observed rise in the benign flag rate, candidate - live, and its one-sided `confidence`
+    upper bound), or None without harmless rows.
+
+    Only the harmless rows (no true label) count; they are resampled with replacement, the
+    same rows for both models, and the mean of (candidate flags - live flags) is recomputed on
+    each resample.
+    """
+    diff = np.array(
+        [
+            float(bool(c)) - float(bool(q))
+            for t, c, q in zip(truth, cand, live, strict=True)
+            if not t
+        ]
+    )
+    n = len(diff)
+    if n == 0:
+        return None
+    observed = float(diff.mean())
+    if not diff.any():  # no harmless row changed: every resample rises by 0
+        return observed, 0.0
+    rng = np.random.default_rng(seed)
+    rises = []
+    for start in range(0, n_boot, 250):  # [250, n] row counts at a time: bounded memory
+        size = min(250, n_boot - start)
+        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=size).astype(float)
+        rises.append(counts @ diff / n)
+    return observed, float(np.quantile(np.concatenate(rises), confidence))
+
+
 def gate(
     candidate: Mapping[str, Any],
     live: Mapping[str, Any],
@@ -228,18 +274,25 @@ def gate(
     for name, idx in (("benign_flag_rate", range(n)), ("retention_benign_flag_rate", ret)):
         where = " on the retention set" if idx is ret else ""
         truth = [rows.truth[i] for i in idx]
-        c_b = benign_flag_rate(truth, [rows.cand[i] for i in idx])
-        l_b = benign_flag_rate(truth, [rows.live[i] for i in idx])
+        cand_p, live_p = [rows.cand[i] for i in idx], [rows.live[i] for i in idx]
+        c_b, l_b = benign_flag_rate(truth, cand_p), benign_flag_rate(truth, live_p)
         n_benign = sum(1 for t in truth if not t)
-        if c_b is None or l_b is None:
+        rise = benign_rise_bound(
+            truth, cand_p, live_p, n_boot=cfg.n_boot, seed=cfg.seed, confidence=cfg.confidence
+        )
+        if c_b is None or l_b is None or rise is None:
             if idx is not ret or ret:  # no retention rows at all is already a reason
                 reasons.append(f"no harmless rows{where}: the benign flag rate cannot be measured")
             continue
-        ok = (c_b - l_b) <= cfg.benign_tolerance + EPS
-        checks.append(GateCheck(name, c_b, l_b, c_b - l_b, cfg.benign_tolerance, ok, n=n_benign))
+        delta, upper = rise
+        ok = upper <= cfg.benign_tolerance + EPS
+        checks.append(
+            GateCheck(name, c_b, l_b, delta, cfg.benign_tolerance, ok, bound=upper, n=n_benign)
+        )
         if not ok:
             reasons.append(
-                f"benign flag rate{where} rises {c_b - l_b:.3f} to {c_b:.3f} "
-                f"(> {cfg.benign_tolerance:.3f}, {n_benign} harmless rows)"
+                f"benign flag rate{where} {l_b:.3f} -> {c_b:.3f} (rise {delta:+.3f}): its "
+                f"{cfg.confidence:.0%} upper bound {upper:+.3f} on {n_benign} paired harmless "
+                f"rows is above {cfg.benign_tolerance:.3f}"
             )
     return not reasons, checks, reasons

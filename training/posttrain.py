@@ -8,12 +8,24 @@ The objective is the scorer's: each row is one category question about one image
 prompt/completion text with the image, so only the answer token is trained. DPO uses the
 preference pairs (chosen = the analyst's answer, rejected = the model's).
 
+The dataset's grounding rows (where a decided category is, in the base's own box format) join
+the SFT rows when the base can see images (training.grounding_sft): their whole box answer is
+trained, weighted by `grounding_weight`, and the validation grounding rows are measured after
+training (answer-token loss, mean IoU of the greedy answers' boxes). A base that cannot see
+images (the demo) skips them, and the run's metrics say why (`metrics["grounding"]`).
+
 The vision tower and projector stay frozen by default (LoRA targets the language model's
 linear layers). Runs on CPU (`use_cpu=True`) or one GPU, and under `accelerate launch` on
 several (no device is hard-coded; QLoRA puts each process's copy on its own GPU). Checkpoints
 are written every `save_steps`; `resume=True` continues from the last one. The run writes
 `OUT/manifest.json` (base, data hash, config, metrics, git commit) and the adapter to
 `OUT/adapter/`, and can register the result as a candidate in `model_versions`.
+
+The dataset's prompt layout (model.prompts: its card's "layout", "question" for a card from
+before layouts) must be the one the base declares (`model.prompts.model_layout`): a model
+trained on one layout and served with the other is asked questions it never saw, so a mismatch
+is refused before anything loads. The adapter folder declares the layout it was trained on
+(`warden_prompt.json`), which the serving backend and `warden eval` read.
 
 Run: warden train post --base assets/model/demo --data datasets/d1 --out runs/r1 --method sft
      accelerate launch -m training.posttrain --base ... --data ... --out ...   (several GPUs)
@@ -32,9 +44,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from model import prompts
 from model.reading import Reader
 from storage.errors import WardenError
-from training.dataset import load_trl_split, read_card
+from training import grounding_sft
+from training.dataset import card_layout, load_trl_split, read_card
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +103,28 @@ class PostTrainConfig:
     # (leetspeak digits, new slang, code words) is learnt there. Rows of a tied LM head move
     # with them; the scorer reads only "Yes" against "No", which stay frozen.
     tune_content_tokens: bool = False
+    # Evaluate every saved checkpoint on the dataset's validation split and keep the one with
+    # the lowest benign flag rate among those within `choice_recall_tolerance` of the best
+    # average recall (training.checkpoint_choice); `early_stop_patience` > 0 stops once the
+    # benign flag rate has risen that many evaluations in a row without recall improving.
+    choose_checkpoint: bool = True
+    choice_recall_tolerance: float = 0.01
+    early_stop_patience: int = 0
+    # Per-category thresholds fitted on the chosen checkpoint's validation scores so that at
+    # most this share of the harmless validation rows is flagged (model.calibration
+    # .fit_thresholds: thresholds only rise above the policy's, recall given up as little as
+    # possible), written beside the adapter as thresholds.json, which the scorer applies.
+    # None: no thresholds (the policy's). Needs checkpoint choice and harmless validation rows.
+    threshold_benign_rate: float | None = None
+    # Grounding rows (the dataset's data/grounding-*.parquet: where a decided category is, in
+    # the base's own box format) train in the SFT stage beside the Yes/No rows when the base
+    # can see images (training.grounding_sft). Each of their answer tokens counts this many
+    # times in the loss (1.0: every answer token alike, TRL's token mean; a box answer is
+    # 20-40 tokens against the Yes/No rows' one); 0 leaves them out.
+    grounding_weight: float = 1.0
+    # Measure the validation grounding rows after training: answer-token loss (and before
+    # training), and mean IoU of the greedy answers' parsed boxes (`grounding_generate`).
+    grounding_generate: bool = True
 
 
 @dataclass(frozen=True)
@@ -161,15 +197,20 @@ def subsample_negatives(
 
 
 def _replay_rows(
-    manifest: str, n: int, policy: Any, seed: int, read: Callable[[str], str] | None = None
+    manifest: str,
+    n: int,
+    policy: Any,
+    seed: int,
+    read: Callable[[str], str] | None = None,
+    layout: prompts.PromptLayout = prompts.DEFAULT_LAYOUT,
 ) -> list[dict[str, Any]]:
-    """`n` SFT rows (image x category question) drawn from a replay manifest; the OCR hint
-    passes through `read` (the dataset's reader), as the dataset's own rows did."""
+    """`n` SFT rows (image x category question) drawn from a replay manifest, in the
+    dataset's prompt `layout`; the OCR hint passes through `read` (the dataset's reader), as
+    the dataset's own rows did."""
     import random
 
     from PIL import Image
 
-    from model import prompts
     from training.evaluate import read_manifest
 
     rows = [
@@ -193,7 +234,8 @@ def _replay_rows(
                         policy,
                         text=r.text,
                         ocr_text=read(r.ocr_text) if read and r.ocr_text else r.ocr_text or "",
-                        question=prompts.category_question(cat),
+                        question=prompts.category_question(cat, layout),
+                        layout=layout,
                     ),
                     "completion": prompts.answer_messages(prompts.yes_no(cat.id in r.labels)),
                     "origin": "replay:manifest",
@@ -208,10 +250,16 @@ def _device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def content_token_ids(rows: list[dict[str, Any]], processor: Any, policy: Any) -> list[int]:
+def content_token_ids(
+    rows: list[dict[str, Any]],
+    processor: Any,
+    policy: Any,
+    layout: prompts.PromptLayout = prompts.DEFAULT_LAYOUT,
+) -> list[int]:
     """Token ids in the prompts of the non-replay `rows` (conversational SFT rows) that the
-    prompt template alone never produces, less special tokens and the answer words."""
-    from model import prompts, scoring
+    prompt template alone (in the rows' `layout`) never produces, less special tokens and the
+    answer words."""
+    from model import scoring
 
     tok = processor.tokenizer
 
@@ -221,8 +269,10 @@ def content_token_ids(rows: list[dict[str, Any]], processor: Any, policy: Any) -
 
     template: set[int] = set()
     for cat in policy.categories:
-        q = prompts.category_question(cat)
-        template |= ids(prompts.build_messages(policy, text=None, ocr_text="", question=q))
+        q = prompts.category_question(cat, layout)
+        template |= ids(
+            prompts.build_messages(policy, text=None, ocr_text="", question=q, layout=layout)
+        )
     found: set[int] = set()
     for r in rows:
         if not str(r.get("origin") or "").startswith("replay"):
@@ -346,6 +396,56 @@ def _checkpointing_flag() -> str:
     return new if new in {f.name for f in fields(TrainingArguments)} else "gradient_checkpointing"
 
 
+def _validation_choice(
+    layout: prompts.PromptLayout,
+    data: Path,
+    config: PostTrainConfig,
+    processor: Any,
+    policy: Any,
+    reader: Any,
+) -> Any:
+    """The checkpoint-choice callback over the dataset's validation items, scored in the
+    prompt `layout` the run trains (None: off, or no validation items, or none harmless)."""
+    if not config.choose_checkpoint:
+        return None
+    from training.checkpoint_choice import ValidationChoice
+    from training.dataset import load_items
+
+    rows = [
+        r for r in load_items(data, "validation") if not policy.restricted_ids & set(r["labels"])
+    ]
+    if not rows or all(r["labels"] for r in rows):
+        log.info("no harmless validation items: the last checkpoint is kept")
+        return None
+    return ValidationChoice(
+        rows=rows,
+        processor=processor,
+        policy=policy,
+        read=reader.read if reader is not None else None,
+        layout=layout,
+        recall_tolerance=config.choice_recall_tolerance,
+        patience=config.early_stop_patience,
+    )
+
+
+def check_layouts(base: str, data: Path) -> prompts.PromptLayout:
+    """The prompt layout a run over `base` on the dataset `data` trains: the one both declare.
+    A WardenError saying how to line them up when the dataset's differs from the base's."""
+    from model import loading
+
+    ds_layout = card_layout(read_card(data))
+    base_layout = prompts.model_layout(loading.resolve_model_path(base))
+    if ds_layout != base_layout:
+        raise WardenError(
+            f"{data} holds prompts in the {ds_layout!r} layout but the base model {base} "
+            f"declares {base_layout!r} ({prompts.LAYOUT_FILE}; none means "
+            f"{prompts.DEFAULT_LAYOUT!r}): the model would be served with prompts it was not "
+            f"trained on. Rebuild the dataset with `warden dataset build --layout {base}` "
+            f"(or --layout {base_layout})."
+        )
+    return ds_layout
+
+
 def post_train(
     base: str,
     data: Path,
@@ -367,6 +467,7 @@ def post_train(
     config = config or PostTrainConfig()
     data, out = Path(data), Path(out)
     card = read_card(data)
+    layout = check_layouts(base, data)
     # The dataset's reader (model.reading) is part of the candidate: its prompts were read
     # through it, so serving reads through it too.
     reader = Reader.load(data)
@@ -391,7 +492,7 @@ def post_train(
         from model import loading
 
         processor = AutoProcessor.from_pretrained(loading.resolve_model_path(base))
-        token_ids = content_token_ids(sft_rows, processor, policy)
+        token_ids = content_token_ids(sft_rows, processor, policy, layout)
         log.info("training %d content-token embedding rows", len(token_ids))
     model, processor = load_for_training(base, config, token_ids=token_ids, processor=processor)
     device = _device()
@@ -403,8 +504,15 @@ def post_train(
     trainable, total = model.get_nb_trainable_parameters()
     log.info("LoRA: %d trainable of %d parameters", trainable, total)
     metrics: dict[str, Any] = {"trainable_params": trainable, "total_params": total}
+    thresholds = None  # model.calibration.Calibration fitted on validation, if asked
     if token_ids is not None:
         metrics["content_tokens"] = len(token_ids)
+    # Grounding rows join the SFT rows, or the run records why not (training.grounding_sft).
+    grounding_rows, metrics["grounding"] = grounding_sft.training_rows(
+        base, data, config.grounding_weight, has_sft="sft" in methods
+    )
+    grounding_fmt = metrics["grounding"]["format"]
+    grounding_val = grounding_sft.validation_rows(data) if grounding_rows else []
 
     if "sft" in methods:
         rows = sft_rows
@@ -417,6 +525,7 @@ def post_train(
                 policy,
                 config.seed,
                 read=reader.read if reader is not None else None,
+                layout=layout,
             )
             metrics["replay_rows_added"] = len(extra)
             rows += extra
@@ -429,23 +538,42 @@ def post_train(
             )
         if not rows:
             raise WardenError(f"{data} has no SFT rows to train on")
-        train = datasets.Dataset.from_list(to_text_rows(rows, processor))
+        text_rows = to_text_rows(rows, processor)
+        if grounding_rows:
+            # One weight column for every row (Yes/No rows count 1): datasets needs it on all.
+            text_rows = [r | {"answer_weight": 1.0} for r in text_rows]
+            text_rows += grounding_sft.text_rows(grounding_rows, processor, config.grounding_weight)
+            if grounding_val:
+                metrics["grounding"]["validation_before"] = grounding_sft.evaluate(
+                    model, processor, grounding_val, policy, grounding_fmt, generate=False
+                )
+        train = datasets.Dataset.from_list(text_rows)
         args = SFTConfig(
             **_common_args(config, out / "checkpoints-sft", bf16, config.epochs),
             completion_only_loss=True,
         )
+        choice = _validation_choice(layout, data, config, processor, policy, reader)
         trainer = AnswerLossSFTTrainer(
-            model=model, args=args, train_dataset=train, processing_class=processor
+            model=model,
+            args=args,
+            train_dataset=train,
+            processing_class=processor,
+            callbacks=[choice] if choice is not None else None,
         )
         ckpt = _last_checkpoint(out / "checkpoints-sft") if resume else None
         trainer.train(resume_from_checkpoint=ckpt)
         metrics["sft"] = {
             "rows": len(rows),
+            "grounding_rows": len(grounding_rows),
             "global_step": trainer.state.global_step,
             "resumed_from": ckpt,
             **_loss_summary(trainer.state.log_history),
         }
         model = trainer.model
+        if choice is not None:
+            if config.threshold_benign_rate is not None:
+                thresholds = choice.fit_thresholds(config.threshold_benign_rate)
+            metrics["checkpoint_choice"] = choice.restore(model)
 
     if "dpo" in methods:
         pairs = load_trl_split(data, "preference", "train")
@@ -473,9 +601,25 @@ def post_train(
             }
             model = trainer.model
 
+    if grounding_val:
+        metrics["grounding"]["validation"] = grounding_sft.evaluate(
+            model,
+            processor,
+            grounding_val,
+            policy,
+            grounding_fmt,
+            generate=config.grounding_generate,
+        )
     adapter = out / "adapter"
     model.save_pretrained(adapter)
     processor.save_pretrained(adapter)
+    # The candidate declares the layout it was trained on: serving and evaluation read it.
+    prompts.write_model_layout(adapter, layout)
+    if thresholds is not None:
+        thresholds.save(adapter)
+        metrics["thresholds"] = {c: cal.threshold for c, cal in thresholds.categories.items()} | {
+            "info": thresholds.info
+        }
     if reader is not None:
         reader.save(adapter)
         metrics["reading"] = {
@@ -488,6 +632,7 @@ def post_train(
         "data": str(data.resolve()),
         "data_hash": card["data_hash"],
         "dataset": card.get("name"),
+        "layout": layout,
         "config": asdict(config),
         "metrics": metrics,
         "git_commit": git_commit(),

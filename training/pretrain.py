@@ -19,6 +19,10 @@ text and knows nothing about text-free images beyond "no text, no violation". Be
 language model starts from random weights, its `pre` stage trains the language model too (a
 real base keeps it frozen).
 
+A last `benign` stage (`training.demo_refine`) trains on harmless text from Faker, Mimesis and
+wordfreq with SynthMod replayed, and calibrates per-category thresholds on validation for a
+target benign flag rate (`thresholds.json` beside the weights).
+
 Run: warden train demo --out assets/model/demo --seed 0
      warden train pre --base DIR --manifest synth/manifest.jsonl --out DIR
 """
@@ -681,6 +685,22 @@ class DemoPlan:
         max_steps=320,
         questions_per_image=3,
     )
+    # The last stage (`training.demo_refine`): harmless text from Faker, Mimesis and wordfreq
+    # with as many SynthMod samples replayed, then thresholds calibrated on validation for
+    # `target_benign_rate`; `n_calibration` SynthMod and as many harmless validation rows.
+    benign: StageConfig = StageConfig(
+        stage="benign",
+        train_modules=("model.multi_modal_projector", "model.language_model"),
+        lr=5e-4,
+        max_steps=80,  # loss 0.04 after 25 steps from the mid checkpoint; 80 = 1,280 samples
+        warmup_steps=10,
+        questions_per_image=11,
+        ocr_noise=0.05,
+        word_dropout=0.1,
+    )
+    n_benign: int = 2000
+    n_calibration: int = 600
+    target_benign_rate: float = 0.01
 
 
 def is_heldout_family(family: str, share: float) -> bool:
@@ -794,8 +814,14 @@ def train_demo(
     )
     clean = [s for s, spec in zip(samples, train_specs, strict=True) if spec.variant == "clean"]
     pre = train_stage(init, clean, policy, replace(plan.pre, seed=plan.seed), work / "pre")
-    mid = train_stage(work / "pre", samples, policy, replace(plan.mid, seed=plan.seed), out)
-    save_bf16(out)
+    mid = train_stage(
+        work / "pre", samples, policy, replace(plan.mid, seed=plan.seed), work / "mid"
+    )
+    # Harmless text from other generators, then thresholds calibrated for a target benign
+    # flag rate (training.demo_refine): the demo must not flag plain text it never saw.
+    from training.demo_refine import refine_demo
+
+    refined = refine_demo(work / "mid", out, plan, policy)
     card: dict[str, Any] = {
         "model": "warden-demo",
         "description": (
@@ -804,9 +830,11 @@ def train_demo(
         ),
         "plan": asdict(plan),
         "render_seconds": round(render_s, 1),
-        "stages": [asdict(pre), asdict(mid)],
+        "stages": [asdict(pre), asdict(mid), refined.stage],
         "parameters": _count_params(out),
         "train_samples": len(samples),
+        "calibration": refined.calibration,
+        "unseen_benign": refined.unseen_benign,
     }
     if evaluate:
         card["eval"] = evaluate_demo(out, plan, work, policy)

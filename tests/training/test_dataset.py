@@ -71,6 +71,25 @@ def _ingest(settings: Settings, folder: Path, n: int, seed: int) -> dict[str, di
     return rows
 
 
+def small_corrected_dataset(
+    settings: Settings, tmp_path: Path, n: int, seed: int, options: BuildOptions
+) -> Path:
+    """A dataset built from a real ledger of `n` SynthMod items that a model `m0` flagged
+    nothing on (so every violating item is a correction); returns its folder."""
+    rows = _ingest(settings, tmp_path / "in", n, seed=seed)
+    engine = make_engine(settings.database_url)
+    with unit_of_work(engine) as s:
+        for item in s.scalars(select(Item)):
+            _predict(s, item.id, [], rows[item.filename.rsplit("/", 1)[-1]]["rendered_text"])
+    out = tmp_path / "ds"
+    with unit_of_work(engine) as s:
+        build_dataset(
+            s, out, POLICY, read_image=BlobStore(settings.blobs_path).read_bytes, options=options
+        )
+    engine.dispose()
+    return out
+
+
 def _item_ids(s) -> dict[str, int]:
     return {it.filename.rsplit("/", 1)[-1]: it.id for it in s.scalars(select(Item))}
 

@@ -110,19 +110,77 @@ def test_benign_flag_rate_rise_refuses_overall_and_on_retention() -> None:
     assert not ok
     benign = next(c for c in checks if c.name == "benign_flag_rate")
     assert benign.delta == pytest.approx(0.05) and not benign.passed and benign.n == 100
-    assert any("benign flag rate rises 0.050" in r for r in reasons)
+    assert benign.bound is not None and benign.bound > benign.delta
+    assert any("benign flag rate 0.000 -> 0.050 (rise +0.050)" in r for r in reasons)
     # (A harmless row flagged is also "safe" recall lost: that line has its own tolerance.)
     assert not gate(cand, live, GateSettings(tolerance=0.06))[0]
-    assert gate(cand, live, GateSettings(tolerance=0.06, benign_tolerance=0.06))[0]
+    # A tolerance above the point rise is not enough: 5 flips in 100 rows bound the rise
+    # near 0.09; a tolerance above that bound passes.
+    assert not gate(cand, live, GateSettings(tolerance=0.06, benign_tolerance=0.06))[0]
+    assert gate(cand, live, GateSettings(tolerance=0.06, benign_tolerance=0.12))[0]
 
     # Flags only among the 20 retention harmless rows: 2 of 20 = +0.10 there, 0.02 overall.
     flags = {f"safe{k}": ("drugs",) for k in (98, 99)}
     cand = _summary("cand", rows, flags)
     ok, checks, reasons = gate(cand, live, GateSettings(tolerance=0.2, retention_tolerance=0.2))
+    assert not ok and len(reasons) == 2
+    assert reasons[1] == (
+        "benign flag rate on the retention set 0.000 -> 0.100 (rise +0.100): its 95% upper "
+        f"bound {checks[-1].bound:+.3f} on 20 paired harmless rows is above 0.020"
+    )
+    # 0.02 overall is at the tolerance, but 100 harmless rows cannot bound it there.
+    overall = next(c for c in checks if c.name == "benign_flag_rate")
+    assert overall.delta == pytest.approx(0.02) and not overall.passed
+    assert reasons[0].startswith("benign flag rate 0.000 -> 0.020")
+
+
+def _benign_rows(n_benign: int) -> list:
+    """100 scam rows (20 retention) and `n_benign` harmless rows (20 retention)."""
+    return _rows(100, 0, 0, 20) + [(f"safe{k}", (), k >= n_benign - 20) for k in range(n_benign)]
+
+
+def test_one_harmless_row_of_a_small_golden_set_cannot_pass_but_of_a_large_one_can() -> None:
+    """The last outside turn: one of 26 harmless golden rows newly flagged. The old line
+    refused it on the point estimate (+0.038); the same point test passed a rise exactly at
+    the tolerance however few rows showed it. Now the bound decides: two new flags in 100
+    harmless rows (+0.020, which the old `<=` let through) are refused, the same two among
+    1,000 harmless rows pass, and flags that come and go cancel."""
+    settings = GateSettings(tolerance=0.2, retention_tolerance=0.2)
+    small = _benign_rows(100)
+    live = _summary("live", small, {f"scam{k}": () for k in range(40)})
+    two = {f"safe{k}": ("scam",) for k in (0, 1)}  # not retention rows
+    ok, checks, reasons = gate(_summary("cand", small, two), live, settings)
+    line = next(c for c in checks if c.name == "benign_flag_rate")
+    assert line.delta == pytest.approx(0.02) and line.bound is not None and line.bound > 0.02
     assert not ok and reasons == [
-        "benign flag rate on the retention set rises 0.100 to 0.100 (> 0.020, 20 harmless rows)"
+        f"benign flag rate 0.000 -> 0.020 (rise +0.020): its 95% upper bound "
+        f"{line.bound:+.3f} on 100 paired harmless rows is above 0.020"
     ]
-    assert next(c for c in checks if c.name == "benign_flag_rate").passed  # 0.02 overall
+
+    large = _benign_rows(1000)
+    live = _summary("live", large, {f"scam{k}": () for k in range(40)})
+    ok, checks, reasons = gate(_summary("cand", large, two), live, settings)
+    line = next(c for c in checks if c.name == "benign_flag_rate")
+    assert ok, reasons
+    assert line.delta == pytest.approx(0.002) and line.bound is not None and line.bound < 0.01
+
+    # 10 rows newly flagged and 10 others no longer flagged: no rise, a small bound.
+    live_flags = {f"scam{k}": () for k in range(40)} | {f"safe{k}": ("scam",) for k in range(10)}
+    live = _summary("live", large, live_flags)
+    cand = _summary("cand", large, {f"safe{k}": ("scam",) for k in range(10, 20)})
+    ok, checks, reasons = gate(cand, live, settings)
+    line = next(c for c in checks if c.name == "benign_flag_rate")
+    assert ok, reasons
+    assert line.delta == pytest.approx(0.0) and 0 < line.bound < 0.01  # type: ignore[operator]
+
+    # No harmless row changes: the bound is 0 whatever the row count.
+    ok, checks, _ = gate(
+        _summary("cand", _rows(100, 0, 26, 20), {}),
+        _summary("live", _rows(100, 0, 26, 20), {f"scam{k}": () for k in range(40)}),
+        settings,
+    )
+    line = next(c for c in checks if c.name == "benign_flag_rate")
+    assert ok and line.bound == 0.0 and line.n == 26
 
 
 def _register(engine: Engine, live_summary: dict, cand_summary: dict) -> None:

@@ -9,12 +9,11 @@ from typing import Any
 
 import pytest
 
-from storage.blobs import BlobStore
 from storage.db import make_engine, unit_of_work
 from storage.models import ModelVersion
 from storage.settings import ModelSettings, Settings
-from tests.training.test_dataset import POLICY, _ingest, _predict
-from training.dataset import BuildOptions, build_dataset
+from tests.training.test_dataset import POLICY, small_corrected_dataset
+from training.dataset import BuildOptions
 from training.posttrain import PostTrainConfig, post_train, register_run
 
 
@@ -29,29 +28,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def data(sqlite_settings: Settings, tmp_path: Path) -> Path:
     """A small dataset from a real ledger; the model m0 flagged nothing, so every violating
     item is a correction (preference pairs)."""
-    rows = _ingest(sqlite_settings, tmp_path / "in", 12, seed=5)
-    engine = make_engine(sqlite_settings.database_url)
-    from sqlalchemy import select
-
-    from storage.models import Item
-
-    with unit_of_work(engine) as s:
-        for item in s.scalars(select(Item)):
-            rec = rows[item.filename.rsplit("/", 1)[-1]]
-            _predict(s, item.id, [], rec["rendered_text"])
-    out = tmp_path / "ds"
-    with unit_of_work(engine) as s:
-        build_dataset(
-            s,
-            out,
-            POLICY,
-            read_image=BlobStore(sqlite_settings.blobs_path).read_bytes,
-            options=BuildOptions(
-                golden_fraction=0.0, val_fraction=0.0, replay_ratio=0.0, balance_cap=0
-            ),
-        )
-    engine.dispose()
-    return out
+    options = BuildOptions(golden_fraction=0.0, val_fraction=0.0, replay_ratio=0.0, balance_cap=0)
+    return small_corrected_dataset(sqlite_settings, tmp_path, 12, 5, options)
 
 
 def _scores(model_dir: Path, adapter: Path | None, data: Path) -> list[dict[str, float]]:
@@ -170,11 +148,28 @@ def test_negative_subsampling_keeps_every_yes_and_optionally_all_replay_rows() -
     assert answers(kept, "old").count("No") == 10
 
 
+def cpu_sft_args(output_dir: Path, **overrides: Any) -> Any:
+    """TRL's SFTConfig as the loss tests use it: CPU, float32, no reports, prompt masked, the
+    rows' own columns kept (answer weights), no length cap; `overrides` on top."""
+    from trl import SFTConfig
+
+    return SFTConfig(
+        output_dir=str(output_dir),
+        use_cpu=True,
+        report_to="none",
+        max_length=None,
+        completion_only_loss=True,
+        remove_unused_columns=False,
+        bf16=False,
+        **overrides,
+    )
+
+
 def test_answer_only_loss_equals_trls_full_sequence_loss(tiny: Path, data: Path) -> None:
     """The LM head sees only the answer positions, and the loss is TRL's own (all positions
     projected) to float precision, gradients included."""
     import torch
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTTrainer
 
     from training.answer_loss import AnswerLossSFTTrainer, answer_positions
     from training.dataset import load_trl_split
@@ -184,15 +179,7 @@ def test_answer_only_loss_equals_trls_full_sequence_loss(tiny: Path, data: Path)
     rows = to_text_rows(load_trl_split(data, "sft", "train")[:6], processor)
     import datasets
 
-    args = SFTConfig(
-        output_dir=str(data / "tmp-trainer"),
-        use_cpu=True,
-        report_to="none",
-        max_length=None,
-        completion_only_loss=True,
-        remove_unused_columns=False,
-        bf16=False,
-    )
+    args = cpu_sft_args(data / "tmp-trainer")
     train = datasets.Dataset.from_list(rows)
     ours = AnswerLossSFTTrainer(
         model=model, args=args, train_dataset=train, processing_class=processor

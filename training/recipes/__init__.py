@@ -116,7 +116,8 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
         arch = _build(DemoArch, d.pop("arch", None), path, "demo.arch") or DemoArch()
         nested = {"arch": arch}
         nested |= {k: v for k, v in stages.items() if v is not None}
-        demo = _build(DemoPlan, d, path, "demo", skip=frozenset({"arch", "pre", "mid"}), **nested)
+        skip = frozenset({"arch", "pre", "mid", "benign"})
+        demo = _build(DemoPlan, d, path, "demo", skip=skip, **nested)
     return Recipe(
         name=str(raw.get("name") or path.stem),
         base=raw.get("base"),

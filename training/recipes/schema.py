@@ -47,6 +47,8 @@ _RANGES: dict[str, dict[str, float]] = {
     "logging_steps": {"ge": 1},
     "replay_ratio": {"ge": 0, "lt": 1},
     "negatives_per_image": {"ge": 0},
+    "threshold_benign_rate": {"ge": 0, "le": 1},
+    "grounding_weight": {"ge": 0},
     "n_train": {"ge": 1},
     "n_eval": {"ge": 0},
     "image_size": {"ge": 28},

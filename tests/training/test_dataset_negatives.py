@@ -1,0 +1,162 @@
+"""Harmless negatives in `warden dataset build` (issue 18): generated text from Faker, Mimesis
+and wordfreq in every build, and, when the corrections teach a reader, harmless text written
+through the learnt channel, read back in the SFT prompts like everything else, answered "No"."""
+
+from __future__ import annotations
+
+import io
+import random
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from PIL import Image
+
+from model.reading import Channel
+from storage.settings import Settings
+from tests.training.test_dataset import _build, _ingest
+from tests.training.test_substitutions import _leet_ledger
+from training.benign import write_in_channel
+from training.dataset import load_trl_split
+
+
+def _train(out: Path) -> list[dict]:
+    return pq.read_table(out / "data" / "items-train.parquet").to_pylist()
+
+
+def test_every_build_carries_generated_harmless_text(settings: Settings, tmp_path: Path) -> None:
+    _ingest(settings, tmp_path / "in", 60, seed=4)
+    info = _build(settings, tmp_path / "ds", benign_share=0.2, golden_fraction=0.1)
+    train = _train(tmp_path / "ds")
+    ledger = [r for r in train if r["origin"] == "ledger"]
+    negatives = [r for r in train if r["origin"].startswith("benign:")]
+    assert len(negatives) == round(0.2 * len(ledger)) > 0
+    assert len({r["origin"] for r in negatives}) >= 3  # several generators and locales
+    for r in negatives:
+        assert r["labels"] == [] and r["ocr_text"]
+        Image.open(io.BytesIO(r["image"]["bytes"])).verify()
+    keys = {r["key"] for r in negatives}
+    sft = [r for r in load_trl_split(tmp_path / "ds", "sft", "train") if r["key"] in keys]
+    assert sft and all(r["completion"][0]["content"][0]["text"] == "No" for r in sft)
+    assert info.counts["negatives"] == {"benign": len(negatives)}
+    assert "Harmless negatives in train" in (tmp_path / "ds" / "README.md").read_text()
+    # Off when asked; nothing else changes.
+    _build(settings, tmp_path / "ds0", benign_share=0.0, golden_fraction=0.1)
+    assert not [r for r in _train(tmp_path / "ds0") if r["origin"].startswith("benign")]
+
+
+def test_with_a_learnt_reader_harmless_text_is_written_in_the_evasion(
+    settings: Settings, tmp_path: Path
+) -> None:
+    replay_manifest = _leet_ledger(settings, tmp_path)
+    out = tmp_path / "ds"
+    info = _build(
+        settings, out, replay_ratio=0.3, replay_manifest=replay_manifest, benign_share=0.25
+    )
+    assert info.card["reading"] is not None
+    train = _train(out)
+    evasion = [r for r in train if r["origin"] == "benign-evasion"]
+    plain = [r for r in train if r["origin"].startswith("benign:")]
+    assert evasion and len(evasion) == len(plain)
+    assert all(r["labels"] == [] and r["variant"] == "evasion" for r in evasion)
+    # Written with the learnt swaps (leetspeak digits), as the corrected items were...
+    digits = sum(c.isdigit() for r in evasion for c in r["ocr_text"])
+    letters = sum(c.isalpha() for r in evasion for c in r["ocr_text"])
+    assert digits > 0.05 * letters, (digits, letters)
+    # ...and the SFT prompt holds them as the reader reads them, answered "No".
+    keys = {r["key"] for r in evasion}
+    sft = [r for r in load_trl_split(out, "sft", "train") if r["key"] in keys]
+    assert sft and all(r["completion"][0]["content"][0]["text"] == "No" for r in sft)
+    prompts = [r["prompt"][1]["content"][1]["text"] for r in sft]
+    prompt_digits = sum(c.isdigit() for p in prompts for c in p)
+    assert prompt_digits < sum(c.isdigit() for r in evasion for c in r["ocr_text"]) * len(
+        sft
+    ) / len(evasion)
+
+
+def test_write_in_channel_follows_the_channel_probabilities() -> None:
+    subs = Channel({"e": {"3": 0.5}, "o": {"0": 0.9}}).subs
+    rng = random.Random(0)
+    text = "hello everyone, the door is open " * 50
+    written = write_in_channel(text, subs, rng)
+    assert len(written) == len(text)
+    n_e = text.count("e")
+    assert 0.4 * n_e < written.count("3") < 0.6 * n_e
+    assert written.count("0") > 0.8 * text.count("o")
+    assert write_in_channel("Plain", {}, rng) == "Plain"
+
+
+def test_cli_benign_share(settings: Settings, tmp_path: Path, monkeypatch) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from storage.settings import get_settings
+    from training import cli
+
+    _ingest(settings, tmp_path / "in", 40, seed=8)
+    monkeypatch.setenv("WARDEN_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("WARDEN_DATA_DIR", str(settings.data_dir))
+    get_settings.cache_clear()
+    app = typer.Typer()
+    cli.register(app)
+    try:
+        for share, out in (("0.3", "d1"), ("0", "d2")):
+            args = ["dataset", "build", "--out", str(tmp_path / out), "--benign-share", share]
+            res = CliRunner().invoke(app, args)
+            assert res.exit_code == 0, res.output
+    finally:
+        get_settings.cache_clear()
+    ledger = [r for r in _train(tmp_path / "d1") if r["origin"] == "ledger"]
+    n1 = sum(r["origin"].startswith("benign:") for r in _train(tmp_path / "d1"))
+    n2 = sum(r["origin"].startswith("benign:") for r in _train(tmp_path / "d2"))
+    assert n1 == round(0.3 * len(ledger)) > 0 and n2 == 0
+
+
+def test_held_out_harmless_rows_fill_golden_and_validation_never_train(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The gate bounds the benign flag rate rise on golden's harmless rows: a few dozen
+    ledger rows cannot bound it near the tolerance, so the build adds harmless text from
+    generators training never draws (held-out locales and seeds), half of it written in the
+    learnt evasion, in golden and in validation, and none of it in train."""
+    replay_manifest = _leet_ledger(settings, tmp_path)
+    out = tmp_path / "ds"
+    info = _build(
+        settings,
+        out,
+        replay_ratio=0.3,
+        replay_manifest=replay_manifest,
+        benign_share=0.25,
+        benign_golden=40,
+        benign_validation=10,
+    )
+    assert info.card["reading"] is not None
+    assert info.counts["benign_held_out"] == {"golden": 40, "validation": 10}
+
+    def split(name: str) -> list[dict]:
+        return pq.read_table(out / "data" / f"items-{name}.parquet").to_pylist()
+
+    golden, val, train = split("golden"), split("validation"), split("train")
+    held_g = [r for r in golden if r["origin"].startswith("benign-heldout")]
+    held_v = [r for r in val if r["origin"].startswith("benign-heldout")]
+    assert len(held_g) == 40 and len(held_v) == 10
+    assert all(r["labels"] == [] and r["ocr_text"] for r in held_g + held_v)
+    evasion = [r for r in held_g if r["origin"] == "benign-heldout-evasion"]
+    assert len(evasion) == 20 and all(r["variant"] == "evasion" for r in evasion)
+    digits = sum(c.isdigit() for r in evasion for c in r["ocr_text"])
+    assert digits > 0.05 * sum(c.isalpha() for r in evasion for c in r["ocr_text"])
+    keys = {r["key"] for r in held_g + held_v}
+    assert not keys & {r["key"] for r in train}
+    assert keys & set(info.card["golden_keys"]) == {r["key"] for r in held_g}
+    # Not the training negatives' text: other generators' locales and seeds.
+    neg_text = {r["ocr_text"] for r in train if r["origin"].startswith("benign")}
+    assert not {r["ocr_text"] for r in held_g + held_v} & neg_text
+    # They are golden rows, not retention rows (the replay's held-out share).
+    from training.evaluate import read_dataset
+
+    rows, _key = read_dataset(out, "golden")
+    ret = {r.key for r in rows if r.retention}
+    assert ret and not ret & {r["key"] for r in held_g}
+    assert ret == {r["key"] for r in golden if r["origin"].startswith("replay")}
+    # Off by default for `warden dataset build`.
+    plain = _build(settings, tmp_path / "ds0", golden_fraction=0.1)
+    assert plain.counts["benign_held_out"] == {"golden": 0, "validation": 0}
