@@ -3,13 +3,15 @@ the helpers that keep figures readable for people who use them all day.
 
 - `figure(title)`: a figure on the Warden template (white, light grid, one colour order, legend
   above the plot, fixed height), so every chart reads the same way;
-- `category_title(policy, id)`: the policy's human title of a category ("Scams and fraud", not
-  `scam_fraud`);
+- `category_title(policy, id, lang)`: the policy's human title of a category ("Scams and fraud",
+  not `scam_fraud`; pass `policy.in_language(lang)` for other languages);
 - `fit_days(...)`: a date axis ranged to the days that hold data (half a day of padding), so
   one day of data is not lost in a month of zeros and never zooms into milliseconds;
-- `duration_unit(hours)`: backlog ages in minutes, hours or days, whichever fits;
+- `duration_unit(hours, lang)`: backlog ages in minutes, hours or days, whichever fits;
 - `no_data(fig, text)`: an empty chart says so in words instead of drawing empty axes.
 
+Text the workbench writes (titles, axes, legends, empty states) comes from app/locales through
+`translate(key, lang)` with the request's language; every helper takes `lang` (None: English).
 Labels are data (reviewer names, category ids): plotly reads a few HTML tags in text, so
 `plain` strips markup characters before anything reaches a figure.
 
@@ -24,18 +26,14 @@ from datetime import date, datetime, timedelta
 
 import plotly.graph_objects as go
 
+from app.i18n import translate
 from storage.policy import Policy
 
 HEIGHT = 340
 DAY_MS = 86_400_000
 COLOURS = ["#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2", "#ca8a04", "#64748b"]
-SAFE_TITLE = "Safe (no violation)"
-STATUS_TITLES = {
-    "queued": "Queued",
-    "scored": "Scored, waiting",
-    "in_review": "In review",
-    "escalated": "Escalated",
-}
+SAFE_TITLE = translate("charts.safe", "en")
+STATUSES = ("queued", "scored", "in_review", "escalated")
 
 TEMPLATE = go.layout.Template(
     layout=go.Layout(
@@ -68,22 +66,22 @@ def figure(title: str, **layout: object) -> go.Figure:
     return fig
 
 
-def category_title(policy: Policy, category_id: str) -> str:
+def category_title(policy: Policy, category_id: str, lang: str | None = None) -> str:
     """The policy's title of a category; `safe` and ids the policy no longer has read as such."""
     if category_id == "safe":
-        return SAFE_TITLE
+        return translate("charts.safe", lang)
     try:
         return plain(policy.category(category_id).title)
     except (KeyError, ValueError, LookupError):
         return plain(category_id)
 
 
-def category_titles(policy: Policy, ids: Iterable[str]) -> list[str]:
-    return [category_title(policy, c) for c in ids]
+def category_titles(policy: Policy, ids: Iterable[str], lang: str | None = None) -> list[str]:
+    return [category_title(policy, c, lang) for c in ids]
 
 
-def status_title(status: str) -> str:
-    return STATUS_TITLES.get(status, plain(status))
+def status_title(status: str, lang: str | None = None) -> str:
+    return translate(f"charts.status.{status}", lang) if status in STATUSES else plain(status)
 
 
 def _as_day(value: object) -> date:
@@ -104,8 +102,9 @@ def day_span(days: Sequence[object]) -> tuple[str, str] | None:
     return start.isoformat(), end.isoformat()
 
 
-def fit_days(fig: go.Figure, days: Sequence[object]) -> go.Figure:
-    """Range a date x axis to the days with data, one tick per day when the span is short."""
+def fit_days(fig: go.Figure, days: Sequence[object], lang: str | None = None) -> go.Figure:
+    """Range a date x axis to the days with data, one tick per day when the span is short; the
+    day labels are written the way `lang` writes dates ("Dec 05", "12월 5일", "12月5日")."""
     span = day_span(days)
     if span is None:
         return fig
@@ -113,7 +112,7 @@ def fit_days(fig: go.Figure, days: Sequence[object]) -> go.Figure:
     fig.update_xaxes(
         type="date",
         range=list(span),
-        tickformat="%b %d",
+        tickformat=translate("charts.day_format", lang),
         # Whole days; plotly would otherwise tick hours (or milliseconds) around one day.
         dtick=DAY_MS * max(1, n_days // 10),
     )
@@ -133,14 +132,15 @@ def active_days(frame, columns: Sequence[str], day: str = "day"):
     return frame.loc[idx[0] : idx[-1]]
 
 
-def duration_unit(hours: Iterable[float]) -> tuple[float, str]:
-    """(divisor, unit) to show ages given in hours: minutes under 2 h, days from 2 days."""
+def duration_unit(hours: Iterable[float], lang: str | None = None) -> tuple[float, str]:
+    """(divisor, unit in `lang`) to show ages given in hours: minutes under 2 h, days from 2
+    days."""
     top = max((h for h in hours if h == h), default=0.0)
     if top < 2:
-        return 1 / 60, "minutes"
+        return 1 / 60, translate("charts.units.minutes", lang)
     if top < 48:
-        return 1.0, "hours"
-    return 24.0, "days"
+        return 1.0, translate("charts.units.hours", lang)
+    return 24.0, translate("charts.units.days", lang)
 
 
 def no_data(fig: go.Figure, text: str) -> go.Figure:

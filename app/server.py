@@ -29,9 +29,20 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 
 from app.context import SESSION_COOKIE, AppContext, CurrentUser
 from app.csp import STRICT_POLICY, add_nonce, new_nonce, page_policy
+from app.i18n import (
+    FRONTEND_LOCALE,
+    LANG_COOKIE,
+    LANGS,
+    gradio_i18n,
+    pin_page_locale,
+    request_lang,
+    switch_links,
+    translate,
+)
 from storage.audit import record_audit
 from storage.db import unit_of_work
-from storage.models import AuditEvent, Item
+from storage.media import medium_image_sha
+from storage.models import AuditEvent
 from storage.settings import Settings
 from storage.signing import EXTERNAL_AUDIENCE
 
@@ -43,36 +54,39 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 VIEW_MAX_SIDE = 1024
 BLUR_SIDE = 512
 
-_LOGIN_MESSAGES = {
-    "bad": "Wrong username or password.",
-    "locked": "Too many failed attempts. Try again later.",
-    "out": "You are logged out.",
-    "expired": "Your session has ended; log in again.",
-}
+# Messages the login page may show (?m=...): keys of app/locales' `login.messages`.
+_LOGIN_MESSAGES = ("bad", "locked", "out", "expired")
+# Where the language switch may send the browser back to (never a URL from the request).
+_LANG_RETURNS = ("/ui/", "/login")
 
 
-def _login_page(message_key: str | None) -> str:
-    # Only fixed text goes into this page; nothing from the request is reflected.
-    message = _LOGIN_MESSAGES.get(message_key or "", "")
+def _login_page(message_key: str | None, lang: str = "en") -> str:
+    # Only fixed text goes into this page; nothing from the request is reflected (the language
+    # is one of LANGS, the message one of _LOGIN_MESSAGES).
+    def t(key: str) -> str:
+        return translate(f"login.{key}", lang)
+
+    message = t(f"messages.{message_key}") if message_key in _LOGIN_MESSAGES else ""
     note = f'<p class="msg" role="alert">{message}</p>' if message else ""
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Warden · log in</title>
+<html lang="{FRONTEND_LOCALE[lang]}"><head><meta charset="utf-8"><title>{t("title")}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
 body{{font-family:system-ui,sans-serif;background:#f4f5f7;display:flex;justify-content:center;
 padding-top:12vh}} form{{background:#fff;padding:2rem;border-radius:8px;width:20rem;
 box-shadow:0 1px 4px #0002}} label{{display:block;margin:.8rem 0 .2rem}}
 input{{width:100%;padding:.5rem;box-sizing:border-box}} button{{margin-top:1.2rem;width:100%;
-padding:.6rem}} .msg{{color:#a00}}
-</style></head><body>
+padding:.6rem}} .msg{{color:#a00}} .wd-lang{{margin-top:1rem;font-size:.9rem;text-align:center}}
+</style></head><body><main>
 <form method="post" action="/login" autocomplete="on">
 <h1>Warden</h1>{note}
-<label for="username">Username</label>
+<label for="username">{t("username")}</label>
 <input id="username" name="username" autocomplete="username" required autofocus>
-<label for="password">Password</label>
+<label for="password">{t("password")}</label>
 <input id="password" name="password" type="password" autocomplete="current-password" required>
-<button id="login-btn" type="submit">Log in</button>
-</form></body></html>"""
+<button id="login-btn" type="submit">{t("submit")}</button>
+{switch_links(lang, "/login")}
+</form></main></body></html>"""
 
 
 def _client_ip(request: Request) -> str:
@@ -183,7 +197,7 @@ class _Guard(BaseHTTPMiddleware):
         response = await call_next(request)
         if response.headers.get("content-type", "").startswith("text/html"):
             if path in (UI_PATH, UI_PATH + "/") and response.status_code == 200:
-                response = await _with_nonce(response)
+                response = await _with_nonce(response, request_lang(request))
             else:
                 response.headers["Content-Security-Policy"] = STRICT_POLICY
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -192,13 +206,14 @@ class _Guard(BaseHTTPMiddleware):
         return response
 
 
-async def _with_nonce(response: Response) -> Response:
-    """The workbench page with a fresh nonce on its scripts, and the policy naming it."""
+async def _with_nonce(response: Response, lang: str) -> Response:
+    """The workbench page with a fresh nonce on its scripts, and the policy naming it; the page
+    speaks `lang` (app.i18n.pin_page_locale)."""
     if response.headers.get("content-encoding"):
         raise RuntimeError("the workbench page is compressed; cannot add the CSP nonce")
     body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
     nonce = new_nonce()
-    page = add_nonce(body, nonce)
+    page = add_nonce(pin_page_locale(body, lang), nonce)
     replaced = (b"content-length", b"content-security-policy", b"cache-control")
     out = Response(page, status_code=response.status_code)
     out.raw_headers = [(k, v) for k, v in response.raw_headers if k.lower() not in replaced] + [
@@ -239,8 +254,26 @@ def create_app(settings: Settings, ctx: AppContext | None = None) -> FastAPI:
         return PlainTextResponse("ok")
 
     @app.get("/login", include_in_schema=False)
-    def login_form(m: str | None = None) -> HTMLResponse:
-        return HTMLResponse(_login_page(m), headers={"Cache-Control": "no-store"})
+    def login_form(request: Request, m: str | None = None) -> HTMLResponse:
+        page = _login_page(m, request_lang(request))
+        return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+
+    @app.get("/lang/{lang}", include_in_schema=False)
+    def choose_language(lang: str, next: str = "/ui/") -> Response:
+        # The language switch: remembered in a cookie, then back to the page it was on.
+        if lang not in LANGS:
+            return PlainTextResponse("Unknown language.", status_code=404)
+        response = RedirectResponse(next if next in _LANG_RETURNS else "/ui/", status_code=303)
+        response.set_cookie(
+            LANG_COOKIE,
+            lang,
+            max_age=365 * 24 * 3600,
+            httponly=True,
+            secure=ctx.settings.ui.secure_cookies,
+            samesite="lax",
+            path="/",
+        )
+        return response
 
     @app.post("/login", include_in_schema=False)
     def login(request: Request, username: str = Form(""), password: str = Form("")) -> Response:
@@ -254,7 +287,7 @@ def create_app(settings: Settings, ctx: AppContext | None = None) -> FastAPI:
         if address_locked(ctx, ip) or login_locked(ctx, username, ip):
             with unit_of_work(ctx.engine) as s:
                 record_audit(s, username, "login_locked", ip=ip)
-            return HTMLResponse(_login_page("locked"), status_code=429)
+            return HTMLResponse(_login_page("locked", request_lang(request)), status_code=429)
         ttl_s = ctx.settings.ui.session_ttl_s
         with unit_of_work(ctx.engine) as s:
             user = authenticate(s, username, password[:1024])
@@ -296,21 +329,22 @@ def create_app(settings: Settings, ctx: AppContext | None = None) -> FastAPI:
         exp: int = 0,
         sig: str = "",
         a: str = "",
+        m: int = 0,
     ) -> Response:
+        # `m`: one medium of a post or video (its position; 0 = the cover), signed into the URL.
         if a == EXTERNAL_AUDIENCE:  # minted for Label Studio, whose annotators have no cookie
-            allowed = ctx.signer.check_image(item_id, v, bool(g), exp, sig)
+            allowed = ctx.signer.check_image(item_id, v, bool(g), exp, sig, medium=m)
         else:
             # Bound to the session it was minted for: without that session's cookie (or once
             # the session is over) the URL is worthless, however it leaked.
             user = request_user(ctx, request)
             allowed = user is not None and ctx.signer.check_image(
-                item_id, v, bool(g), exp, sig, session_id=user.session_id
+                item_id, v, bool(g), exp, sig, session_id=user.session_id, medium=m
             )
         if not allowed:
             return PlainTextResponse("Forbidden.", status_code=403)
         with unit_of_work(ctx.engine) as s:
-            item = s.get(Item, item_id)
-            sha = (item.view_sha256 or item.blob_sha256) if item is not None else None
+            sha = medium_image_sha(s, item_id, m)
         if sha is None:
             return PlainTextResponse("Not found.", status_code=404)
         try:
@@ -344,6 +378,7 @@ def create_app(settings: Settings, ctx: AppContext | None = None) -> FastAPI:
         footer_links=[],
         head=head,
         css=css,
+        i18n=gradio_i18n(ctx.policy),
         max_file_size=ctx.settings.ui.max_upload_bytes,
         show_error=False,
         mcp_server=False,

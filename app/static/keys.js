@@ -68,9 +68,8 @@
     const link = e.target && e.target.closest && e.target.closest(".wd-goto-queue");
     if (!link) return;
     e.preventDefault();
-    const tabs = document.querySelectorAll("#wd-tabs [role=tab]");
-    for (const t of tabs) {
-      if (t.textContent.trim() === "Queue") { t.click(); return; }
-    }
+    // By id, not by its text: the tab's name is in the user's language.
+    const tab = document.getElementById("tab-queue-button");
+    if (tab) tab.click();
   });
 })();

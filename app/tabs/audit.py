@@ -1,6 +1,8 @@
 """Audit tab (admins): the audit trail (logins, claims, reveals, decisions, model changes) as
 readable rows (time, actor, action, item, a short detail); selecting a row shows the event's
-full JSON below the table. All text is plain (Dataframe datatype "str", gr.JSON): inert.
+full JSON below the table. All text is plain (Dataframe datatype "str", gr.JSON): inert. The
+headers are in the reader's language (app/locales `audit.columns`); actions and details are
+data, shown as recorded.
 """
 
 from __future__ import annotations
@@ -13,12 +15,21 @@ import gradio as gr
 import pandas as pd
 
 from app.context import AppContext
+from app.i18n import request_lang, translate, ui_text
 from app.roles import ADMINS, requires
 from storage.audit import get_audit_event, list_audit
 from storage.db import unit_of_work
 from storage.models import AuditEvent
 
-COLUMNS = ["id", "time (UTC)", "actor", "action", "item", "detail"]
+COLUMN_KEYS = ["id", "time", "actor", "action", "item", "detail"]
+
+
+def columns(lang: str | None = None) -> list[str]:
+    """The table's headers in `lang`."""
+    return [translate(f"audit.columns.{k}", lang) for k in COLUMN_KEYS]
+
+
+COLUMNS = columns()
 COLUMN_WIDTHS = ["5%", "17%", "12%", "15%", "6%", "45%"]
 DETAIL_CHARS = 120
 
@@ -63,31 +74,36 @@ def event_json(e: AuditEvent) -> dict[str, Any]:
     }
 
 
-def _item_id(value: Any) -> int | None:
+def _item_id(value: Any, lang: str | None = None) -> int | None:
     text = "" if value is None else str(value).strip()
     if not text:
         return None
     try:
         n = int(float(text))
     except ValueError:
-        raise gr.Error("Item id: a whole number, or empty for every item.") from None
+        raise gr.Error(translate("audit.bad_item", lang)) from None
     if n <= 0:
-        raise gr.Error("Item id: a whole number, or empty for every item.")
+        raise gr.Error(translate("audit.bad_item", lang))
     return n
 
 
 def build(ctx: AppContext) -> AuditTab:
-    with gr.Tab("Audit", id="audit", elem_id="tab-audit", visible=False) as tab:
+    with gr.Tab(ui_text("tabs.audit"), id="audit", elem_id="tab-audit", visible=False) as tab:
         with gr.Row():
-            search = gr.Textbox(label="Actor or action contains", max_lines=1, elem_id="a-search")
-            actor = gr.Textbox(label="Actor (exact)", max_lines=1, elem_id="a-actor")
-            action = gr.Textbox(label="Action (exact)", max_lines=1, elem_id="a-action")
+            search = gr.Textbox(label=ui_text("audit.search"), max_lines=1, elem_id="a-search")
+            actor = gr.Textbox(label=ui_text("audit.actor"), max_lines=1, elem_id="a-actor")
+            action = gr.Textbox(label=ui_text("audit.action"), max_lines=1, elem_id="a-action")
             # A textbox, not a Number: an empty filter stays empty and a typed id stays put.
-            item = gr.Textbox(label="Item id", max_lines=1, elem_id="a-item")
+            item = gr.Textbox(label=ui_text("audit.item"), max_lines=1, elem_id="a-item")
             limit = gr.Number(
-                label="Rows", value=200, precision=0, minimum=1, maximum=5000, elem_id="a-limit"
+                label=ui_text("audit.rows"),
+                value=200,
+                precision=0,
+                minimum=1,
+                maximum=5000,
+                elem_id="a-limit",
             )
-        go = gr.Button("Search", variant="primary", elem_id="a-go")
+        go = gr.Button(ui_text("audit.go"), variant="primary", elem_id="a-go")
         table = gr.Dataframe(
             headers=COLUMNS,
             datatype=["str"] * len(COLUMNS),
@@ -95,15 +111,16 @@ def build(ctx: AppContext) -> AuditTab:
             elem_id="a-table",
             wrap=True,
             column_widths=COLUMN_WIDTHS,
-            label="Events, newest first (select a row for its full JSON)",
+            label=ui_text("audit.table"),
         )
-        full = gr.JSON(label="Selected event", elem_id="a-json", value=None)
+        full = gr.JSON(label=ui_text("audit.selected"), elem_id="a-json", value=None)
 
     @requires(ctx, *ADMINS)
     def find(
         q: str, who: str, what: str, item_id: Any, n: float | None, request: gr.Request
     ) -> pd.DataFrame:
-        wanted = _item_id(item_id)
+        lang = request_lang(request)
+        wanted = _item_id(item_id, lang)
         with unit_of_work(ctx.engine) as s:
             events = list_audit(
                 s,
@@ -114,7 +131,7 @@ def build(ctx: AppContext) -> AuditTab:
                 search=(q or "").strip() or None,
             )
             rows = [event_row(e) for e in events]
-        return pd.DataFrame(rows, columns=COLUMNS)
+        return pd.DataFrame(rows, columns=columns(lang))
 
     @requires(ctx, *ADMINS)
     def expand(evt: gr.SelectData, request: gr.Request) -> dict[str, Any] | None:

@@ -21,6 +21,7 @@ import gradio as gr
 import pandas as pd
 
 from app.context import AppContext
+from app.i18n import category_text, request_lang, translate, ui_text
 from app.roles import ADMINS, ENGINEERS, EVERYONE, REVIEWERS, current_user, inert, requires
 from storage import queue as queue_repo
 from storage import review
@@ -57,20 +58,8 @@ STATUS_ANY = "any"
 STATUS_OPEN = "open"
 MAX_BULK = 5000
 PAGE_SIZES = [25, 50, 100, 200]
-HELD_CHOICES = [
-    ("anyone or nobody", "any"),
-    ("me", "me"),
-    ("nobody", "nobody"),
-    ("someone", "someone"),
-]
-SORTS = [
-    ("priority", "priority"),
-    ("age (created)", "created"),
-    ("item id", "item"),
-    ("status", "status"),
-    ("source", "source"),
-    ("held by", "held_by"),
-]
+HELD_CHOICES = ["any", "me", "nobody", "someone"]
+SORTS = ["priority", "created", "item", "status", "source", "held_by"]
 VIEW_ALL = "All items"
 VIEW_MINE = "My items"
 VIEW_ESCALATED = "Escalated"
@@ -135,56 +124,74 @@ def build(ctx: AppContext) -> QueueTab:
     policy = ctx.policy
     limit_c = ctx.settings.ui.concurrency_limit
     sla_h = ctx.settings.ui.review_sla_h
-    with gr.Tab("Queue", id="queue", elem_id="tab-queue") as tab:
+    view_keys = ("all", "mine", "escalated", "sla")
+    views = [(ui_text(f"queue.views.{k}"), v) for k, v in zip(view_keys, VIEWS, strict=True)]
+    sorts = [(ui_text(f"queue.sorts.{s}"), s) for s in SORTS]
+    held_choices = [(ui_text(f"queue.held_choices.{h}"), h) for h in HELD_CHOICES]
+    statuses = [STATUS_ANY, STATUS_OPEN, *[s.value for s in ItemStatus]]
+    category_choices = [(category_text(c.id), c.id) for c in policy.categories]
+    with gr.Tab(ui_text("tabs.queue"), id="queue", elem_id="tab-queue") as tab:
         with gr.Row(equal_height=True):
-            view = gr.Radio(VIEWS, value=VIEW_ALL, label="Saved views", elem_id="q-view", scale=4)
-            sort = gr.Dropdown(SORTS, value="priority", label="Sort by", elem_id="q-sort", scale=1)
-            descending = gr.Checkbox(value=True, label="Descending", elem_id="q-desc", scale=1)
+            view = gr.Radio(
+                views, value=VIEW_ALL, label=ui_text("queue.views.label"), elem_id="q-view", scale=4
+            )
+            sort = gr.Dropdown(
+                sorts, value="priority", label=ui_text("queue.sort"), elem_id="q-sort", scale=1
+            )
+            descending = gr.Checkbox(
+                value=True, label=ui_text("queue.descending"), elem_id="q-desc", scale=1
+            )
             limit = gr.Dropdown(
-                PAGE_SIZES, value=50, label="Rows a page", elem_id="q-limit", scale=1
+                PAGE_SIZES, value=50, label=ui_text("queue.page_size"), elem_id="q-limit", scale=1
             )
         with gr.Row(equal_height=True):
             status = gr.Dropdown(
-                [STATUS_ANY, STATUS_OPEN, *[s.value for s in ItemStatus]],
+                [(ui_text(f"status.{s}"), s) for s in statuses],
                 value=STATUS_ANY,
-                label="Status",
+                label=ui_text("queue.status"),
                 elem_id="q-status",
                 min_width=120,
             )
             categories = gr.Dropdown(
-                [(c.title, c.id) for c in policy.categories],
+                category_choices,
                 multiselect=True,
-                label="Model flags any of",
+                label=ui_text("queue.flags_any"),
                 elem_id="q-cats",
                 min_width=160,
             )
-            source = gr.Textbox(label="Source", max_lines=1, elem_id="q-source", min_width=120)
+            source = gr.Textbox(
+                label=ui_text("queue.source"), max_lines=1, elem_id="q-source", min_width=120
+            )
             # Textboxes, not Numbers: an empty filter must stay empty (a Number shows 0).
             older_h = gr.Textbox(
-                label="Older than (hours)",
-                placeholder="any age",
+                label=ui_text("queue.older_than"),
+                placeholder=ui_text("queue.any_age"),
                 max_lines=1,
                 elem_id="q-older",
                 min_width=110,
             )
             min_priority = gr.Textbox(
-                label="Priority at least",
-                placeholder="any",
+                label=ui_text("queue.priority_at_least"),
+                placeholder=ui_text("queue.any"),
                 max_lines=1,
                 elem_id="q-prio",
                 min_width=110,
             )
             held = gr.Dropdown(
-                HELD_CHOICES, value="any", label="Held by", elem_id="q-held", min_width=130
+                held_choices,
+                value="any",
+                label=ui_text("queue.held_by"),
+                elem_id="q-held",
+                min_width=130,
             )
-        with gr.Accordion("Score filters", open=False):
+        with gr.Accordion(ui_text("queue.score_filters"), open=False):
             with gr.Row():
-                min_score = gr.Slider(0, 1, value=0, step=0.01, label="Min top score")
-                max_score = gr.Slider(0, 1, value=1, step=0.01, label="Max top score")
-                disagreement = gr.Checkbox(label="Model vs moderator disagree", value=False)
+                min_score = gr.Slider(0, 1, value=0, step=0.01, label=ui_text("queue.min_score"))
+                max_score = gr.Slider(0, 1, value=1, step=0.01, label=ui_text("queue.max_score"))
+                disagreement = gr.Checkbox(label=ui_text("queue.disagree"), value=False)
         with gr.Row(equal_height=True):
             search_btn = gr.Button(
-                "Search", variant="primary", elem_id="q-search", size="sm", scale=1
+                ui_text("queue.search"), variant="primary", elem_id="q-search", size="sm", scale=1
             )
             # One line for the result and the paging, so the table starts higher at 768 px.
             info = gr.Textbox(
@@ -192,13 +199,13 @@ def build(ctx: AppContext) -> QueueTab:
                 container=False,
                 interactive=False,
                 elem_id="q-info",
-                placeholder="Search, or pick a saved view",
+                placeholder=ui_text("queue.info"),
                 scale=3,
             )
-            prev_btn = gr.Button("◀ Previous", elem_id="q-prev", size="sm", scale=1)
-            next_btn = gr.Button("Next ▶", elem_id="q-next", size="sm", scale=1)
+            prev_btn = gr.Button(ui_text("queue.previous"), elem_id="q-prev", size="sm", scale=1)
+            next_btn = gr.Button(ui_text("queue.next"), elem_id="q-next", size="sm", scale=1)
             release_btn = gr.Button(
-                "Release the items I hold", elem_id="q-release", size="sm", scale=1
+                ui_text("queue.release"), elem_id="q-release", size="sm", scale=1
             )
         table = gr.Dataframe(
             headers=COLUMNS,
@@ -209,40 +216,49 @@ def build(ctx: AppContext) -> QueueTab:
             column_widths=COLUMN_WIDTHS,
             max_chars=MAX_CHARS,
             max_height=640,
-            label="Click a row, or select a cell with the arrow keys and press Enter, "
-            "to open the item in Review",
+            label=ui_text("queue.table"),
             show_label=True,
         )
         offset = gr.State(0)
         with gr.Group(visible=False) as bulk_box:
-            gr.Markdown("**Bulk decision** (admins) on every item matching the filters above")
+            gr.Markdown(ui_text("queue.bulk.title"))
             with gr.Row():
                 bulk_cats = gr.CheckboxGroup(
-                    [(c.title, c.id) for c in policy.categories],
-                    label="Categories (none = safe)",
+                    category_choices,
+                    label=ui_text("queue.bulk.categories"),
                     elem_id="q-bulk-cats",
                 )
-                bulk_note = gr.Textbox(label="Note", max_lines=2, elem_id="q-bulk-note")
-            preview_btn = gr.Button("Prepare bulk decision", elem_id="q-bulk-prepare")
-            confirm_text = gr.Textbox(label="Confirm", interactive=False, elem_id="q-bulk-summary")
+                bulk_note = gr.Textbox(
+                    label=ui_text("queue.bulk.note"), max_lines=2, elem_id="q-bulk-note"
+                )
+            preview_btn = gr.Button(ui_text("queue.bulk.prepare"), elem_id="q-bulk-prepare")
+            confirm_text = gr.Textbox(
+                label=ui_text("queue.bulk.confirm_label"),
+                interactive=False,
+                elem_id="q-bulk-summary",
+            )
             confirm_btn = gr.Button(
-                "Confirm bulk decision", variant="stop", visible=False, elem_id="q-bulk-confirm"
+                ui_text("queue.bulk.confirm"),
+                variant="stop",
+                visible=False,
+                elem_id="q-bulk-confirm",
             )
             plan = gr.Textbox(visible="hidden", elem_id="q-bulk-plan")
         with gr.Group(visible=False) as overrule_box:
-            gr.Markdown(
-                "**Overrule** (admins, engineers) a decided or escalated item: a new decision "
-                "that supersedes the current one, recorded as an overrule"
-            )
+            gr.Markdown(ui_text("queue.overrule.title"))
             with gr.Row():
-                ov_item = gr.Textbox(label="Item id", max_lines=1, elem_id="q-ov-item")
+                ov_item = gr.Textbox(
+                    label=ui_text("queue.overrule.item"), max_lines=1, elem_id="q-ov-item"
+                )
                 ov_cats = gr.CheckboxGroup(
-                    [(c.title, c.id) for c in policy.categories],
-                    label="Categories (none = safe)",
+                    category_choices,
+                    label=ui_text("queue.bulk.categories"),
                     elem_id="q-ov-cats",
                 )
-                ov_note = gr.Textbox(label="Reason", max_lines=2, elem_id="q-ov-note")
-            ov_btn = gr.Button("Overrule", variant="stop", elem_id="q-ov-go")
+                ov_note = gr.Textbox(
+                    label=ui_text("queue.overrule.reason"), max_lines=2, elem_id="q-ov-note"
+                )
+            ov_btn = gr.Button(ui_text("queue.overrule.go"), variant="stop", elem_id="q-ov-go")
 
     filter_inputs = [
         status,
@@ -287,7 +303,7 @@ def build(ctx: AppContext) -> QueueTab:
         )
         return query, srt or "priority", bool(desc)
 
-    def _page(username: str, values: tuple, page_size: Any, start: int):
+    def _page(username: str, values: tuple, page_size: Any, start: int, lang: str = "en"):
         query, srt, desc = _filters(username, *values)
         size = int(page_size or 50)
         if size not in PAGE_SIZES:
@@ -297,19 +313,22 @@ def build(ctx: AppContext) -> QueueTab:
             page = list_queue_page(s, query, sort=srt, descending=desc, limit=size, offset=start)
         n = len(page.items)
         if start == 0 and not page.has_more:
-            text = f"{n} items"
+            text = translate("queue.count", lang, n=n)
         elif n == 0:
-            text = "No more items"
+            text = translate("queue.no_more", lang)
         else:
-            more = " (more: Next page)" if page.has_more else ""
-            text = f"Items {start + 1}–{start + n}{more}"
-        return rows_frame(page.items, sla_h=sla_h), text, start
+            more = translate("queue.more", lang) if page.has_more else ""
+            text = translate("queue.range", lang, first=start + 1, last=start + n, more=more)
+        frame = rows_frame(page.items, sla_h=sla_h)
+        # Headers in the reader's language (the cells are data: ids, statuses, file names).
+        frame.columns = [translate(f"queue.columns.{c.replace(' ', '_')}", lang) for c in COLUMNS]
+        return frame, text, start
 
     @requires(ctx, *EVERYONE)
     def search(st, cats, src, older, prio, hd, lo, hi, dis, srt, desc, size, request: gr.Request):
         user = current_user(ctx, request)
         values = (st, cats, src, older, prio, hd, lo, hi, dis, srt, desc)
-        return _page(user.username, values, size, 0)
+        return _page(user.username, values, size, 0, request_lang(request))
 
     @requires(ctx, *EVERYONE)
     def next_page(
@@ -317,7 +336,8 @@ def build(ctx: AppContext) -> QueueTab:
     ):
         user = current_user(ctx, request)
         values = (st, cats, src, older, prio, hd, lo, hi, dis, srt, desc)
-        return _page(user.username, values, size, int(start or 0) + int(size or 50))
+        after = int(start or 0) + int(size or 50)
+        return _page(user.username, values, size, after, request_lang(request))
 
     @requires(ctx, *EVERYONE)
     def prev_page(
@@ -325,7 +345,8 @@ def build(ctx: AppContext) -> QueueTab:
     ):
         user = current_user(ctx, request)
         values = (st, cats, src, older, prio, hd, lo, hi, dis, srt, desc)
-        return _page(user.username, values, size, max(int(start or 0) - int(size or 50), 0))
+        before = max(int(start or 0) - int(size or 50), 0)
+        return _page(user.username, values, size, before, request_lang(request))
 
     def choose_view(name: str):
         """A saved view sets the filters (then the search runs)."""

@@ -1,5 +1,7 @@
-"""Upload tab: images or a zip, through the same ingestion as `warden ingest`, with the per-file
-report; optionally score the new items right away (progress shown).
+"""Upload tab: images, videos (MP4/MOV/WebM) or a zip, through the same ingestion as
+`warden ingest`, with the per-file report; optionally score the new items right away (progress
+shown). A zip with a `manifest.jsonl` (or `.csv`) at its top carries posts of several images,
+posted text and labels, as a manifest does on the command line.
 
 Gradio caps the upload size (settings.ui.max_upload_bytes); ingestion applies its own limits
 (file size, pixels, archive members and ratio) and reports each file it refused.
@@ -14,12 +16,17 @@ import gradio as gr
 import pandas as pd
 
 from app.context import AppContext
+from app.i18n import ui_text
 from app.roles import UPLOADERS, current_user, requires
 from storage.audit import record_audit
 from storage.db import unit_of_work
 
 REPORT_COLUMNS = ["file", "status", "reason", "item", "duplicate of"]
-FILE_TYPES = [".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".zip"]
+FILE_TYPES = [
+    *(".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff"),
+    *(".mp4", ".m4v", ".mov", ".webm"),
+    ".zip",
+]
 
 
 @dataclass(frozen=True)
@@ -35,22 +42,24 @@ def _display_name(path: str, roots: list[str]) -> str:
 
 
 def build(ctx: AppContext) -> UploadTab:
-    with gr.Tab("Upload", id="upload", elem_id="tab-upload", visible=False) as tab:
+    with gr.Tab(ui_text("tabs.upload"), id="upload", elem_id="tab-upload", visible=False) as tab:
         files = gr.File(
-            label="Images or a .zip",
+            label=ui_text("upload.files"),
             file_count="multiple",
             file_types=FILE_TYPES,
             elem_id="up-files",
         )
         with gr.Row():
             source = gr.Textbox(
-                label="Source label", value="upload", max_lines=1, elem_id="up-source"
+                label=ui_text("upload.source"), value="upload", max_lines=1, elem_id="up-source"
             )
             score_now = gr.Checkbox(
-                label="Score the new items now", value=False, elem_id="up-score"
+                label=ui_text("upload.score_now"), value=False, elem_id="up-score"
             )
-            go = gr.Button("Ingest", variant="primary", elem_id="up-go")
-        summary = gr.Textbox(label="Summary", interactive=False, elem_id="up-summary")
+            go = gr.Button(ui_text("upload.ingest"), variant="primary", elem_id="up-go")
+        summary = gr.Textbox(
+            label=ui_text("upload.summary"), interactive=False, elem_id="up-summary"
+        )
         report = gr.Dataframe(
             headers=REPORT_COLUMNS,
             datatype=["str"] * len(REPORT_COLUMNS),
@@ -71,7 +80,7 @@ def build(ctx: AppContext) -> UploadTab:
 
         user = current_user(ctx, request)
         if not paths:
-            raise gr.Error("Choose one or more images or a zip first.")
+            raise gr.Error("Choose one or more images, videos or a zip first.")
         src = (src or "upload").strip()[:120] or "upload"
         roots = sorted({str(Path(p).parent) + "/" for p in paths}, key=len, reverse=True)
         progress(0, desc="Ingesting")

@@ -7,6 +7,7 @@ Run: .venv/bin/pytest tests/app/test_browser.py -m browser
 from __future__ import annotations
 
 import io
+import json
 import re
 import time
 import zipfile
@@ -222,9 +223,7 @@ def test_the_models_reading_shows_under_the_raw_ocr_text(wpage, live_app: LiveAp
     ids = live_app.seed_items(
         1,
         source="reading",
-        verdicts=[
-            live_app.verdict({"drugs": 0.9}, ocr_text=raw, signals={"ocr_read_as": read})
-        ],
+        verdicts=[live_app.verdict({"drugs": 0.9}, ocr_text=raw, signals={"ocr_read_as": read})],
     )
     login(wpage, live_app, "read_mod")
     wait_item(wpage, ids[0])
@@ -265,6 +264,45 @@ def test_zip_upload_reports_each_file(wpage, live_app: LiveApp, tmp_path: Path, 
     with unit_of_work(live_app.engine) as s:
         names = s.scalars(select(Item.filename).where(Item.source == "upload")).all()
     assert {n.rsplit("/", 1)[-1] for n in names if n} >= {"photo0.png", "photo1.png"}
+
+
+def test_upload_takes_a_video_and_a_zip_of_posts(wpage, live_app: LiveApp, tmp_path: Path):
+    """The browser's file chooser accepts videos, and a zip whose manifest.jsonl names its
+    members arrives as posts (one item of several media) with their text."""
+    from storage.media import media_of
+    from tests.storage._videos import encode_video
+
+    live_app.add_user("media_up", "moderator")
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(encode_video(36, size=(96, 64), cut=18))
+    archive = tmp_path / "posts.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for i in range(2):
+            zf.write(make_png(tmp_path / f"post{i}.png", 9700 + i), f"post{i}.png")
+        zf.writestr(
+            "manifest.jsonl",
+            json.dumps({"images": ["post0.png", "post1.png"], "text": "two from a zip"}) + "\n",
+        )
+    login(wpage, live_app, "media_up")
+    wpage.click("button[role=tab]:has-text('Upload')")
+    accept = wpage.get_attribute("#up-files input[type=file]", "accept") or ""
+    assert ".mp4" in accept and ".zip" in accept, accept
+    wpage.locator("#up-files input[type=file]").set_input_files([str(clip), str(archive)])
+    wpage.wait_for_timeout(1000)
+    wpage.click("#up-go")
+    wpage.wait_for_function(
+        "() => (document.querySelector('#up-summary textarea, #up-summary input')?.value || '')"
+        ".includes('accepted: 2')",
+        timeout=120_000,
+    )
+    with unit_of_work(live_app.engine) as s:
+        items = s.scalars(select(Item).where(Item.source == "upload")).all()
+        by_text = {i.text: i for i in items}
+        post = by_text["two from a zip"]
+        assert [m.kind for m in media_of(s, post.id)] == ["image", "image"]
+        video = next(i for i in items if i.filename == "clip.mp4")
+        frames = media_of(s, video.id)
+        assert frames and {m.kind for m in frames} == {"frame"}
 
 
 def test_upload_can_score_the_new_items_at_once(wpage, live_app: LiveApp, tmp_path: Path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -193,16 +194,33 @@ def _seed_live(app: LiveApp, reviewer: str) -> None:
             )
 
 
+@pytest.fixture
+def sized_page(chromium, request) -> Iterator[object]:
+    width, height = request.param
+    context = chromium.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    yield page
+    context.close()
+
+
+# Each role at one of the two screen sizes the workbench is made for (issue 17).
 @pytest.mark.browser
-@pytest.mark.parametrize("role", ["engineer", "admin"])
+@pytest.mark.parametrize(
+    ("role", "sized_page"),
+    [("engineer", (1366, 768)), ("admin", (1920, 1080))],
+    ids=["engineer-1366x768", "admin-1920x1080"],
+    indirect=["sized_page"],
+)
 def test_dashboard_has_data_as_soon_as_the_tab_opens(
-    wpage, live_app: LiveApp, screenshots: Path, role: str
+    sized_page, live_app: LiveApp, screenshots: Path, role: str
 ) -> None:
+    wpage = sized_page
     user = f"dash_{role}"
     live_app.add_user(user, role)
     _seed_live(live_app, user)
     login(wpage, live_app, user)
-    wpage.click("button[role=tab]:has-text('Dashboard')")  # no Refresh press
+    wpage.click("#tab-dashboard-button")  # no Refresh press
     try:
         wpage.wait_for_function(
             f"(ids) => ({POINTS_JS})(ids).every(([, n]) => n > 0)", arg=PLOTS, timeout=60_000

@@ -292,6 +292,33 @@ def test_saved_views_and_a_row_opens_in_review_by_click_and_enter(
     no_csp_violations(page)
 
 
+def test_a_row_opens_in_review_with_the_decision_bar_in_view(vpage, live_app: LiveApp):
+    """At each target size: one click on a queue row claims it and shows it in Review, whose
+    decision bar is on screen without scrolling."""
+    page, size = vpage, vpage.viewport_name
+    user = f"qsize_{size}"
+    live_app.add_user(user, "moderator")
+    login(page, live_app, user)
+    open_queue(page)
+    page.wait_for_timeout(1500)  # the Review tab's first claims are done before seeding
+    ids = live_app.seed_items(2, source=f"qsize-{size}", priority=0)
+    page.fill("#q-source input, #q-source textarea", f"qsize-{size}")
+    search(page, set(ids), ordered=False)
+    click_cell(page, f"qsize-{size}-1.png")
+    wait_opened(page, ids[1])
+    with unit_of_work(live_app.engine) as s:
+        assert s.get(Item, ids[1]).lease_holder == user
+    for sel in ("#wd-cats", "#wd-note", "#wd-submit", "#wd-skip", "#wd-escalate", "#wd-undo"):
+        in_view = page.evaluate(
+            """(sel) => { const r = document.querySelector(sel).getBoundingClientRect();
+               return r.height > 0 && r.top >= 0 && r.bottom <= window.innerHeight + 0.5
+                      && r.left >= 0 && r.right <= window.innerWidth + 0.5; }""",
+            sel,
+        )
+        assert in_view, f"{sel} is not in the {size} viewport after opening a row"
+    no_csp_violations(page)
+
+
 def test_audit_rows_are_readable_with_json_on_expand(vpage, live_app: LiveApp, screenshots):
     page = vpage
     name = f"aud_{page.viewport_name.replace('x', '_')}"

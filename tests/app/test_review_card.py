@@ -160,7 +160,9 @@ def test_a_blurred_card_says_why_and_hides_graphic_text_until_revealed(
         login(page, live_app, "card_blur")
         wait_item(page, ids[0])
         note = page.inner_text("#wd-image-box .wd-blurnote")
-        assert "violence_gore 0.93" in note and "NSFW 0.60" in note
+        # The policy's title, not its id.
+        assert "Violence and gore 0.93" in note and "NSFW 0.60" in note
+        assert "violence_gore" not in note
         assert page.locator("#wd-reveal").is_visible()
         ocr = page.eval_on_selector("#wd-ocr textarea", "e => e.value")
         assert "hidden until revealed" in ocr and "graphic caption" not in ocr

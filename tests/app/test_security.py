@@ -39,6 +39,19 @@ def call_handler(app: LiveApp, cookie: str, elem_id: str, data: list) -> dict:
     return run_dependency(app, jar, dep["id"], comp["id"], data)
 
 
+def call_handlers(app: LiveApp, cookie: str, elem_id: str, data: list) -> list[dict]:
+    """Trigger every backend handler bound to `elem_id` (a checkbox's change may run several);
+    returns their final messages in the page's order."""
+    jar = {COOKIE: cookie}
+    config = httpx.get(f"{app.base_url}/ui/config", cookies=jar).json()
+    comp = next(c for c in config["components"] if c.get("props", {}).get("elem_id") == elem_id)
+    return [
+        run_dependency(app, jar, d["id"], comp["id"], data)
+        for d in config["dependencies"]
+        if any(t[0] == comp["id"] for t in d.get("targets", [])) and d.get("backend_fn")
+    ]
+
+
 def run_dependency(app: LiveApp, jar: dict, fn_index: int, trigger_id: int, data: list) -> dict:
     """Join Gradio's queue for one backend function over raw HTTP, as the page would; returns
     the final message."""
