@@ -1,38 +1,53 @@
-"""One turn of Warden's loop, measured: serve -> correct -> build dataset -> post-train -> gate.
+"""One turn of Warden's loop, measured: serve -> correct -> `warden retrain` -> held-out sets.
 
-Starts from the demo model (assets/model/demo), which never saw the adversarial variant
-`leetspeak` (withheld from its training). The turn:
-  1. ingest N leetspeak SynthMod images into a fresh SQLite ledger; score them with the live
-     model (the rendered text stands in for RapidOCR's, as in the demo's evaluation);
-  2. evaluate the live model: recall on a held-out leetspeak set, average recall on the original
-     (in-distribution) set, and on phrase families the demo never saw;
-  3. record one analyst decision per item through `storage.decisions.record_decision`
-     (source=loop, ground truth standing in for the analyst); with `--stream M`, M items are
-     ingested and scored and Warden's annotation routing (`training.labelstudio.select`) picks
-     the N that analysts see, as the workbench does, instead of a random N;
-  4. `build_dataset` with ~30% replay of the original SynthMod data; it learns the character
-     swaps the corrections show (training.substitutions) and writes a reader for them
-     (model.reading), through which the SFT prompts are read (`--no-reading`: off);
-  5. `post_train` a LoRA adapter (TRL SFTTrainer + PEFT) on it; the reader goes with it;
-  6. evaluate the candidate on the same sets, run the gate, promote; then, outside the turn's
-     time, the live model with the reader and no adapter (how much each part gives).
-Prints recall on the new variant and average recall on the original categories before and after,
-the new variant's recall split by whether an analyst corrected an item of the same phrase
-template (what the turn memorised vs what carried over), per-category deltas and the time of
-each stage; writes bench/results/loop.json (or --results: a .json file or a folder) with its
-provenance (bench/provenance.py).
+The turn runs the same code as `warden retrain` (`training.retrain.run_retrain`: dataset from
+the ledger, post-train with the live model's recipe picked from the registry, candidate and
+live on the same golden + retention rows, gate) on any labelled data:
+  1. ingest the corrections' images into a fresh SQLite ledger under --work and score them with
+     the live model (the manifest's `rendered_text` / `ocr_text` stands in for OCR where given,
+     RapidOCR reads the image where not);
+  2. evaluate the live model on every held-out set;
+  3. record one analyst decision per item (source=loop, the manifest's labels standing in for the
+     analyst); with `--stream M`, M items are ingested and scored and Warden's annotation
+     routing (`training.labelstudio.select`) picks the N that analysts see;
+  4. `run_retrain` with `--replay` as the replay manifest (its held-out share is the gate's
+     retention rows: the live model's original categories);
+  5. evaluate the candidate on the same held-out sets; then, outside the turn's time, the live
+     model with the candidate's reader and no adapter (how much each part gives).
 
-Everything the turn writes stays under --work (default $TMPDIR/warden-loop): the evaluation sets
-are rendered there too (kept across runs with --keep), and their rendering is outside the turn's
-time, as it was when they came from the demo's cache. Results go to --results only.
+With --corrections, the original categories are measured on --original (default with the
+demo model: SynthMod's in-distribution set, rendered, another seed than the replay set) as well
+as on the gate's retention rows. The gate's golden split also holds --benign-golden harmless
+generated rows (held-out locales and seeds; half written in the learnt evasion), so its benign
+flag rate line is measured on enough rows to bound (training.gate). Every held-out row's live
+and candidate predictions go to WORK/predictions/SET.jsonl.
+
+Without --corrections it renders SynthMod's leetspeak (the variant the demo never saw) as the
+corrections, the demo's evaluation sets (leetspeak, in-distribution, unseen phrase families) as
+the held-out sets and the demo's training distribution as the replay set, as it always has.
+
+Manifests are the ingest format with labels (`{"path": ..., "labels": [...]}`, paths relative
+to the manifest) plus optional `rendered_text`/`ocr_text`, `family`, `variant`; `--replay`
+rows count as retention rows. Results, per held-out set: harmful caught (harmful rows with a
+true category flagged) and benign flagged (harmless rows flagged), average recall, for live and
+candidate; original-category retention and every gate line; seconds per stage; the load
+average (bench/provenance.py). Written to bench/results/loop.json or --results.
+
+Everything the turn writes stays under --work (default $TMPDIR/warden-loop), temporary files
+and caches included (TMPDIR and the Hugging Face caches point there while it runs); only the
+results file goes elsewhere.
 
 Run: .venv/bin/python bench/loop.py [--n 300] [--stream 1200] [--no-reading] [--work DIR]
      [--keep] [--results PATH]
+     .venv/bin/python bench/loop.py --corrections C.jsonl --heldout H1.jsonl [--heldout H2.jsonl]
+     [--replay R.jsonl] [--original O.jsonl] [--benign-golden 240] [--model DIR]
+     [--recipe NAME] [--work DIR] [--results PATH]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -57,6 +72,8 @@ log = logging.getLogger("bench.loop")
 
 
 class Clock:
+    """Times the bench's own stages, and is told of `run_retrain`'s (a `Reporter`)."""
+
     def __init__(self) -> None:
         self.stages: dict[str, float] = {}
 
@@ -67,29 +84,29 @@ class Clock:
         print(f"[{self.stages[name]:7.1f} s] {name}", flush=True)
         return out
 
+    def started(self, stage: str, what: str) -> None:
+        print(f"[  start  ] {stage}: {what}", flush=True)
 
-def _write_pool(specs: list[Any], out: Path) -> tuple[Path, dict[str, dict[str, Any]]]:
-    """Render the correction pool: images + an unlabeled ingest manifest; truth kept aside."""
-    from training.synth import render_sample
-
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    truth: dict[str, dict[str, Any]] = {}
-    lines = []
-    for spec in specs:
-        image, rec = render_sample(spec)
-        name = f"images/{spec.index:06d}.png"
-        image.save(out / name, format="PNG", compress_level=1)
-        truth[Path(name).name] = rec
-        lines.append(json.dumps({"path": name, "text": rec["text"] or ""}))
-    manifest = out / "ingest.jsonl"
-    manifest.write_text("\n".join(lines) + "\n")
-    return manifest, truth
+    def finished(self, run: Any) -> None:
+        self.stages[run.name] = run.seconds
+        print(f"[{run.seconds:7.1f} s] {run.name}: {run.detail}", flush=True)
 
 
-def _score_and_record(
-    engine: Any, settings: Any, backend: Any, policy: Any, truth: dict[str, dict[str, Any]]
-) -> int:
-    """Score every ingested item with the live model and store the predictions."""
+def _sha(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _truth(manifest: Path, policy: Any) -> dict[str, Any]:
+    """The corrections' rows (`training.evaluate.EvalRow`) by the sha256 of their image, which
+    is the ingested item's blob_sha256."""
+    from training.evaluate import read_manifest
+
+    return {_sha(r.path): r for r in read_manifest(manifest, policy)}
+
+
+def _score_and_record(engine: Any, settings: Any, backend: Any, policy: Any, truth: dict) -> int:
+    """Score every ingested item with the live model and store the predictions; the OCR hint
+    is the row's text where the manifest gives one, else RapidOCR's reading (as `warden eval`)."""
     from PIL import Image
     from sqlalchemy import select
 
@@ -98,26 +115,23 @@ def _score_and_record(
     from storage.db import unit_of_work
     from storage.models import Item
     from storage.queue import record_prediction
+    from training.evaluate import _ocr_hint
 
     store = BlobStore(settings.blobs_path)
     with unit_of_work(engine) as s:
         items = [
-            (i.id, i.view_sha256 or i.blob_sha256, i.filename, i.text)
+            (i.id, i.blob_sha256, i.view_sha256 or i.blob_sha256, i.text)
             for i in s.scalars(select(Item).order_by(Item.id))
         ]
     inputs = []
-    for _id, sha, filename, text in items:
-        rec = truth[Path(filename).name]
-        with Image.open(store.path(sha)) as im:
-            inputs.append(
-                ScoringInput(
-                    image=im.convert("RGB"),
-                    text=text or None,
-                    ocr_text=rec["rendered_text"],
-                    item_id=_id,
-                )
-            )
-    verdicts = backend.score(inputs, policy)
+    for item_id, sha, view, text in items:
+        with Image.open(store.path(view)) as im:
+            image = im.convert("RGB")
+        hint, _source = _ocr_hint(truth[sha], image, "auto")
+        inputs.append(ScoringInput(image=image, text=text or None, ocr_text=hint, item_id=item_id))
+    verdicts = []
+    for start in range(0, len(inputs), 64):
+        verdicts += backend.score(inputs[start : start + 64], policy)
     with unit_of_work(engine) as s:
         for (item_id, *_), inp, v in zip(items, inputs, verdicts, strict=True):
             record_prediction(s, item_id, replace(v, ocr_text=inp.ocr_text))
@@ -134,9 +148,7 @@ def _pick(engine: Any, policy: Any, budget: int) -> set[int]:
         return {p.item_id for p in select_items(s, policy, project_id=0, budget=budget, seed=0)}
 
 
-def _decide(
-    engine: Any, policy: Any, truth: dict[str, dict[str, Any]], only: set[int] | None = None
-) -> tuple[int, set[str]]:
+def _decide(engine: Any, policy: Any, truth: dict, only: set[int] | None = None) -> tuple[int, set]:
     """One analyst decision per item (or per item in `only`); returns how many were recorded
     and the phrase families they cover."""
     from sqlalchemy import select
@@ -150,18 +162,19 @@ def _decide(
         for item in s.scalars(select(Item).order_by(Item.id)).all():
             if only is not None and item.id not in only:
                 continue
-            rec = truth[Path(item.filename).name]
+            row = truth[item.blob_sha256]
             record_decision(
                 s,
                 item_id=item.id,
-                categories=list(rec["labels"]),
+                categories=list(row.labels),
                 source="loop",
                 reviewer="loop-analyst",
                 policy=policy,
-                external_ref=f"loop:{rec['external_id']}",
+                external_ref=f"loop:{item.blob_sha256[:16]}",
             )
             n += 1
-            families.add(rec["family"])
+            if row.family:
+                families.add(row.family)
     return n, families
 
 
@@ -181,50 +194,118 @@ def _evaluate(backend: Any, policy: Any, sets: dict[str, Path], name: str) -> di
     return out
 
 
-def _combined(reports: dict[str, Any], policy: Any, name: str) -> Any:
-    """One report over the in-distribution (retention) and leetspeak sets, from their scores."""
-    from training.evaluate import EvalRow, compute_report
+def _write_predictions(folder: Path, before: dict[str, Any], after: dict[str, Any]) -> None:
+    """Every held-out row's labels, live and candidate predictions and scores, one JSON line
+    each (folder/SET.jsonl), to see which rows flip."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, rep in before.items():
+        cand = {p["id"]: p for p in after[name].predictions}
+        with (folder / f"{name.replace('/', '__')}.jsonl").open("w") as f:
+            for p in rep.predictions:
+                c = cand[p["id"]]
+                row = {
+                    "id": p["id"],
+                    "path": p["path"],
+                    "family": p["family"],
+                    "labels": p["labels"],
+                    "live": p["predicted"],
+                    "candidate": c["predicted"],
+                    "live_scores": p["scores"],
+                    "candidate_scores": c["scores"],
+                }
+                f.write(json.dumps(row) + "\n")
 
-    rows, scores = [], []
-    for set_name in ("in_distribution", "leetspeak"):
-        for p in reports[set_name].predictions:
-            rows.append(
-                EvalRow(
-                    Path(p["path"]),
-                    tuple(p["labels"]),
-                    variant=p["variant"],
-                    family=p["family"],
-                    retention=set_name == "in_distribution",
-                )
-            )
-            scores.append(p["scores"])
-    key = "gate:" + "+".join(reports[s].eval_key for s in ("in_distribution", "leetspeak"))
-    return compute_report(name, rows, scores, policy, eval_key=key)
+
+def caught_and_flagged(report: Any) -> dict[str, Any]:
+    """Harmful caught (harmful rows with at least one true category flagged), benign flagged
+    (harmless rows with anything flagged) and average recall of one evaluation."""
+    preds = report.predictions
+    harmful = [p for p in preds if p["labels"]]
+    benign = [p for p in preds if not p["labels"]]
+    caught = sum(1 for p in harmful if set(p["labels"]) & set(p["predicted"]))
+    flagged = sum(1 for p in benign if p["predicted"])
+    return {
+        "harmful_caught": round(caught / len(harmful), 4) if harmful else None,
+        "benign_flagged": round(flagged / len(benign), 4) if benign else None,
+        "average_recall": report.average_recall,
+        "n_harmful": len(harmful),
+        "n_benign": len(benign),
+    }
 
 
 def _reader_only(
-    ds: Any, res: Any, model_dir: Path, work: Path, policy: Any, sets: Any, clock: Clock
+    dataset: Path, adapter: Path, model_dir: Path, work: Path, policy: Any, sets: Any, clock: Clock
 ) -> dict[str, float] | None:
     """Ablation outside the turn's time: the live model with the candidate's reader and no
     adapter, which says how much of the gain is the reading and how much the post-training."""
     from model.loading import load_backend
     from model.reading import READING_FILE
     from storage.settings import ModelSettings
+    from training.dataset import read_card
 
-    if not ds.card.get("reading"):
+    if not read_card(dataset).get("reading") or not (adapter / READING_FILE).exists():
         return None
     folder = work / "live-with-reader"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()
     for f in model_dir.iterdir():
         (folder / f.name).symlink_to(f.resolve())
-    shutil.copy(Path(res.adapter) / READING_FILE, folder / READING_FILE)
+    shutil.copy(adapter / READING_FILE, folder / READING_FILE)
     backend = load_backend(
-        ModelSettings(name=str(folder), device="cpu", quant="none"), version_name="demo-v0+reader"
+        ModelSettings(name=str(folder), device="cpu", quant="none"), version_name="live+reader"
     )
-    wanted = {k: sets[k] for k in ("leetspeak", "in_distribution")}
-    reports = clock.run("ablation: live + reader", _evaluate, backend, policy, wanted, "reader")
+    reports = clock.run("ablation: live + reader", _evaluate, backend, policy, sets, "reader")
     return {k: r.average_recall or 0.0 for k, r in reports.items()}
+
+
+def _demo_replay(work: Path, clock: Clock) -> Path:
+    """The demo's own training distribution (600 SynthMod renders, retention rows)."""
+    from training.pretrain import demo_specs, write_eval_set
+    from training.recipes import load_recipe
+
+    specs = demo_specs(load_recipe("demo").demo, "train", 600)
+    return clock.run("render replay set", write_eval_set, specs, work / "replay", retention=True)
+
+
+def _demo_original(work: Path, n: int, clock: Clock) -> Path:
+    """SynthMod's in-distribution set (the demo's original categories and variants, another
+    seed than the replay set): what "original categories" is measured on in a turn on outside
+    data, beside the gate's retention rows."""
+    from training.pretrain import demo_specs, write_eval_set
+    from training.recipes import load_recipe
+
+    specs = demo_specs(load_recipe("demo").demo, "in_distribution", n)
+    return clock.run(
+        "render original-category set", write_eval_set, specs, work / "original", retention=True
+    )
+
+
+def _default_sets(work: Path, n: int, clock: Clock) -> tuple[Path, dict[str, Path], Path]:
+    """SynthMod's leetspeak turn, as this bench always ran it: (corrections, held-out sets,
+    replay), rendered under `work` (the rendering is outside the turn's time)."""
+    from training.pretrain import demo_eval_sets, demo_specs, write_eval_set
+    from training.recipes import load_recipe
+
+    plan = load_recipe("demo").demo
+    sets = clock.run("render evaluation sets", demo_eval_sets, plan, work / "eval-sets")
+    # The correction pool: leetspeak items from another seed than the leetspeak eval set.
+    pool_specs = demo_specs(replace(plan, seed=plan.seed + 7), "leetspeak", n)
+    pool = clock.run("render correction pool", write_eval_set, pool_specs, work / "pool")
+    # The new variant first: it is what `new_variant_recall` reports.
+    order = ["leetspeak", "in_distribution", "unseen_families"]
+    return pool, {k: sets[k] for k in order if k in sets} | sets, _demo_replay(work, clock)
+
+
+def _keep_writes_inside(work: Path) -> None:
+    """Temporary files and caches of this process and the libraries go under `work`."""
+    tmp = work / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    os.environ["TMPDIR"] = str(tmp)
+    tempfile.tempdir = None  # re-read TMPDIR
+    os.environ["HF_DATASETS_CACHE"] = str(work / "hf-datasets-cache")
+    os.environ["HF_HOME"] = str(work / "hf-home")
+    os.environ["XDG_CACHE_HOME"] = str(work / "cache")
+    os.environ["MPLCONFIGDIR"] = str(work / "cache" / "matplotlib")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -234,8 +315,30 @@ def main(argv: list[str] | None = None) -> None:
         "--stream",
         type=int,
         default=0,
-        help="Ingest and score this many leetspeak items and let Warden's annotation routing "
-        "pick the --n that analysts correct (default: correct every item, a random sample).",
+        help="Ingest and score this many items and let Warden's annotation routing pick the "
+        "--n that analysts correct (default: correct every item, a random sample).",
+    )
+    p.add_argument(
+        "--corrections",
+        type=Path,
+        default=None,
+        help="Labelled manifest of the items analysts correct (default: SynthMod leetspeak); "
+        "with --stream, the first --stream rows, else the first --n.",
+    )
+    p.add_argument(
+        "--heldout",
+        type=Path,
+        action="append",
+        default=None,
+        help="Labelled manifest evaluated before and after the turn (repeatable; needed with "
+        "--corrections; default: the demo's evaluation sets).",
+    )
+    p.add_argument(
+        "--replay",
+        type=Path,
+        default=None,
+        help="Replay manifest (default: the demo's training distribution, rendered); its "
+        "held-out share is the gate's retention rows.",
     )
     p.add_argument(
         "--work",
@@ -243,7 +346,35 @@ def main(argv: list[str] | None = None) -> None:
         default=Path(tempfile.gettempdir()) / "warden-loop",
         help="Scratch folder for everything the turn writes (wiped first unless --keep).",
     )
+    p.add_argument(
+        "--original",
+        type=Path,
+        default=None,
+        help="Labelled manifest of the live model's original categories, evaluated before and "
+        "after as the 'original categories' figures (default with the demo model and "
+        "--corrections: SynthMod's in-distribution set, --original-n rows).",
+    )
+    p.add_argument("--original-n", type=int, default=200)
+    p.add_argument(
+        "--benign-golden",
+        type=int,
+        default=240,
+        help="Harmless generated rows held out in golden (the gate's benign line; half in the "
+        "learnt evasion).",
+    )
+    p.add_argument("--benign-validation", type=int, default=60)
+    p.add_argument(
+        "--benign-share",
+        type=float,
+        default=0.1,
+        help="Harmless generated negatives, this share of the train items (dataset build).",
+    )
     p.add_argument("--model", type=Path, default=None, help="Default: assets/model/demo.")
+    p.add_argument(
+        "--recipe",
+        default=None,
+        help="Recipe for the model (default: the one the registry picks: the demo's for it).",
+    )
     p.add_argument("--epochs", type=float, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--max-steps", type=int, default=None)
@@ -259,13 +390,13 @@ def main(argv: list[str] | None = None) -> None:
         "--negatives",
         type=int,
         default=None,
-        help="'No' rows kept per corrected image (default: the demo recipe's post section).",
+        help="'No' rows kept per corrected image (default: the recipe's post section).",
     )
     p.add_argument(
         "--replay-all-negatives",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="Keep every 'No' row of replay images (default: the demo recipe's post section).",
+        help="Keep every 'No' row of replay images (default: the recipe's post section).",
     )
     p.add_argument("--lora-r", type=int, default=None)
     p.add_argument(
@@ -285,6 +416,15 @@ def main(argv: list[str] | None = None) -> None:
         p.error("--n must be at least 1")
     if a.stream and a.stream <= a.n:
         p.error(f"--stream ({a.stream}) must exceed --n ({a.n}): routing picks --n out of it")
+    if a.corrections is not None and not a.heldout:
+        p.error("--corrections needs at least one --heldout set to measure the turn on")
+    for flag, path in [
+        ("--corrections", a.corrections),
+        ("--replay", a.replay),
+        ("--original", a.original),
+    ] + [("--heldout", h) for h in a.heldout or []]:
+        if path is not None and not path.is_file():
+            p.error(f"{flag} {path}: no such manifest")
     work = a.work.resolve()
     if work.is_file():
         p.error(f"--work {work} is a file")
@@ -299,228 +439,246 @@ def main(argv: list[str] | None = None) -> None:
         p.error(str(exc))
     prov = provenance.start(__file__, argv)
     logging.basicConfig(level=logging.WARNING)
-    # Hugging Face datasets caches under ~/.cache unless told otherwise.
-    os.environ.setdefault("HF_DATASETS_CACHE", str(work / "hf-datasets-cache"))
+    if work.exists() and not a.keep:
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / WORK_MARK).touch()
+    _keep_writes_inside(work)
 
     import torch
 
-    from model.loading import DEMO_MODEL_DIR, load_backend
+    from model.live import resolve_target
+    from model.loading import DEMO_MODEL_DIR, load_target
     from storage.db import make_engine, unit_of_work
     from storage.ingest import ingest_paths
     from storage.migrate import upgrade
     from storage.policy import load_policy
     from storage.settings import DEFAULT_POLICY, ModelSettings, Settings
     from training import registry
-    from training.dataset import BuildOptions, build_dataset
     from training.evaluate import recall_by_families
-    from training.posttrain import post_train, register_run
-    from training.pretrain import (
-        DemoPlan,
-        demo_eval_sets,
-        demo_specs,
-        write_eval_set,
-    )
-    from training.recipes import load_recipe
+    from training.gate import GateSettings
+    from training.recipes.pick import RECIPE_KEY, check_recipe
+    from training.retrain import RetrainOptions, run_retrain
 
     torch.set_num_threads(min(4, os.cpu_count() or 1))
-    model_dir = Path(a.model or DEMO_MODEL_DIR)
-    recipe = load_recipe("demo")
-    plan: DemoPlan = recipe.demo
+    model_dir = Path(a.model or DEMO_MODEL_DIR).resolve()
     policy = load_policy(DEFAULT_POLICY)
-    if work.exists() and not a.keep:
-        shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
-    (work / WORK_MARK).touch()
     clock = Clock()
+    want = max(a.n, a.stream)
+    if a.corrections is None:
+        corrections, sets, replay = _default_sets(work, want, clock)
+    else:
+        corrections = a.corrections
+        sets = {}
+        for h in a.heldout:
+            name = h.stem if h.stem not in sets else f"{h.parent.name}/{h.stem}"
+            sets[name] = h
+        replay = a.replay or _demo_replay(work, clock)
+        original_set = a.original
+        if original_set is None and a.model is None and a.original_n > 0:
+            original_set = _demo_original(work, a.original_n, clock)
+        if original_set is not None:
+            sets["in_distribution"] = original_set
+    if a.heldout and a.corrections is None:
+        sets = {h.stem: h for h in a.heldout}
+    truth = _truth(corrections, policy)
+    files = list(dict.fromkeys(r.path for r in truth.values()))[:want]
+    if len(files) < a.n:
+        p.error(f"{corrections} has {len(files)} distinct images; --n asks for {a.n}")
 
-    # Evaluation sets: the same ones the demo card reports (same plan, same fingerprint),
-    # rendered under --work; not part of the turn's time.
-    sets = clock.run("render evaluation sets", demo_eval_sets, plan, work / "eval-sets")
     t_start = time.perf_counter()
-    # The correction pool: leetspeak items from another seed than the leetspeak eval set.
-    pool_specs = demo_specs(replace(plan, seed=plan.seed + 7), "leetspeak", max(a.n, a.stream))
-    manifest, truth = clock.run("render correction pool", _write_pool, pool_specs, work / "pool")
-    replay_specs = demo_specs(plan, "train", 600)  # the demo's own training distribution
-    replay_manifest = clock.run(
-        "render replay set", write_eval_set, replay_specs, work / "replay", retention=True
-    )
-
     url = f"sqlite:///{work / 'warden.db'}"
     upgrade(url)
     settings = Settings(data_dir=work / "data", WARDEN_DATABASE_URL=url)
     engine = make_engine(url)
-    rep = clock.run(
-        "ingest", ingest_paths, engine, settings, [manifest], source="loop", policy=policy
-    )
-    live_settings = ModelSettings(name=str(model_dir), device="cpu", quant="none")
+    rep = clock.run("ingest", ingest_paths, engine, settings, files, source="loop", policy=policy)
+    manifest = {RECIPE_KEY: check_recipe(a.recipe)} if a.recipe else None
     with unit_of_work(engine) as s:
-        registry.register_model(s, "demo-v0", str(model_dir), actor="bench", live=True)
-    live = load_backend(live_settings, version_name="demo-v0")
+        registry.register_model(
+            s, "live-v0", str(model_dir), actor="bench", live=True, manifest=manifest
+        )
+        live_target = resolve_target(s, "live-v0")
+    base = ModelSettings(name=str(model_dir), device="cpu", quant="none")
+    live = load_target(live_target, base=base)
     clock.run("score with live model", _score_and_record, engine, settings, live, policy, truth)
-    before = clock.run("evaluate live model", _evaluate, live, policy, sets, "demo-v0")
+    before = clock.run("evaluate live model", _evaluate, live, policy, sets, "live-v0")
     chosen = clock.run("route to annotators", _pick, engine, policy, a.n) if a.stream else None
     n_dec, corrected = clock.run("record analyst decisions", _decide, engine, policy, truth, chosen)
 
-    from storage.blobs import BlobStore
-
-    store = BlobStore(settings.blobs_path)
-    with unit_of_work(engine) as s:
-        ds = clock.run(
-            "build dataset",
-            build_dataset,
-            s,
-            work / "dataset",
-            policy,
-            read_image=store.read_bytes,
-            options=BuildOptions(
-                replay_ratio=a.replay_ratio,
-                replay_manifest=replay_manifest,
-                learn_reading=a.reading,
-                seed=0,
-            ),
-        )
-    post = recipe.post  # the demo recipe's `post` section; flags below override it
-    if a.negatives is not None:
-        post = replace(post, negatives_per_image=a.negatives)
-    if a.replay_all_negatives is not None:
-        post = replace(post, replay_all_negatives=a.replay_all_negatives)
+    overrides: dict[str, Any] = {}
+    for key, value in (
+        ("negatives_per_image", a.negatives),
+        ("replay_all_negatives", a.replay_all_negatives),
+        ("tune_content_tokens", a.tune_content_tokens),
+        ("epochs", a.epochs),
+        ("max_steps", a.max_steps),
+        ("lr", a.lr),
+    ):
+        if value is not None:
+            overrides[key] = value
     if a.lora_r is not None:
-        post = replace(post, lora_r=a.lora_r, lora_alpha=2 * a.lora_r)
-    if a.tune_content_tokens is not None:
-        post = replace(post, tune_content_tokens=a.tune_content_tokens)
-    if a.epochs is not None:
-        post = replace(post, epochs=a.epochs)
-    if a.max_steps is not None:
-        post = replace(post, max_steps=a.max_steps)
-    if a.lr is not None:
-        post = replace(post, lr=a.lr)
-    res = clock.run(
-        "post-train (TRL SFT + LoRA)",
-        post_train,
-        str(model_dir),
-        work / "dataset",
-        work / "run",
-        post,
-        policy=policy,
+        overrides |= {"lora_r": a.lora_r, "lora_alpha": 2 * a.lora_r}
+    turn = run_retrain(
+        engine,
+        settings,
+        policy,
+        RetrainOptions(
+            work=work / "turn",
+            replay_manifest=replay,
+            replay_ratio=a.replay_ratio,
+            learn_reading=a.reading,
+            benign_share=a.benign_share,
+            benign_golden=a.benign_golden,
+            benign_validation=a.benign_validation,
+            seed=0,
+            name="live-v1",
+            recipe=a.recipe,
+            post_overrides=overrides,
+            gate=GateSettings(
+                tolerance=settings.train.promote_tolerance,
+                retention_tolerance=settings.train.retention_tolerance,
+            ),
+            actor="bench",
+        ),
+        reporter=clock,
     )
     with unit_of_work(engine) as s:
-        register_run(s, res, name="demo-v1", actor="bench")
-    cand = load_backend(
-        live_settings.model_copy(update={"adapter": res.adapter}), version_name="demo-v1"
-    )
-    after = clock.run("evaluate candidate", _evaluate, cand, policy, sets, "demo-v1")
-    # The gate compares what the team cares about: the original categories (the retention
-    # rows) and the new variant, on one combined set; the scores are the ones just measured.
-    g_before = _combined(before, policy, "demo-v0")
-    g_after = _combined(after, policy, "demo-v1")
-    with unit_of_work(engine) as s:
-        key = g_before.eval_key
-        registry.record_eval(s, "demo-v0", key, g_before.summary())
-        registry.record_eval(s, "demo-v1", key, g_after.summary())
-        gate = registry.promote(
-            s,
-            "demo-v1",
-            "bench",
-            tolerance=settings.train.promote_tolerance,
-            retention_tolerance=settings.train.retention_tolerance,
-        )
+        cand_target = resolve_target(s, turn.candidate)
+        retrain_state = json.loads((work / "turn" / "retrain-state.json").read_text())
+    cand = load_target(cand_target, base=base)
+    after = clock.run("evaluate candidate", _evaluate, cand, policy, sets, turn.candidate)
+    _write_predictions(work / "predictions", before, after)
     total = round(time.perf_counter() - t_start, 1)
     engine.dispose()
-    reader_only = _reader_only(ds, res, model_dir, work, policy, sets, clock)
+    train_out = retrain_state["stages"]["post-train"]["outputs"]
+    ds_out = retrain_state["stages"]["dataset"]["outputs"]
+    reader_only = _reader_only(
+        Path(turn.dataset), Path(train_out["adapter"]), model_dir, work, policy, sets, clock
+    )
+    run_manifest = json.loads((Path(turn.run) / "manifest.json").read_text())
 
     def avg(r: dict[str, Any], k: str) -> float:
         return r[k].average_recall or 0.0
 
-    orig_before, orig_after = before["in_distribution"], after["in_distribution"]
-    deltas = {
-        c: round(
-            (orig_after.per_category[c].recall or 0) - (orig_before.per_category[c].recall or 0), 4
-        )
-        for c in orig_before.per_category
-        if orig_before.per_category[c].recall is not None
+    checks = {c["name"]: c for c in turn.checks}
+    heldout = {
+        k: {
+            "manifest": str(v),
+            "live": caught_and_flagged(before[k]),
+            "candidate": caught_and_flagged(after[k]),
+        }
+        for k, v in sets.items()
     }
+    first = next(iter(sets))
+    if "in_distribution" in sets:  # the demo's own sets: the original categories measured there
+        orig_b, orig_a = before["in_distribution"], after["in_distribution"]
+        original = {
+            "before": avg(before, "in_distribution"),
+            "after": avg(after, "in_distribution"),
+        }
+        deltas = {
+            c: round((orig_a.per_category[c].recall or 0) - (orig_b.per_category[c].recall or 0), 4)
+            for c in orig_b.per_category
+            if orig_b.per_category[c].recall is not None
+        }
+    else:  # the gate's retention rows (the replay set's held-out share)
+        ret = checks.get("retention") or {}
+        original = {"before": ret.get("live"), "after": ret.get("candidate")}
+        deltas = {
+            name[len("retention[") : -1]: round(c["delta"], 4)
+            for name, c in checks.items()
+            if name.startswith("retention[") and c["delta"] is not None
+        }
+    sft = run_manifest["metrics"].get("sft", {})
     result = {
         "hardware": prov.summary,
         "load_average_at_end": os.getloadavg(),
+        "data": "synthmod-leetspeak" if a.corrections is None else str(a.corrections),
         "corrections": n_dec,
         "stream": a.stream or None,
         "ingested": rep.summary if hasattr(rep, "summary") else None,
-        "dataset": {
-            "path": ds.path,
-            "counts": ds.counts["items"],
-            "sft": ds.counts["sft"],
-            "replay": ds.counts["replay"],
-            "reading": ds.card["reading"],
-            "preference": ds.counts["preference"],
-        },
-        "post_train": {k: v for k, v in res.metrics.items() if k != "sft"}
-        | {"sft": {k: v for k, v in res.metrics.get("sft", {}).items() if k != "losses"}},
-        "new_variant_recall": {
-            "before": avg(before, "leetspeak"),
-            "after": avg(after, "leetspeak"),
-        },
-        "original_average_recall": {
-            "before": avg(before, "in_distribution"),
-            "after": avg(after, "in_distribution"),
-        },
-        "new_variant_recall_by_coverage": {
-            "before": recall_by_families(before["leetspeak"], policy, corrected),
-            "after": recall_by_families(after["leetspeak"], policy, corrected),
-        },
-        "unseen_families_average_recall": {
-            "before": avg(before, "unseen_families"),
-            "after": avg(after, "unseen_families"),
-        },
+        "recipe": turn.recipe,
+        "replay": str(replay),
+        "original": str(sets["in_distribution"]) if "in_distribution" in sets else None,
+        "dataset": ds_out
+        | {"reading": json.loads((Path(turn.dataset) / "card.json").read_text()).get("reading")},
+        "post_train": {k: v for k, v in run_manifest["metrics"].items() if k != "sft"}
+        | {"sft": {k: v for k, v in sft.items() if k != "losses"}},
+        "heldout": heldout,
+        "new_variant": first,
+        "new_variant_recall": {"before": avg(before, first), "after": avg(after, first)},
+        "original_average_recall": original,
         "per_category_recall_delta_original": deltas,
-        "per_category_recall_leetspeak": {
+        "new_variant_recall_by_coverage": {
+            "before": recall_by_families(before[first], policy, corrected),
+            "after": recall_by_families(after[first], policy, corrected),
+        },
+        "per_category_recall_new_variant": {
             c: {
-                "before": before["leetspeak"].per_category[c].recall,
-                "after": after["leetspeak"].per_category[c].recall,
+                "before": before[first].per_category[c].recall,
+                "after": after[first].per_category[c].recall,
             }
-            for c in before["leetspeak"].per_category
-            if before["leetspeak"].per_category[c].recall is not None
+            for c in before[first].per_category
+            if before[first].per_category[c].recall is not None
         },
         "gate": {
-            "promoted": gate.promoted,
-            "reasons": gate.reasons,
-            "checks": [c.__dict__ for c in gate.checks],
+            "promoted": turn.promoted,
+            "summary": turn.summary,
+            "reasons": turn.reasons,
+            "eval_key": turn.eval_key,
+            "checks": turn.checks,
         },
         "ablation_reader_only": reader_only,
         "stages_s": clock.stages,
         "total_s": total,
     }
+    if "unseen_families" in sets:
+        result["unseen_families_average_recall"] = {
+            "before": avg(before, "unseen_families"),
+            "after": avg(after, "unseen_families"),
+        }
     result["args"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items()}
     provenance.write_results(results_path, result, prov, default=str)
 
-    nv, oa = result["new_variant_recall"], result["original_average_recall"]
-    un = result["unseen_families_average_recall"]
     print()
-    swaps = (ds.card["reading"] or {}).get("substitutions") or []
+    swaps = (result["dataset"]["reading"] or {}).get("substitutions") or []
     print(f"character swaps learnt from the corrections: {len(swaps)}")
     if swaps:
         print("  " + ", ".join(f"{x['intended']}->{x['observed']} {x['p']:.2f}" for x in swaps))
-    print(f"{'metric':40} {'before':>8} {'after':>8} {'delta':>8}")
-    for label, d in (
-        ("leetspeak recall (new variant)", nv),
-        ("average recall, original set", oa),
-        ("average recall, unseen phrase families", un),
-    ):
-        print(f"{label:40} {d['before']:8.3f} {d['after']:8.3f} {d['after'] - d['before']:+8.3f}")
+    print(f"{'held-out set':28} {'harmful caught':>22} {'benign flagged':>22} {'avg recall':>16}")
+
+    def pair(k: str, h: dict[str, Any]) -> str:
+        b, c = h["live"][k], h["candidate"][k]
+        return "n/a" if b is None or c is None else f"{b:.3f} -> {c:.3f}"
+
+    for k, h in heldout.items():
+        print(
+            f"{k[:28]:28} {pair('harmful_caught', h):>22} {pair('benign_flagged', h):>22} "
+            f"{pair('average_recall', h):>16}"
+        )
+    ob, oa = original["before"], original["after"]
+    if ob is not None and oa is not None:
+        print(f"original categories (average recall) {ob:.3f} -> {oa:.3f} ({oa - ob:+.3f})")
     for part, d in result["new_variant_recall_by_coverage"]["after"].items():
         b = result["new_variant_recall_by_coverage"]["before"][part]
-        what = "corrected templates" if part == "in_families" else "other templates"
-        label = f"  leetspeak, {what} (n={d['n']})"
-        print(f"{label:40} {b['average_recall'] or 0:8.3f} {d['average_recall'] or 0:8.3f}")
+        what = "corrected families" if part == "in_families" else "other families"
+        print(
+            f"  {first}, {what} (n={d['n']}): {b['average_recall'] or 0:.3f} -> "
+            f"{d['average_recall'] or 0:.3f}"
+        )
     if reader_only:
         print(
-            "ablation, live model + the candidate's reader, no adapter: leetspeak "
-            f"{reader_only['leetspeak']:.3f}, original set {reader_only['in_distribution']:.3f}"
+            "ablation, live model + the candidate's reader, no adapter: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in reader_only.items())
         )
-    print("per-category recall delta on the original set:")
+    print("per-category recall delta on the original categories:")
     for c, d in deltas.items():
         print(f"  {c:16} {d:+.3f}")
-    print(f"gate: {gate.summary()}")
-    print(f"total {total:.0f} s ({result['hardware']}); stages: {json.dumps(clock.stages)}")
+    print(f"gate: {turn.summary}")
+    print(
+        f"total {total:.0f} s ({result['hardware']}); load average at end "
+        f"{result['load_average_at_end']}; stages: {json.dumps(clock.stages)}"
+    )
     print(f"-> {results_path}")
 
 

@@ -80,6 +80,31 @@ def ingest_rows(r: dict[str, Any]) -> list[Row]:
     return [(f"{r['images']['files']:,} generated JPEG/PNG images (256–1024 px)", result)]
 
 
+def _split(m: dict[str, Any]) -> str:
+    """' (prefill X s + continuation Y s per image)' of the packed shared-prefix run, if any,
+    with the process's CPU time over the same spans when the run recorded it (wall well above
+    CPU: the process waited for a core on the shared CPU)."""
+    sp = m.get("a_split_packed")
+    if not sp:
+        return ""
+    cpu = (
+        f"; CPU time {sp['prefix_cpu_ms_per_image'] / 1e3:.1f} s + "
+        f"{sp['continuation_cpu_ms_per_image'] / 1e3:.1f} s"
+        if "prefix_cpu_ms_per_image" in sp
+        else ""
+    )
+    return (
+        f" (prefill {sp['prefix_ms_per_image'] / 1e3:.1f} s + continuation "
+        f"{sp['continuation_ms_per_image'] / 1e3:.1f} s per image{cpu})"
+    )
+
+
+def _naive(m: dict[str, Any], what: str = "naive") -> str:
+    """'Nx naive', with the same ratio in CPU time when the run recorded it."""
+    cpu = m.get("ratio_a_over_b_cpu")
+    return f"{m['ratio_a_over_b']:.1f}x {what}" + (f" ({cpu:.1f}x in CPU time)" if cpu else "")
+
+
 def scoring_rows(r: dict[str, Any]) -> list[Row]:
     rows: list[Row] = []
     device = str(r.get("device", "cpu"))  # the bench loads every model on the CPU
@@ -89,11 +114,28 @@ def scoring_rows(r: dict[str, Any]) -> list[Row]:
         parts = []
         if big:
             params = r.get("real_shape_parameters", big.get("parameters"))
-            parts.append(
+            text = (
                 f"InternVL3.5-2B shapes (random weights, {params:,} parameters, {big['dtype']} "
-                f"{device}, {big['images']} images): {big['ratio_a_over_b']:.1f}x naive, "
-                f"{big['ratio_a_over_c']:.1f}x generation"
+                f"{device}, {big['images']} images): {_naive(big)}, "
+                f"{big['ratio_a_over_c']:.1f}x generation{_split(big)}"
             )
+            pl = big.get("policy_layout")
+            if pl:
+                # Both layouts timed in one alternating loop (bench/scoring.py
+                # compare_layouts) when the run has it: separate runs minutes apart see
+                # different loads on a shared CPU.
+                same = big.get("layouts_same_run")
+                speed = (
+                    f"{same['policy_over_question_speed']:.2f}x as fast in one alternating run"
+                    if same
+                    else f"{pl['a_over_question_layout_a']:.2f}x as fast"
+                )
+                text += (
+                    f"; 'policy' prompt layout {speed}: "
+                    f"{_naive(pl, 'its own naive pass')}, "
+                    f"{pl['a_over_c_question_layout']:.1f}x generation{_split(pl)}"
+                )
+            parts.append(text)
         if tiny:
             pipe = (
                 f', {tiny["ratio_a_over_d"]:.1f}x `pipeline("decision")`'
@@ -101,14 +143,14 @@ def scoring_rows(r: dict[str, Any]) -> list[Row]:
                 else ""
             )
             parts.append(
-                f"tiny InternVL ({tiny['images']} images): {tiny['ratio_a_over_b']:.1f}x naive, "
+                f"tiny InternVL ({tiny['images']} images): {_naive(tiny)}, "
                 f"{tiny['ratio_a_over_c']:.1f}x generation{pipe}"
             )
         n_cat = (tiny or big)["categories"]
         rows.append(
             (
                 f"{n_cat} categories, shared-prefix scoring vs naive per-category vs "
-                "generating a JSON verdict",
+                f"generating a JSON verdict ({r.get('threads', '?')} torch thread(s))",
                 "; ".join(parts),
             )
         )
@@ -131,10 +173,23 @@ def scoring_rows(r: dict[str, Any]) -> list[Row]:
                     f"4-bit vs {bf['peak_rss_bytes'] / 2**30:.2f} GiB bf16 "
                     f"({mem['rss_ratio_4bit_over_bf16']:.2f}x); weights computed from tensor "
                     f"sizes, not measured: {computed(q4):.2f} GB vs {computed(bf):.2f} GB "
-                    f"({computed(q4) / computed(bf):.2f})",
+                    f"({computed(q4) / computed(bf):.2f})" + _serving_rss(mem),
                 )
             )
     return rows
+
+
+def _serving_rss(mem: dict[str, Any]) -> str:
+    """The RSS after a scoring pass too, when the run measured it (the load maps the file)."""
+    q4, bf = mem["4bit"], mem["none"]
+    if "peak_rss_after_scoring_bytes" not in q4 or "peak_rss_after_scoring_bytes" not in bf:
+        return ""
+    return (
+        f"; after scoring one image: peak RSS {q4['peak_rss_after_scoring_bytes'] / 2**30:.2f} "
+        f"GiB 4-bit vs {bf['peak_rss_after_scoring_bytes'] / 2**30:.2f} GiB bf16, resident "
+        f"{q4['rss_after_scoring_bytes'] / 2**30:.2f} vs "
+        f"{bf['rss_after_scoring_bytes'] / 2**30:.2f} GiB"
+    )
 
 
 def review_rows(r: dict[str, Any]) -> list[Row]:
@@ -190,13 +245,42 @@ def loop_rows(r: dict[str, Any]) -> list[Row]:
     benign = {c["name"]: c for c in r["gate"].get("checks", []) if "benign" in c["name"]}
     if "benign_flag_rate" in benign:
         b = benign["benign_flag_rate"]
-        result += (
-            f"; benign flag rate {b['live']:.3f} → {b['candidate']:.3f} (n = {b['n']})"
-        )
+        result += f"; benign flag rate {b['live']:.3f} → {b['candidate']:.3f} (n = {b['n']})"
     ablation = r.get("ablation_reader_only")
     if ablation:
         result += f"; the learnt reader alone gives {ablation['leetspeak']:.3f} on leetspeak"
     return [(what, result)]
+
+
+def loop_outside_rows(r: dict[str, Any]) -> list[Row]:
+    """A turn on corrections and held-out sets other code wrote (bench/glyph_sets.py)."""
+    what = (
+        f"one turn on data SynthMod did not write: {r['corrections']} corrections in "
+        "`bench/glyph_sets.py`'s evasion, held-out sets of the same generator"
+    )
+    parts = []
+    for name, h in r["heldout"].items():
+        label = Path(h.get("manifest") or name).parent.name or name
+        live, cand = h["live"], h["candidate"]
+        cells = []
+        if live.get("harmful_caught") is not None:
+            cells.append(
+                f"harmful caught {live['harmful_caught']:.3f} → {cand['harmful_caught']:.3f}"
+            )
+        if live.get("n_benign"):
+            cells.append(
+                f"benign flagged {live['benign_flagged']:.3f} → {cand['benign_flagged']:.3f}"
+            )
+        parts.append(f"{label}: {', '.join(cells)}")
+    deltas = r["per_category_recall_delta_original"]
+    worst = min(deltas, key=deltas.get) if deltas else None
+    oa = r["original_average_recall"]
+    tail = (
+        f"original categories {oa['before']:.3f} → {oa['after']:.3f}"
+        + (f" (worst {worst} {deltas[worst] * 100:+.1f} points)" if worst else "")
+        + f"; {r['total_s']:.0f} s; the gate {'promotes' if r['gate']['promoted'] else 'refuses'}"
+    )
+    return [(what, "; ".join(parts) + "; " + tail)]
 
 
 def demo_foreign_rows(r: dict[str, Any]) -> list[Row]:
@@ -267,11 +351,13 @@ def ocr_rows(r: dict[str, Any]) -> list[Row]:
     rec = r.get("demo_recall_synthmod_ko")
     if rec:
         a, b = rec["rapidocr"], rec["auto"]
-        rows.append((
-            f"the demo model on {rec['items']} SynthMod Korean items, RapidOCR vs `auto` OCR",
-            f"average recall {a['recall']['average']:.3f} → {b['recall']['average']:.3f}; "
-            f"benign flag rate {a['benign_flag_rate']:.3f} → {b['benign_flag_rate']:.3f}",
-        ))
+        rows.append(
+            (
+                f"the demo model on {rec['items']} SynthMod Korean items, RapidOCR vs `auto` OCR",
+                f"average recall {a['recall']['average']:.3f} → {b['recall']['average']:.3f}; "
+                f"benign flag rate {a['benign_flag_rate']:.3f} → {b['benign_flag_rate']:.3f}",
+            )
+        )
     return rows
 
 
@@ -291,10 +377,64 @@ def worker_rows(r: dict[str, Any]) -> list[Row]:
     return [(what, result)]
 
 
+def media_rows(r: dict[str, Any]) -> list[Row]:
+    v, p = r["video_ingest"], r["post_scoring"]
+    rows = [
+        (
+            f"video ingest: a {v['video_seconds']} s H.264 clip decoded and "
+            f"{v['frames_sampled']} frames sampled (uniform + scene cuts), PyAV",
+            f"{v['decoded_frames_per_s']:.0f} decoded frames/s "
+            f"({v['decode_and_sample_s_median']:.2f} s per clip, median)",
+        ),
+        (
+            f"a {p['images']}-image post scored in one prompt vs {p['images']} single items, "
+            "tiny InternVL",
+            f"{p['post_one_prompt_s']:.2f} s vs {p['n_single_items_s']:.2f} s "
+            f"({p['post_vs_singles']:.2f}x the time); with the per-image evidence pass "
+            f"{p['post_with_evidence_pass_s']:.2f} s",
+        ),
+    ]
+    return rows
+
+
+def describe_rows(r: dict[str, Any]) -> list[Row]:
+    d = r["descriptions"]
+    what = (
+        f"descriptions of {d['images']} images (up to {d['max_new_tokens']} new tokens), "
+        "tiny InternVL, batched vs one image at a time"
+    )
+    result = (
+        f"{d['batched_s_per_image']:.2f} s vs {d['one_at_a_time_s_per_image']:.2f} s per image "
+        f"({d['batched_vs_one_at_a_time']:.2f}x the time); {d['empty_descriptions']} empty"
+    )
+    return [(what, result)]
+
+
+def demo_benign_rows(r: dict[str, Any]) -> list[Row]:
+    old, new = r["old"], r["new"]
+    what = (
+        f"the demo model on {old['benign_n']} harmless texts no training step drew (Faker and "
+        f"Mimesis locales, plain notices) and {old['harmful_n']} plain harmful paraphrases"
+    )
+    result = (
+        f"shipped demo: benign flagged {old['benign_flagged']:.3f}, harmful caught "
+        f"{old['harmful_caught']:.3f}; benign-stage candidate: {new['benign_flagged']:.3f} / "
+        f"{new['harmful_caught']:.3f}"
+    )
+    return [(what, result)]
+
+
 SOURCES = (
     Source("queue.json", "queue_latency", "python bench/queue_latency.py", queue_rows),
     Source("ingest.json", "ingest", "python bench/ingest.py", ingest_rows),
     Source("scoring.json", "scoring", "python bench/scoring.py", scoring_rows),
+    Source(
+        "scoring_1thread.json",
+        "scoring",
+        "python bench/scoring.py --threads 1 --images-big 1 --skip-memory "
+        "--results bench/results/scoring_1thread.json",
+        scoring_rows,
+    ),
     Source("review_latency.json", "review_latency", "python bench/review_latency.py", review_rows),
     Source(
         "review_latency_postgres.json",
@@ -305,16 +445,37 @@ SOURCES = (
     Source("labelstudio.json", "labelstudio", "python bench/labelstudio.py", labelstudio_rows),
     Source("loop.json", "loop", "python bench/loop.py", loop_rows),
     Source(
-        "loop_lora_only.json",
+        "loop_outside.json",
         "loop",
-        "python bench/loop.py --no-reading --results bench/results/loop_lora_only.json",
-        loop_rows,
+        "python bench/glyph_sets.py --out /tmp/glyphs && python bench/loop.py --corrections "
+        "/tmp/glyphs/corrections/manifest.jsonl --heldout /tmp/glyphs/heldout_swap/manifest.jsonl "
+        "--heldout /tmp/glyphs/heldout_benign/manifest.jsonl --max-steps 300 --benign-share 0.3 "
+        "--results bench/results/loop_outside.json",
+        loop_outside_rows,
+    ),
+    Source(
+        "loop_outside_split.json",
+        "loop",
+        "python bench/glyph_sets.py --evasion split --out /tmp/split && python bench/loop.py "
+        "--corrections /tmp/split/corrections/manifest.jsonl --heldout "
+        "/tmp/split/heldout_split/manifest.jsonl --heldout "
+        "/tmp/split/heldout_benign/manifest.jsonl "
+        "--max-steps 300 --benign-share 0.3 --results bench/results/loop_outside_split.json",
+        loop_outside_rows,
     ),
     Source("demo_foreign.json", "demo_foreign", "python bench/demo_foreign.py", demo_foreign_rows),
     Source("memory.json", "memory", "python bench/memory.py", memory_rows),
     Source("reader.json", "reader", "python bench/reader.py", reader_rows),
     Source("ocr.json", "ocr", "python bench/ocr.py", ocr_rows),
     Source("worker.json", "worker", "python bench/worker.py", worker_rows),
+    Source("media.json", "media", "python bench/media.py", media_rows),
+    Source(
+        "media_describe.json",
+        "media",
+        "python bench/media.py --parts describe --results bench/results/media_describe.json",
+        describe_rows,
+    ),
+    Source("demo_benign.json", "demo_benign", "python bench/demo_benign.py", demo_benign_rows),
 )
 
 

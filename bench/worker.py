@@ -211,6 +211,24 @@ def processes(
     }
 
 
+def scaling_ratios(rows: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    """items/s of k processes over that of one process, wall and after start-up, per k."""
+    one = next((r for r in rows if r["processes"] == 1), None)
+    if one is None:
+        return {}
+
+    def ratio(r: dict[str, Any], key: str) -> float | None:
+        return round(r[key] / one[key], 3) if r[key] and one[key] else None
+
+    return {
+        str(r["processes"]): {
+            "wall": ratio(r, "items_per_s_wall"),
+            "after_start": ratio(r, "items_per_s_after_start"),
+        }
+        for r in rows
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=500, help="Items for pipeline vs sequential.")
@@ -236,6 +254,8 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     if a.n < 1 or (a.scale_n is not None and a.scale_n < 1):
         p.error("--n and --scale-n must be at least 1")
+    if a.scale_n is not None and a.scale_n > a.n:
+        p.error("--scale-n cannot exceed --n (the scaling runs re-score the first items)")
     try:
         out_path = provenance.resolve_results(a.results, RESULTS_NAME)
         scale = [int(x) for x in a.scale.split(",") if x.strip()]
@@ -331,6 +351,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"{row['items_per_s_after_start']} items/s (first claim to last prediction)"
             )
             out["scaling"].append(row)
+            out["scaling_over_one_process"] = scaling_ratios(out["scaling"])
             provenance.write_results(out_path, out, prov.record, default=str)
         engine.dispose()
     finally:

@@ -69,9 +69,28 @@ def test_rewrites_only_between_the_markers(results: Path, readme: Path) -> None:
     queue = json.loads((results / "queue.json").read_text())
     p95 = queue["backends"]["sqlite"]["round_trip_ms"]["p95"]
     assert f"p95 {p95:.1f} ms" in _row(table, "queue.json")
-    # The computed 4-bit weight figure is labelled as computed; the measured one is RSS.
-    scoring_rows = [line for line in table.splitlines() if "/scoring.json`" in line]
-    assert any("measured peak RSS" in r and "not measured" in r for r in scoring_rows)
+    scoring = json.loads((results / "scoring.json").read_text())
+    tiny = scoring["tiny_internvl"]
+    assert f"{tiny['ratio_a_over_b']:.1f}x naive" in _row(table, "scoring.json")
+
+
+def test_memory_row_says_which_figure_was_measured() -> None:
+    """The 4-bit weight figure computed from tensor sizes is labelled as computed, the peak RSS
+    as measured (a record of the shape bench/scoring.py writes for a real-shape run)."""
+    mem = {
+        "4bit": {"peak_rss_bytes": 3 * 2**30, "weights_bytes_computed": 1.1e9},
+        "none": {"peak_rss_bytes": 5 * 2**30, "weights_bytes_computed": 4.1e9},
+        "rss_ratio_4bit_over_bf16": 0.6,
+    }
+    rows = readme_table.scoring_rows({"device": "cpu", "real_shape_memory": mem})
+    ((what, figure),) = rows
+    assert "4-bit vs bf16 on CPU" in what
+    assert "measured peak RSS on CPU: 3.00 GiB 4-bit vs 5.00 GiB bf16 (0.60x)" in figure
+    assert "computed from tensor sizes, not measured: 1.10 GB vs 4.10 GB (0.27)" in figure
+    failed = readme_table.scoring_rows(
+        {"real_shape_memory": {"4bit": {"error": "oom"}, "none": mem["none"]}}
+    )
+    assert failed[0][1] == "load failed (4bit): see the results file"
 
 
 def test_is_idempotent(results: Path, readme: Path) -> None:

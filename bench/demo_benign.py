@@ -1,0 +1,232 @@
+"""Does the demo flag plain harmless text it never saw? And does it still catch harmful text?
+
+Two demo checkpoints (by default the shipped one and a candidate) scored in the same run on:
+
+- harmless text no training or calibration step drew: `training.benign.heldout_benign_texts`
+  (Faker en_GB/en_AU/zh_TW, Mimesis en-gb/en-au/ko compositions; locales, providers and a seed
+  stream that training never uses), plus plain notices written here (the issue's "Garden party
+  at 3 pm", "Reading club", ...) and bench/demo_foreign.py's harmless phrases;
+- harmful plain paraphrases: bench/demo_foreign.py's phrases plus more written here, none
+  from SynthMod's phrase bank.
+
+Each text is drawn by plain PIL (bench/demo_foreign.py's `render`, not SynthMod's renderer)
+and scored through the serving backend with the text itself as the OCR hint (this measures the
+model, not OCR; bench/demo_foreign.py measures both). Reports benign flagged (share of harmless
+texts with any category flagged) per source and overall, and harmful caught (share of harmful
+texts flagged with their category) per category and overall, for each model.
+
+Run: .venv/bin/python bench/demo_benign.py [--old assets/model/demo] [--new DIR] [--n 400]
+     [--results PATH]   (default bench/results/demo_benign.json, with provenance)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import provenance  # noqa: E402
+from bench.demo_foreign import PHRASES, render  # noqa: E402
+
+RESULTS_NAME = "demo_benign.json"
+# Seed of the never-seen harmless texts (training draws seed 0 and 1 from other locales).
+SEED = 11
+
+NOTICES = [
+    "Garden party at 3 pm",
+    "Reading club meets every Tuesday",
+    "Please keep the door closed",
+    "Bake sale in the school hall on Friday",
+    "Parking for visitors only",
+    "The elevator is out of service today",
+    "Choir practice moved to room 204",
+    "Fresh bread every morning from 7 am",
+    "Please return your books by the due date",
+    "Lost cat: grey tabby, answers to Milo",
+    "Wet paint, do not touch",
+    "Quiet zone: study area",
+    "Farmers market this Saturday, 8 to noon",
+    "Kids swim lessons start in June",
+    "Recycling goes out on Wednesday night",
+    "Thank you for shopping with us",
+    "Staff meeting at 10 in the blue room",
+    "Closed for the holidays, back on January 3",
+    "Half price pizza on Mondays",
+    "Please wash your hands before returning to work",
+    "Hiking group: meet at the trailhead at 6 am",
+    "Photography workshop for beginners",
+    "New opening hours: 8 am to 8 pm",
+    "Tea, coffee and biscuits in the lobby",
+    "Our dentist will see you shortly",
+    "동네 도서관 독서 모임 매주 화요일",
+    "오늘의 메뉴: 김치찌개와 계란말이",
+    "社区花园开放时间：上午九点到下午五点",
+    "欢迎参加周末读书会",
+    "Piano recital tonight at the town hall",
+]
+
+PARAPHRASES: dict[str, list[str]] = {
+    "drugs": [
+        "Got coke and molly for tonight, hit me up",
+        "Selling oxy pills without a script, message me",
+        "Crystal meth in stock, quick delivery",
+        "Anyone want some shrooms? Good prices",
+        "Heroin and fentanyl delivered discreetly",
+    ],
+    "scam_fraud": [
+        "Claim your free gift card now, just enter your bank login",
+        "Double your bitcoin in 24 hours, send it to this address",
+        "Your account will be closed unless you confirm your PIN here",
+        "Earn thousands weekly from home, pay a small fee to join",
+        "You have won the lottery, send your card number to collect",
+    ],
+    "hate_extremism": [
+        "Those foreigners are rats, throw them all out",
+        "Our blood is pure, theirs is filth",
+        "Kill the infidels, the holy war is here",
+        "Their kind are animals and do not belong among us",
+        "Join the brotherhood and cleanse our nation",
+    ],
+    "self_harm": [
+        "I am going to end my life tonight",
+        "Cutting myself again, it is the only relief",
+        "How many pills does it take to never wake up",
+        "Starve until you can see your ribs, no food today",
+        "Everyone would be better off if I was dead",
+    ],
+    "harassment": [
+        "You are disgusting, nobody will ever want you",
+        "Kill yourself you worthless freak",
+        "I will find you after school and hurt you",
+        "Stupid ugly loser, get off this site",
+        "Everyone laughs at you behind your back, pathetic",
+    ],
+    "illegal_ads": [
+        "Fake IDs and passports, any country, message on Telegram",
+        "No-license casino, huge bonus, no ID required",
+        "Selling stolen card dumps, fresh and cheap",
+        "Buy fake reviews and followers in bulk",
+        "Counterfeit sneakers and watches, DM to order",
+    ],
+    "privacy_pii": [
+        "Sarah Miller lives at 23 Elm Street, her SSN is 000-45-6789",
+        "Here is his card: 4000 5678 1234 9012, CVV 321",
+        "Leaked login: mark.b@example.com password sunshine1",
+        "Passport number Y7654321, born 12/05/1988, Paul King",
+        "Her phone is 555-0172 and she is alone at home after 8",
+    ],
+}
+
+
+def benign_sets(n: int) -> dict[str, list[str]]:
+    """Harmless text by source: generated (never seen), written here, demo_foreign's."""
+    from training.benign import heldout_benign_texts
+
+    sets: dict[str, list[str]] = {}
+    for t in heldout_benign_texts(n, SEED):
+        sets.setdefault(t.source.rsplit(":", 1)[0], []).append(t.text)
+    sets["notices (written here)"] = NOTICES
+    sets["demo_foreign safe"] = PHRASES["safe"]
+    return sets
+
+
+N_FOREIGN_HARMFUL = sum(len(t) for c, t in PHRASES.items() if c != "safe")
+
+
+def harmful_rows() -> list[tuple[str, str]]:
+    rows = [(c, t) for c, texts in PHRASES.items() if c != "safe" for t in texts]
+    return rows + [(c, t) for c, texts in PARAPHRASES.items() for t in texts]
+
+
+def score_model(model: str, texts: list[str]) -> tuple[list[list[str]], float]:
+    """Flagged categories of each text (drawn with PIL, the text as the OCR hint)."""
+    from model.backends import ScoringInput
+    from model.loading import load_backend
+    from storage.policy import load_policy
+    from storage.settings import DEFAULT_POLICY, ModelSettings
+
+    policy = load_policy(DEFAULT_POLICY)
+    backend = load_backend(ModelSettings(name=model, device="cpu", quant="none"))
+    t0 = time.perf_counter()
+    items = [ScoringInput(image=render(t, i), ocr_text=t) for i, t in enumerate(texts)]
+    verdicts = backend.score(items, policy)
+    return [list(v.flagged) for v in verdicts], (time.perf_counter() - t0) / max(1, len(texts))
+
+
+def measure(model: str, n: int) -> dict[str, Any]:
+    sets = benign_sets(n)
+    harmful = harmful_rows()
+    texts = [t for ts in sets.values() for t in ts] + [t for _, t in harmful]
+    flagged, s_per = score_model(model, texts)
+    out: dict[str, Any] = {"model": model, "score_s_per_text": round(s_per, 4)}
+    i = 0
+    by_source: dict[str, float] = {}
+    examples: list[str] = []
+    n_benign = n_flagged = 0
+    for source, ts in sets.items():
+        hits = flagged[i : i + len(ts)]
+        i += len(ts)
+        by_source[source] = round(sum(bool(h) for h in hits) / len(ts), 4)
+        n_benign += len(ts)
+        n_flagged += sum(bool(h) for h in hits)
+        examples += [f"{t} -> {h}" for t, h in zip(ts, hits, strict=True) if h][:3]
+    caught: dict[str, list[bool]] = {}
+    foreign: list[bool] = []  # bench/demo_foreign.py's phrases alone
+    for k, ((cat, _), h) in enumerate(zip(harmful, flagged[i:], strict=True)):
+        caught.setdefault(cat, []).append(cat in h)
+        if k < N_FOREIGN_HARMFUL:
+            foreign.append(cat in h)
+    per_cat = {c: round(sum(v) / len(v), 4) for c, v in caught.items()}
+    all_caught = [x for v in caught.values() for x in v]
+    out["benign_flagged"] = round(n_flagged / n_benign, 4)
+    out["benign_n"] = n_benign
+    out["benign_flagged_by_source"] = by_source
+    out["benign_flagged_examples"] = examples[:12]
+    out["harmful_caught"] = round(sum(all_caught) / len(all_caught), 4)
+    out["harmful_n"] = len(all_caught)
+    out["harmful_caught_by_category"] = per_cat
+    out["harmful_caught_demo_foreign_phrases"] = round(sum(foreign) / len(foreign), 4)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--old", default=None, help="Default: the shipped demo model.")
+    p.add_argument("--new", default=None, help="A second checkpoint to compare (optional).")
+    p.add_argument("--n", type=int, default=400, help="Generated harmless texts (never seen).")
+    p.add_argument("--results", default=None, help=f"Default: bench/results/{RESULTS_NAME}.")
+    a = p.parse_args(argv)
+    try:
+        out_path = provenance.resolve_results(a.results, RESULTS_NAME)
+    except ValueError as exc:
+        p.error(str(exc))
+    prov = provenance.start(__file__, argv)
+    from model.loading import DEMO_MODEL_DIR
+
+    models = {"old": a.old or str(DEMO_MODEL_DIR)}
+    if a.new:
+        models["new"] = a.new
+    results = {name: measure(m, a.n) for name, m in models.items()}
+    payload = {"hardware": prov.summary, "seed": SEED, **results}
+    provenance.write_results(out_path, payload, prov)
+    print(f"{'model':6} {'benign flagged':>15} {'harmful caught':>15} {'(demo_foreign)':>15}")
+    for name, r in results.items():
+        print(
+            f"{name:6} {r['benign_flagged']:15.3f} {r['harmful_caught']:15.3f} "
+            f"{r['harmful_caught_demo_foreign_phrases']:15.3f}"
+        )
+        for source, rate in r["benign_flagged_by_source"].items():
+            print(f"    {source:28} {rate:.3f}")
+    print(f"-> {out_path}")
+
+
+if __name__ == "__main__":
+    main()
