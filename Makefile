@@ -59,9 +59,15 @@ lint: venv
 # Every bench writes bench/results/NAME.json with its provenance; the README's table is then
 # regenerated from those files (bench/readme_table.py --check tells when it has drifted).
 bench: venv
-	for b in queue_latency ingest scoring review_latency labelstudio loop demo_foreign memory reader ocr worker; do $(BIN)/python bench/$$b.py || exit 1; done
+	for b in queue_latency ingest scoring review_latency labelstudio loop demo_foreign memory reader ocr worker media demo_benign; do $(BIN)/python bench/$$b.py || exit 1; done
 	$(BIN)/python bench/review_latency.py --postgres
-	$(BIN)/python bench/loop.py --no-reading --results bench/results/loop_lora_only.json
+	$(BIN)/python bench/scoring.py --threads 1 --images-big 1 --skip-memory --results bench/results/scoring_1thread.json
+	$(BIN)/python bench/media.py --parts describe --results bench/results/media_describe.json
+	for e in swap split; do $(BIN)/python bench/glyph_sets.py --evasion $$e --out /tmp/warden-glyphs-$$e || exit 1; \
+	  $(BIN)/python bench/loop.py --corrections /tmp/warden-glyphs-$$e/corrections/manifest.jsonl \
+	    --heldout /tmp/warden-glyphs-$$e/heldout_$$e/manifest.jsonl --heldout /tmp/warden-glyphs-$$e/heldout_benign/manifest.jsonl \
+	    --max-steps 300 --benign-share 0.3 --work /tmp/warden-loop-$$e \
+	    --results bench/results/loop_outside$$( [ $$e = split ] && echo _split ).json || exit 1; done
 	$(BIN)/python bench/readme_table.py
 
 clean:
