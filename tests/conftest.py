@@ -8,6 +8,7 @@ SQLite only (CI always runs both).
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,39 @@ os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+# Debian Chromium, driven by Playwright: one browser for the whole session, shared by the
+# workbench's tests (tests/app) and Label Studio's (tests/labelstudio). Playwright's sync API
+# runs one event loop per thread, so a second `sync_playwright()` opened while this one lives
+# fails ("Sync API inside the asyncio loop"); every browser test must use this fixture.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
+]
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[object]:
+    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
+        # `make test` installs it; in CI a missing browser is a broken set-up, not a skip.
+        if os.environ.get("CI"):
+            pytest.fail("Debian chromium is not installed (make test installs it)")
+        pytest.skip("Debian chromium is not installed (run `make test`, which installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
 
 
 def _backends() -> list[str]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import socket
 import subprocess
 import sys
@@ -33,18 +32,6 @@ from storage.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
-]
 PASSWORD = "correct horse battery staple"
 
 
@@ -238,21 +225,6 @@ def live_app(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> 
     except subprocess.TimeoutExpired:
         app.proc.kill()
     app.engine.dispose()
-
-
-@pytest.fixture(scope="session")
-def chromium() -> Iterator[object]:
-    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
-        # `make test` installs it; in CI a missing browser is a broken set-up, not a skip.
-        if os.environ.get("CI"):
-            pytest.fail("Debian chromium is not installed (make test installs it)")
-        pytest.skip("Debian chromium is not installed (run `make test`, which installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

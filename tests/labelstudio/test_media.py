@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import io
 import random
-from collections.abc import Iterator
 from dataclasses import asdict
-from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlsplit
 
@@ -27,7 +25,6 @@ from storage.media import NewMedium, add_media, record_medium_signals
 from storage.models import Blob, Decision, Item, Prediction
 from storage.policy import Policy
 from storage.settings import Settings
-from tests.app.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.labelstudio.conftest import MakeItems, WebhookServer, choices_result, wait_for
 from training.labelstudio.cli import app
 from training.labelstudio.client import LabelStudioClient
@@ -303,19 +300,6 @@ def test_media_text_names_frames_with_their_time_and_cuts_long_ocr() -> None:
     assert third == "Frame 3 of 3"
 
 
-@pytest.fixture(scope="module")
-def ls_browser() -> Iterator[object]:
-    """Debian Chromium, as the workbench's browser tests drive it (tests/app/conftest.py)."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed (run `make test`, which installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
 def _pixel(page: object, fx: float, fy: float) -> tuple[int, int, int]:
     """The screen colour at (fx, fy) of the shown image (fractions of its width, height)."""
     img = page.locator(".lsf-image img[alt=image]")  # type: ignore[attr-defined]
@@ -335,7 +319,7 @@ def test_the_annotator_pages_through_the_images_and_sees_the_box_on_image_2(
     ls_client: LabelStudioClient,
     ls_server: LabelStudioServer,
     policy: Policy,
-    ls_browser: object,
+    chromium: object,
 ) -> None:
     state = setup(ls_settings, client=ls_client, policy=policy)
     post = _make_post(
@@ -344,7 +328,7 @@ def test_the_annotator_pages_through_the_images_and_sees_the_box_on_image_2(
     push(ls_settings, engine, budget=5, image_mode="data", client=ls_client, policy=policy)
     task_id = _tasks(ls_client, state.project_id)[post]["id"]
 
-    context = ls_browser.new_context(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
+    context = chromium.new_context(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
     page = context.new_page()
     page.set_default_timeout(30_000)
     dialogs: list[str] = []

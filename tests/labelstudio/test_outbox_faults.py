@@ -16,7 +16,7 @@ from storage.policy import Policy
 from storage.settings import Settings
 from tests.labelstudio.conftest import MakeItems, choices_result, make_outbox_due
 from training.labelstudio.client import LabelStudioClient
-from training.labelstudio.project import setup
+from training.labelstudio.project import MEDIA_TEXT, setup
 from training.labelstudio.server import LabelStudioServer
 from training.labelstudio.status import labelstudio_status
 from training.labelstudio.sync import TOPIC_PUSH, deliver, pull, push
@@ -84,6 +84,9 @@ def test_server_stopped_mid_push_every_task_and_annotation_arrives_once(
             {
                 "data": {
                     "image": "data:,",
+                    # A project that shows every medium needs the list and its text too.
+                    "images": ["data:,"],
+                    MEDIA_TEXT: "Image 1 of 1",
                     "text": "",
                     "warden_item_id": r.item_id,
                     "warden_push": r.id,
