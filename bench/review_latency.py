@@ -44,7 +44,7 @@ from storage.models import Blob, Item, Prediction
 from storage.policy import load_policy
 from storage.scratch_db import DEFAULT_ADMIN_URL, create_scratch_database, drop_scratch_database
 from storage.settings import Settings
-from tests.app.conftest import CHROMIUM_ARGS  # the flags FACTS.md gives for offline Chromium
+from tests.conftest import CHROMIUM_ARGS  # the flags FACTS.md gives for offline Chromium
 
 PASSWORD = "bench-password-1"
 PG_ADMIN_URL = DEFAULT_ADMIN_URL
