@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -488,11 +489,40 @@ def _shown(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
+def in_history(commit: str, repo: Path = ROOT) -> bool | None:
+    """Whether `commit` is HEAD or an ancestor of it in `repo`; None where git cannot tell (no
+    git, not a checkout). A results file measured on a commit that never landed (work of a
+    session that was cut off, a rebased branch) names code no one can check out."""
+    if not commit or commit == "unknown":
+        return None
+    try:
+        run = subprocess.run(
+            ["git", "-C", str(repo), "merge-base", "--is-ancestor", commit, "HEAD"],
+            capture_output=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if run.returncode in (0, 1):
+        return run.returncode == 0
+    # 128: an unknown object, or no repository. In a full checkout the commit is not there; in
+    # a shallow clone or outside git nothing can be told.
+    probe = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--is-shallow-repository"],
+        capture_output=True,
+        text=True,
+    )
+    return False if probe.returncode == 0 and probe.stdout.strip() == "false" else None
+
+
 def _provenance_cells(prov: dict[str, Any]) -> tuple[str, str, str]:
     git = prov.get("git") or {}
-    commit = (git.get("commit") or "unknown")[:7]
+    full = git.get("commit") or "unknown"
+    commit = full[:7]
     if git.get("dirty"):
         commit += " (dirty)"
+    if in_history(full) is False:
+        commit += " (not in this history)"
     start, end = prov.get("load_average_start"), prov.get("load_average_end")
     load = f"{start[0]:.2f} → {end[0]:.2f}" if start and end else "unknown"
     hw = prov.get("hardware") or {}

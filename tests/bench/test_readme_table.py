@@ -146,6 +146,19 @@ def test_a_dirty_tree_is_shown_beside_the_commit(results: Path, readme: Path) ->
     assert " (dirty)`" in _row(_table_of(readme.read_text()), "demo_foreign.json")
 
 
+def test_a_commit_that_is_not_in_the_history_is_said_so(results: Path, readme: Path) -> None:
+    """A results file measured on a commit that never landed (a cut-off session's work) names
+    code no one can check out: the row says so instead of passing it off as a commit of main."""
+    data = json.loads((results / "demo_foreign.json").read_text())
+    data["provenance"]["git"].update(commit="0123456789abcdef0123456789abcdef01234567", dirty=False)
+    (results / "demo_foreign.json").write_text(json.dumps(data))
+    run_table("--readme", str(readme), "--results-dir", str(results))
+    table = _table_of(readme.read_text())
+    assert "`0123456 (not in this history)`" in _row(table, "demo_foreign.json")
+    # A commit of this checkout (the fixture's provenance is taken at HEAD) is shown plain.
+    assert "not in this history" not in _row(table, "queue.json")
+
+
 def test_print_changes_nothing(results: Path, readme: Path) -> None:
     run = run_table("--print", "--readme", str(readme), "--results-dir", str(results))
     assert run.returncode == 0
