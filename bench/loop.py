@@ -258,12 +258,15 @@ def _reader_only(
     return {k: r.average_recall or 0.0 for k, r in reports.items()}
 
 
-def _demo_replay(work: Path, clock: Clock) -> Path:
-    """The demo's own training distribution (600 SynthMod renders, retention rows)."""
+def _demo_replay(work: Path, n: int, clock: Clock) -> Path:
+    """The demo's own training distribution (`n` SynthMod renders, retention rows). The
+    dataset build holds a tenth out as the gate's retention rows and a tenth into validation:
+    2,400 gives ~34 retention rows per original category, where one row moves a category by
+    3 points, the gate's per-category tolerance (600 gave 8 rows: one row was 12.5 points)."""
     from training.pretrain import demo_specs, write_eval_set
     from training.recipes import load_recipe
 
-    specs = demo_specs(load_recipe("demo").demo, "train", 600)
+    specs = demo_specs(load_recipe("demo").demo, "train", n)
     return clock.run("render replay set", write_eval_set, specs, work / "replay", retention=True)
 
 
@@ -280,7 +283,9 @@ def _demo_original(work: Path, n: int, clock: Clock) -> Path:
     )
 
 
-def _default_sets(work: Path, n: int, clock: Clock) -> tuple[Path, dict[str, Path], Path]:
+def _default_sets(
+    work: Path, n: int, replay_n: int, clock: Clock
+) -> tuple[Path, dict[str, Path], Path]:
     """SynthMod's leetspeak turn, as this bench always ran it: (corrections, held-out sets,
     replay), rendered under `work` (the rendering is outside the turn's time)."""
     from training.pretrain import demo_eval_sets, demo_specs, write_eval_set
@@ -293,7 +298,11 @@ def _default_sets(work: Path, n: int, clock: Clock) -> tuple[Path, dict[str, Pat
     pool = clock.run("render correction pool", write_eval_set, pool_specs, work / "pool")
     # The new variant first: it is what `new_variant_recall` reports.
     order = ["leetspeak", "in_distribution", "unseen_families"]
-    return pool, {k: sets[k] for k in order if k in sets} | sets, _demo_replay(work, clock)
+    return (
+        pool,
+        {k: sets[k] for k in order if k in sets} | sets,
+        _demo_replay(work, replay_n, clock),
+    )
 
 
 def _keep_writes_inside(work: Path) -> None:
@@ -355,6 +364,13 @@ def main(argv: list[str] | None = None) -> None:
         "--corrections: SynthMod's in-distribution set, --original-n rows).",
     )
     p.add_argument("--original-n", type=int, default=200)
+    p.add_argument(
+        "--replay-n",
+        type=int,
+        default=2400,
+        help="SynthMod renders in the replay set when --replay is not given (its tenth held "
+        "out is the gate's retention rows, another tenth validation).",
+    )
     p.add_argument(
         "--benign-golden",
         type=int,
@@ -466,14 +482,14 @@ def main(argv: list[str] | None = None) -> None:
     clock = Clock()
     want = max(a.n, a.stream)
     if a.corrections is None:
-        corrections, sets, replay = _default_sets(work, want, clock)
+        corrections, sets, replay = _default_sets(work, want, a.replay_n, clock)
     else:
         corrections = a.corrections
         sets = {}
         for h in a.heldout:
             name = h.stem if h.stem not in sets else f"{h.parent.name}/{h.stem}"
             sets[name] = h
-        replay = a.replay or _demo_replay(work, clock)
+        replay = a.replay or _demo_replay(work, a.replay_n, clock)
         original_set = a.original
         if original_set is None and a.model is None and a.original_n > 0:
             original_set = _demo_original(work, a.original_n, clock)

@@ -218,9 +218,18 @@ def fit_thresholds(
     target_benign_rate: float = 0.01,
     max_threshold: float = 0.98,
     min_rows: int = 20,
+    min_positives: int = 5,
+    max_recall_loss: float = 0.1,
 ) -> Calibration:
     """Per-category thresholds on validation rows: flag harmless rows (no label) at no more
     than `target_benign_rate`, giving up as little recall as possible.
+
+    A threshold is only raised where the validation rows can price it: a category with fewer
+    than `min_positives` rows labelled with it stays at the policy threshold (raising it would
+    look free only because no positive is there to lose: a loop turn's 86-row validation
+    split once raised harassment to 0.96 and cost 27 points of it on held-out data), and no
+    raise may lose more than `max_recall_loss` of a category's validation positives.
+    `info["held_at_policy"]` names the categories left alone for want of positives.
 
     Starts at the policy thresholds and never goes below them (a threshold is raised to buy
     precision, never lowered to buy recall). Greedy: while too many harmless rows are flagged,
@@ -245,15 +254,25 @@ def fit_thresholds(
     start = _logit(np.array([policy_thresholds[c] for c in cats], dtype=np.float64))
     t = start.copy()
     top = float(_logit(np.array(max_threshold)))
+    positives = truth.sum(axis=0)  # [C]
+    priced = positives >= min_positives
+    # Positives a category may lose in all, as a count of its validation positives.
+    budget = np.floor(max_recall_loss * positives + 1e-9)
     flagged, _ = _flag_counts(z, benign, truth, t)
     before = float(flagged.mean())
     while flagged.mean() > target_benign_rate:
         best: tuple[float, float, int, float] | None = None  # (-gain/cost, cost, cat, new t)
         for j in range(len(cats)):
+            if not priced[j]:
+                continue
             hits = z[benign, j][z[benign, j] >= t[j]]
             if hits.size == 0:
                 continue
-            new = min(float(np.nextafter(hits.min(), np.inf)), top)
+            # Midway to the next score above it (any row), so the row it clears stays cleared
+            # once the threshold is stored rounded and applied as a shift of the logit.
+            above = z[:, j][z[:, j] > hits.min()]
+            step_to = float(above.min()) if above.size else float(hits.min()) + 2e-3
+            new = min((float(hits.min()) + step_to) / 2, top)
             if new <= t[j]:
                 continue
             trial = t.copy()
@@ -261,6 +280,9 @@ def fit_thresholds(
             f2, _ = _flag_counts(z, benign, truth, trial)
             gain = int(flagged.sum() - f2.sum())
             lost = int((truth[:, j] & (z[:, j] >= t[j]) & (z[:, j] < new)).sum())
+            lost_in_all = int((truth[:, j] & (z[:, j] >= start[j]) & (z[:, j] < new)).sum())
+            if lost_in_all > budget[j]:
+                continue
             if gain <= 0 and new < top:
                 # This row is also flagged by another category: step on past it.
                 gain = 0
@@ -293,6 +315,9 @@ def fit_thresholds(
         "average_recall_before": round(recall_before, 4),
         "average_recall_after": round(recall_after, 4),
         "reached": bool(flagged.mean() <= target_benign_rate),
+        "min_positives": min_positives,
+        "max_recall_loss": max_recall_loss,
+        "held_at_policy": {c: int(positives[j]) for j, c in enumerate(cats) if not priced[j]},
     }
     return Calibration(categories=out, method="threshold", info=info)
 

@@ -82,6 +82,12 @@ def dataset_build(
     ),
     val_fraction: float = typer.Option(0.1, "--val-fraction"),
     golden_fraction: float = typer.Option(0.1, "--golden-fraction"),
+    replay_val_fraction: float = typer.Option(
+        0.1,
+        "--replay-val-fraction",
+        help="This share of the replay pool is held out into validation (never trained on), "
+        "so checkpoint choice and threshold fitting see the original categories.",
+    ),
     benign_share: float = typer.Option(
         0.1,
         "--benign-share",
@@ -140,6 +146,7 @@ def dataset_build(
             since=_parse_since(since),
             val_fraction=val_fraction,
             golden_fraction=golden_fraction,
+            replay_val_fraction=replay_val_fraction,
             seed=settings.train.seed if seed is None else seed,
             replay_from=replay_from,
             replay_manifest=replay_manifest,

@@ -99,6 +99,11 @@ class BuildOptions:
     val_fraction: float = 0.1
     golden_fraction: float = 0.1
     golden_max: int | None = 1000
+    # This share of the replay pool (class-stratified, after the retention rows) is held out
+    # into validation and never trained on: checkpoint choice and threshold fitting then see
+    # the original categories' positives, so a threshold is not raised where the corrections'
+    # few validation rows hold none of a category to lose (model.calibration.fit_thresholds).
+    replay_val_fraction: float = 0.1
     hard_margin: float = 0.15
     hard_repeat: int = 2  # hard examples appear this many times in the SFT train rows
     balance_cap: float = 3.0
@@ -1150,9 +1155,16 @@ def build_dataset(
     retention = [it for it in held if it.key in retention_keys]
     golden_items += retention
     golden = golden | retention_keys
+    val_replay = curation.sample_replay(
+        [it for it in held if it.key not in retention_keys],
+        min(round(options.replay_val_fraction * len(held)), options.golden_max or len(held)),
+        exclude=set(),
+        seed=options.seed + 1,
+    )
+    val = val + val_replay
     # Earlier data (older than --since) may come back as replay; golden never, and an
     # image already in this build's train/validation is not repeated.
-    exclude = golden | {it.key for it in rest} | set(dropped)
+    exclude = golden | {it.key for it in rest + val_replay} | set(dropped)
     replay = curation.sample_replay(pool, n_replay, exclude=exclude, seed=options.seed)
     reader, reading_report = _learn_reading(train, pool) if options.learn_reading else (None, None)
     read = reader.read if reader is not None else None
@@ -1179,7 +1191,9 @@ def build_dataset(
 
     (out / "data").mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".replay-", dir=out) as scratch:
-        from_dataset = {it.key for it in replay + retention if it.cover not in image_files}
+        from_dataset = {
+            it.key for it in replay + retention + val_replay if it.cover not in image_files
+        }
         if src is not None and from_dataset:
             image_files.update(_copy_replay_images(src, from_dataset, Path(scratch)))
 
@@ -1241,6 +1255,7 @@ def build_dataset(
         # written in the learnt evasion (origin "benign-evasion").
         "negatives": dict(Counter(it.origin.split(":")[0] for it in negatives)),
         "retention": len(retention),  # replay/general rows held out in golden
+        "replay_validation": len(val_replay),  # replay/general rows held out in validation
         # Harmless generated rows held out of training (benign_golden / benign_validation).
         "benign_held_out": {"golden": len(held_golden), "validation": len(held_val)},
         "hard": sum(it.hard for it in train),

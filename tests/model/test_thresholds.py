@@ -71,6 +71,37 @@ def test_a_target_out_of_reach_stops_at_the_ceiling_and_says_so() -> None:
     assert cal.info["reached"] is False
 
 
+def test_a_category_with_too_few_positives_is_left_at_the_policy_threshold() -> None:
+    """Two harassment rows in validation cannot price a raise: it would look free (nothing
+    lost) and silence the category on data with more of it, so it is not made."""
+    scores = [{"a": 0.1, "h": 0.7}] * 3 + [{"a": 0.1, "h": 0.1}] * 60  # 3 harmless alarms
+    labels: list[list[str]] = [[]] * 63
+    scores += [{"a": 0.1, "h": 0.9}] * 2 + [{"a": 0.9, "h": 0.1}] * 20
+    labels += [["h"]] * 2 + [["a"]] * 20
+    cal = fit_thresholds(scores, labels, {"a": 0.5, "h": 0.5}, target_benign_rate=0.01)
+    assert cal.categories["h"].threshold == pytest.approx(0.5)
+    assert cal.info["held_at_policy"] == {"h": 2} and cal.info["reached"] is False
+    # With enough positives to show the raise costs nothing, it is made.
+    cal = fit_thresholds(
+        scores, labels, {"a": 0.5, "h": 0.5}, target_benign_rate=0.01, min_positives=2
+    )
+    assert cal.apply({"a": 0.1, "h": 0.7})["h"] < 0.5 < cal.apply({"a": 0.1, "h": 0.9})["h"]
+    assert cal.info["reached"] is True and cal.info["held_at_policy"] == {}
+
+
+def test_no_raise_loses_more_than_the_recall_budget() -> None:
+    """Harmless alarms scored among the positives: clearing them would cost half the
+    category's recall; the budget (10% of its positives) stops the raise short."""
+    rng = np.random.default_rng(3)
+    pos = [float(x) for x in rng.uniform(0.6, 0.9, size=40)]
+    scores = [{"a": p} for p in pos] + [{"a": 0.75}] * 5 + [{"a": 0.1}] * 100
+    labels = [["a"]] * 40 + [[]] * 105
+    cal = fit_thresholds(scores, labels, {"a": 0.5}, target_benign_rate=0.0)
+    kept = sum(p >= cal.categories["a"].threshold for p in pos) / len(pos)
+    assert kept >= 0.9 and cal.info["reached"] is False
+    assert cal.info["average_recall_after"] >= 0.9
+
+
 def test_too_few_rows_or_no_harmless_row_is_refused() -> None:
     with pytest.raises(ValueError, match="harmless"):
         fit_thresholds([{"a": 0.9}] * 40, [["a"]] * 40, {"a": 0.5})
@@ -109,7 +140,11 @@ def test_the_backend_applies_stored_thresholds_and_keeps_them_without_a_registry
     # Harmless validation rows a little above what these items score: every bar goes above.
     rows = [{c: min(0.99, p + 0.02) for c, p in r.items()} for r in raw] * 20
     rows += [{c: 0.0 for c in raw[0]}] * 5
-    cal = fit_thresholds(rows, [[]] * len(rows), policy_t, target_benign_rate=0.0)
+    labels: list[list[str]] = [[]] * len(rows)
+    for c in raw[0]:  # five true rows per category, above every bar: raises cost nothing
+        rows += [{d: 0.999 if d == c else 0.0 for d in raw[0]}] * 5
+        labels += [[c]] * 5
+    cal = fit_thresholds(rows, labels, policy_t, target_benign_rate=0.0)
     assert cal.info["benign_rate_after"] == 0.0
     cal.save(model_dir)
     backend = TransformersBackend(str(model_dir), quant="none", device="cpu")

@@ -160,3 +160,33 @@ def test_held_out_harmless_rows_fill_golden_and_validation_never_train(
     # Off by default for `warden dataset build`.
     plain = _build(settings, tmp_path / "ds0", golden_fraction=0.1)
     assert plain.counts["benign_held_out"] == {"golden": 0, "validation": 0}
+
+
+def test_validation_holds_replay_rows_that_are_never_trained_on(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Checkpoint choice and threshold fitting read validation: with only the corrections'
+    few rows there, a category's threshold looks free to raise. A share of the replay pool
+    (the original categories) is held out into validation, apart from golden's retention
+    rows and from train."""
+    replay_manifest = _leet_ledger(settings, tmp_path)
+    out = tmp_path / "ds"
+    info = _build(settings, out, replay_ratio=0.3, replay_manifest=replay_manifest)
+    val = pq.read_table(out / "data" / "items-validation.parquet").to_pylist()
+    golden = pq.read_table(out / "data" / "items-golden.parquet").to_pylist()
+    replay_val = [r for r in val if r["origin"].startswith("replay")]
+    assert replay_val and info.counts["replay_validation"] == len(replay_val)
+    assert len({tuple(r["labels"]) for r in replay_val}) >= 3  # stratified over classes
+    train_keys = {r["key"] for r in _train(out)}
+    golden_keys = {r["key"] for r in golden}
+    assert not {r["key"] for r in replay_val} & (train_keys | golden_keys)
+    # Off when asked: validation holds no replay row.
+    _build(
+        settings,
+        tmp_path / "ds0",
+        replay_ratio=0.3,
+        replay_manifest=replay_manifest,
+        replay_val_fraction=0.0,
+    )
+    val0 = pq.read_table(tmp_path / "ds0" / "data" / "items-validation.parquet").to_pylist()
+    assert not [r for r in val0 if r["origin"].startswith("replay")]
