@@ -548,25 +548,59 @@ def _learn_reading(
 MIN_NORMALISED = 10
 # Plain words, for the normalisation check: dictionary words of at least this many letters.
 PLAIN_MIN = 3
+# English words of one or two letters (a closed class), never taken for a wrapped fragment.
+SHORT_WORDS = frozenset(
+    "a i o ah am an as at ax be by do eh go ha he hi ho if in is it la lo ma me mr ms mu my "
+    "no of oh ok on or ow ox pa so to uh um up us we ya ye yo".split()
+)
 _EDGE = "\"'()[]{}<>,;:!?¡¿«»“”‘’…"
 
 
 def plain_words_lost(raw: str, read: str, words: frozenset[str]) -> int:
     """How many plain words of `raw` are missing from `read`: tokens made of dictionary words
     (`words`, `PLAIN_MIN`+ letters, joined by - . or ' as in "well-known"), matched by count.
-    Fragments ("g o n e", "Throwba.ck", "ma-ke") and look-alike spellings are not plain."""
+    Fragments ("g o n e", "Throwba.ck", "ma-ke") and look-alike spellings are not plain.
+
+    A plain word joined with a neighbouring fragment into a dictionary word is not lost: "sp
+    read" (a word wrapped across lines) read as "spread", "eve ry" as "every". A fragment is a
+    piece of at most 3 letters that is no word: not a 3-letter word of the encoder's
+    vocabulary, nor one of English's short function words (`SHORT_WORDS`; the vocabulary's
+    word pieces hold "sp" and "ry" too), so joining two words ("in side", "the rapist") or
+    rewriting one still loses it."""
+    from training.lexicon import english_words
+
+    vocab = frozenset(english_words(min_len=1))
+    words3 = frozenset(english_words(min_len=3))
     after = Counter(tok.strip(_EDGE).lower() for tok in read.split())
+    toks = raw.split()
     lost = 0
-    for tok in raw.split():
+
+    def fragment(tok: str) -> bool:
+        core = tok.strip(_EDGE).lower()
+        return core.isalpha() and len(core) <= 3 and core not in words3 | SHORT_WORDS
+
+    def plain(tok: str) -> bool:
         core = tok.strip(_EDGE).rstrip(".").lower()
         parts = core.replace("-", " ").replace(".", " ").replace("'", " ").split()
-        if not parts or not all(len(p) >= PLAIN_MIN and p in words for p in parts):
+        return bool(parts) and all(len(p) >= PLAIN_MIN and p in words for p in parts)
+
+    for i, tok in enumerate(toks):
+        if not plain(tok):
             continue
+        core = tok.strip(_EDGE).rstrip(".").lower()
         key = tok.strip(_EDGE).lower()
+        joined = [
+            (toks[j].strip(_EDGE).lower() + core if j < i else core + toks[j].strip(_EDGE).lower())
+            for j in (i - 1, i + 1)
+            if 0 <= j < len(toks) and fragment(toks[j])
+        ]
+        joined = [w for w in joined if w.rstrip(".") in vocab]
         if after[key] > 0:
             after[key] -= 1
         elif after[core] > 0:
             after[core] -= 1
+        elif any(after[w.rstrip(".")] > 0 or after[w] > 0 for w in joined):
+            continue
         else:
             lost += 1
     return lost

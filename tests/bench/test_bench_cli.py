@@ -183,7 +183,17 @@ def test_loop_refuses_to_wipe_a_work_folder_it_did_not_make(tmp_path: Path) -> N
 
 @pytest.mark.parametrize(
     "name",
-    ["queue_latency", "ingest", "scoring", "review_latency", "labelstudio", "loop", "demo_foreign"],
+    [
+        "queue_latency",
+        "ingest",
+        "scoring",
+        "review_latency",
+        "labelstudio",
+        "loop",
+        "demo_foreign",
+        "demo_benign",
+        "demo_refine_grid",
+    ],
 )
 def test_every_bench_takes_results(tmp_path: Path, name: str) -> None:
     run = run_bench(name, ["--help"], tmp_path, timeout=300)

@@ -91,14 +91,14 @@ def test_a_category_with_too_few_positives_is_left_at_the_policy_threshold() -> 
 
 def test_no_raise_loses_more_than_the_recall_budget() -> None:
     """Harmless alarms scored among the positives: clearing them would cost half the
-    category's recall; the budget (10% of its positives) stops the raise short."""
+    category's recall; the budget (3% of its positives) stops the raise short."""
     rng = np.random.default_rng(3)
     pos = [float(x) for x in rng.uniform(0.6, 0.9, size=40)]
     scores = [{"a": p} for p in pos] + [{"a": 0.75}] * 5 + [{"a": 0.1}] * 100
     labels = [["a"]] * 40 + [[]] * 105
     cal = fit_thresholds(scores, labels, {"a": 0.5}, target_benign_rate=0.0)
     kept = sum(p >= cal.categories["a"].threshold for p in pos) / len(pos)
-    assert kept >= 0.9 and cal.info["reached"] is False
+    assert kept >= 0.97 and cal.info["reached"] is False
     assert cal.info["average_recall_after"] >= 0.9
 
 

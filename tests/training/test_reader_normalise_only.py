@@ -10,6 +10,7 @@ import random
 from faker import Faker
 
 from bench.glyph_sets import split_words
+from model.normalise import normalise_text
 from training.curation import CuratedItem
 from training.dataset import MIN_NORMALISED, PLAIN_MIN, _learn_reading, plain_words_lost
 from training.lexicon import english_words
@@ -76,3 +77,17 @@ def test_plain_words_lost_counts_dictionary_words_only() -> None:
     assert (
         plain_words_lost("Please keep the door closed.", "Please keep the door closed.", words) == 0
     )
+
+
+def test_a_word_wrapped_across_lines_may_be_joined_but_two_words_may_not() -> None:
+    """SynthMod wraps long lines inside words ("sp\\nread"); joining a short non-word fragment
+    with its neighbour into a dictionary word loses nothing (2 of 2,400 replay texts refused a
+    whole split turn's normalisation before). Joining two words still loses one."""
+    words = frozenset(english_words(min_len=PLAIN_MIN))
+    wrapped = "History class: how\nextremist\npropaganda sp\nread in the 1930s"
+    assert plain_words_lost(wrapped, normalise_text(wrapped), words) == 0
+    assert plain_words_lost("see eve\nry rib", "see every rib", words) == 0
+    assert plain_words_lost("the rapist", "therapist", words) == 1
+    assert plain_words_lost("in side", "inside", words) == 1
+    assert plain_words_lost("sp read", "spread out", words) == 0
+    assert plain_words_lost("sp read", "sp", words) == 1
