@@ -43,12 +43,18 @@ def _git(root: Path, *args: str) -> str | None:
     return out.stdout.rstrip("\n")
 
 
+RESULTS_PREFIX = "bench/results/"
+
+
 def git_state(root: Path = ROOT) -> dict[str, Any]:
     """HEAD's commit and whether tracked files differ from it (the measured code may not be
-    the commit's). Untracked files are not counted: results files themselves are written."""
+    the commit's). Untracked files are not counted, nor results files under `bench/results/`:
+    benches write them, and one bench of a series (`make bench`) rewrites a file the next one
+    would otherwise call a change to the measured code."""
     commit = _git(root, "rev-parse", "HEAD") or None
     changed = _git(root, "status", "--porcelain", "--untracked-files=no")
     paths = [line[3:] for line in changed.splitlines()] if changed else []
+    paths = [p for p in paths if not p.startswith(RESULTS_PREFIX)]
     return {
         "commit": commit,
         "dirty": bool(paths) if changed is not None else None,

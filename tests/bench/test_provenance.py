@@ -87,6 +87,15 @@ def test_dirty_means_tracked_changes_and_names_them(tmp_path: Path) -> None:
     clean = provenance.git_state(repo)
     assert clean == {"commit": _git(repo, "rev-parse", "HEAD"), "dirty": False, "dirty_paths": []}
 
+    # A committed results file rewritten by an earlier bench of a series is not a change to
+    # the measured code either; the code beside it is.
+    (repo / "bench" / "results").mkdir(parents=True)
+    (repo / "bench" / "results" / "loop.json").write_text("{}")
+    _git(repo, "add", "bench")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "two")
+    (repo / "bench" / "results" / "loop.json").write_text('{"new": 1}')
+    assert provenance.git_state(repo)["dirty"] is False
+
     (repo / "a.py").write_text("x = 2\n")
     assert provenance.git_state(repo)["dirty"] is True
     assert provenance.git_state(repo)["dirty_paths"] == ["a.py"]
