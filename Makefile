@@ -59,7 +59,7 @@ lint: venv
 # Every bench writes bench/results/NAME.json with its provenance; the README's table is then
 # regenerated from those files (bench/readme_table.py --check tells when it has drifted).
 bench: venv
-	for b in queue_latency ingest scoring review_latency labelstudio loop demo_foreign memory reader ocr worker media demo_benign; do $(BIN)/python bench/$$b.py || exit 1; done
+	for b in queue_latency ingest scoring review_latency labelstudio loop demo_foreign memory reader ocr worker media demo_benign demo_refine_grid; do $(BIN)/python bench/$$b.py || exit 1; done
 	$(BIN)/python bench/review_latency.py --postgres
 	$(BIN)/python bench/scoring.py --threads 1 --images-big 1 --skip-memory --results bench/results/scoring_1thread.json
 	$(BIN)/python bench/media.py --parts describe --results bench/results/media_describe.json

@@ -425,6 +425,22 @@ def demo_benign_rows(r: dict[str, Any]) -> list[Row]:
     return [(what, result)]
 
 
+def demo_refine_grid_rows(r: dict[str, Any]) -> list[Row]:
+    v = r["variants"]
+    base = v["shipped demo"]
+    what = (
+        f"variants of the demo's last 'benign' stage, no fitted thresholds: benign flagged on "
+        f"{base['benign_n']} never-seen harmless texts, harmful caught on {base['harmful_n']} "
+        "plain paraphrases (aim: <= 0.03 and >= 0.80 together)"
+    )
+    result = "; ".join(
+        f"{name}: {row['benign_flagged']:.3f} / {row['harmful_caught']:.3f} (SynthMod unseen "
+        f"families {row['synthmod_average_recall'].get('unseen_families', 0):.3f})"
+        for name, row in v.items()
+    )
+    return [(what, result)]
+
+
 SOURCES = (
     Source("queue.json", "queue_latency", "python bench/queue_latency.py", queue_rows),
     Source("ingest.json", "ingest", "python bench/ingest.py", ingest_rows),
@@ -477,6 +493,12 @@ SOURCES = (
         describe_rows,
     ),
     Source("demo_benign.json", "demo_benign", "python bench/demo_benign.py", demo_benign_rows),
+    Source(
+        "demo_refine_grid.json",
+        "demo_refine_grid",
+        "python bench/demo_refine_grid.py",
+        demo_refine_grid_rows,
+    ),
 )
 
 

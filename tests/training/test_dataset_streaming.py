@@ -31,7 +31,8 @@ ROW_FILES = ("sft-train", "sft-validation", "preference-train")
 # Pinned from the whole-in-memory build (commit 2632a3a) over `_ledger_and_builds`: the same
 # ledger must keep giving the same data hash and the same rows. Re-pinned once (issue 15): build
 # 2 now holds 3 replay rows out of training into golden as the gate's retention rows. The
-# harmless generated negatives (issue 18, tests/training/test_dataset_negatives.py) are off here.
+# harmless generated negatives (issue 18, tests/training/test_dataset_negatives.py) and the
+# replay rows held out into validation (test_validation_holds_replay_rows_...) are off here.
 PINNED_HASH = "dd1ee93c5919f6d6868cf7d1e5ec6de9974175c430d188cd7510e85209eda572"
 PINNED_ROWS = "fa5d902235c5d431a355625886696c81cfe269ceacb4589a1851baad2fbf518f"
 
@@ -79,7 +80,8 @@ def _ledger_and_builds(settings: Settings, tmp: Path, read_image=None) -> tuple[
             build_dataset(
                 s, tmp / "ds1", POLICY, read_image=read,
                 options=BuildOptions(
-                    golden_fraction=0.2, replay_ratio=0.0, balance_cap=0, benign_share=0.0
+                    golden_fraction=0.2, replay_ratio=0.0, balance_cap=0, benign_share=0.0,
+                    replay_val_fraction=0.0,
                 ),
             )  # fmt: skip
         since = datetime.now(UTC)
@@ -91,6 +93,7 @@ def _ledger_and_builds(settings: Settings, tmp: Path, read_image=None) -> tuple[
                 options=BuildOptions(
                     golden_fraction=0.2, replay_ratio=0.4, balance_cap=0, seed=1, since=since,
                     replay_from=tmp / "ds1", replay_manifest=manifest, benign_share=0.0,
+                    replay_val_fraction=0.0,
                 ),
             )  # fmt: skip
     finally:
