@@ -204,10 +204,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--n", type=int, default=400, help="Generated harmless texts (never seen).")
     p.add_argument("--results", default=None, help=f"Default: bench/results/{RESULTS_NAME}.")
     a = p.parse_args(argv)
-    try:
-        out_path = provenance.resolve_results(a.results, RESULTS_NAME)
-    except ValueError as exc:
-        p.error(str(exc))
+    out_path = provenance.results_or_exit(p, a.results, RESULTS_NAME)
     prov = provenance.start(__file__, argv)
     from model.loading import DEMO_MODEL_DIR
 

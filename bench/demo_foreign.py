@@ -188,10 +188,7 @@ def main(argv: list[str] | None = None) -> None:
         help=f"Results .json file or folder (default: bench/results/{RESULTS_NAME}).",
     )
     a = p.parse_args(argv)
-    try:
-        out_path = provenance.resolve_results(a.results, RESULTS_NAME)
-    except ValueError as exc:
-        p.error(str(exc))
+    out_path = provenance.results_or_exit(p, a.results, RESULTS_NAME)
     prov = provenance.start(__file__, argv)
 
     from model.backends import ScoringInput

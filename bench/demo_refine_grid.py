@@ -107,10 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--only", nargs="*", choices=sorted(VARIANTS), default=None)
     p.add_argument("--results", default=None, help=f"Default: bench/results/{RESULTS_NAME}.")
     a = p.parse_args(argv)
-    try:
-        out_path = provenance.resolve_results(a.results, RESULTS_NAME)
-    except ValueError as exc:
-        p.error(str(exc))
+    out_path = provenance.results_or_exit(p, a.results, RESULTS_NAME)
     prov = provenance.start(__file__, argv)
     work = a.work or Path(tempfile.mkdtemp(prefix="warden-refine-grid-"))
     policy = load_policy(DEFAULT_POLICY)

@@ -210,6 +210,16 @@ def resolve_results(path: Path | str | None, default_name: str) -> Path:
     return out
 
 
+def results_or_exit(parser: Any, path: Path | str | None, default_name: str) -> Path:
+    """`resolve_results` for a bench's command line: a results path that cannot be written is
+    the parser's clear error (exit 2) before any work, not a traceback at the end."""
+    try:
+        return resolve_results(path, default_name)
+    except ValueError as exc:
+        parser.error(str(exc))
+        raise  # parser.error exits; this keeps type checkers sure of the return
+
+
 def write_results(
     path: Path | str,
     payload: dict[str, Any],

@@ -196,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--results", default=None, help="results file or folder")
     a = p.parse_args(argv)
-    out_path = provenance.resolve_results(a.results, RESULTS_NAME)
+    out_path = provenance.results_or_exit(p, a.results, RESULTS_NAME)
     prov = provenance.start(__file__, argv)
 
     from model.reading import MIN_WORD, lexicon_of

@@ -158,6 +158,8 @@ def test_labelstudio_writes_only_its_results_file(tmp_path: Path) -> None:
         ("queue_latency", ["--backends", "mysql"]),
         ("ingest", ["--n", "0"]),
         ("ingest", ["--results", "/proc/no-such/"]),
+        ("reader", ["--results", "/proc/no-such/"]),
+        ("demo_refine_grid", ["--results", "/proc/no-such/"]),
     ],
 )
 def test_bad_arguments_are_a_clear_error_before_any_work(
