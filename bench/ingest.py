@@ -108,10 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error("--n must be at least 1")
-    try:
-        out = provenance.resolve_results(args.results, RESULTS_NAME)
-    except ValueError as exc:
-        parser.error(str(exc))
+    out = provenance.results_or_exit(parser, args.results, RESULTS_NAME)
     prov = provenance.start(__file__, argv)
 
     work = Path(tempfile.mkdtemp(prefix="warden-bench-ingest-"))

@@ -187,10 +187,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--annotations must be at least 2 (p95 needs two)")
     if args.items < args.annotations:
         parser.error(f"--items ({args.items}) must be at least --annotations")
-    try:
-        out = provenance.resolve_results(args.results, "labelstudio.json")
-    except ValueError as exc:
-        parser.error(str(exc))
+    out = provenance.results_or_exit(parser, args.results, "labelstudio.json")
     prov = provenance.start(__file__, argv)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)

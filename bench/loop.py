@@ -449,10 +449,7 @@ def main(argv: list[str] | None = None) -> None:
             f"--work {work} is not empty and was not made by bench/loop.py; not wiping it "
             "(empty it yourself, or pass --keep to reuse it)"
         )
-    try:
-        results_path = provenance.resolve_results(a.results, RESULTS_NAME)
-    except ValueError as exc:
-        p.error(str(exc))
+    results_path = provenance.results_or_exit(p, a.results, RESULTS_NAME)
     prov = provenance.start(__file__, argv)
     logging.basicConfig(level=logging.WARNING)
     if work.exists() and not a.keep:

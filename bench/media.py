@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.provenance import resolve_results, start, write_results  # noqa: E402
+from bench.provenance import results_or_exit, start, write_results  # noqa: E402
 
 
 def _video_fps(seconds: int, repeats: int) -> dict[str, float]:
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
         "--results", "--out", dest="out", default=None, help="Default: bench/results/media.json."
     )
     args = parser.parse_args(argv)
-    out = resolve_results(args.out, "media.json")
+    out = results_or_exit(parser, args.out, "media.json")
     prov = start(__file__, argv)
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
     unknown = parts - {"video", "post", "describe"}

@@ -329,10 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--work {args.work} is not empty")
 
     prov = provenance.start(__file__, argv)
-    try:
-        results = provenance.resolve_results(args.results, "memory.json")
-    except ValueError as exc:
-        p.error(str(exc))
+    results = provenance.results_or_exit(p, args.results, "memory.json")
     work = args.work or Path(tempfile.mkdtemp(prefix="warden-bench-memory-"))
     work.mkdir(parents=True, exist_ok=True)
     try:

@@ -250,10 +250,7 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     if a.n < 1 or a.n_recall < 0:
         p.error("--n must be 1 or more and --n-recall 0 or more")
-    try:
-        out_path = provenance.resolve_results(a.results, RESULTS_NAME)
-    except ValueError as exc:
-        p.error(str(exc))
+    out_path = provenance.results_or_exit(p, a.results, RESULTS_NAME)
     from model import ocr_tesseract
 
     if (why := ocr_tesseract.available()) is not None:

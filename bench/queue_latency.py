@@ -178,10 +178,7 @@ def main(argv: list[str] | None = None) -> dict:
         ap.error(f"unknown backend {unknown[0]!r} (choose from sqlite, postgres)")
     if args.items <= args.rounds + 50:
         ap.error(f"--items ({args.items}) must exceed --rounds + 50 warm-up ({args.rounds + 50})")
-    try:
-        out = provenance.resolve_results(args.results, RESULTS_NAME)
-    except ValueError as exc:
-        ap.error(str(exc))
+    out = provenance.results_or_exit(ap, args.results, RESULTS_NAME)
     prov = provenance.start(__file__, argv)
     results: dict = {
         "bench": "queue claim+decide round trip",

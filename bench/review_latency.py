@@ -250,10 +250,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.items < n_real:
         parser.error(f"--items ({args.items}) must be at least 2 * --submits + 10 ({n_real})")
     name = "review_latency_postgres" if args.postgres else "review_latency"
-    try:
-        out = provenance.resolve_results(args.results, f"{name}.json")
-    except ValueError as exc:
-        parser.error(str(exc))
+    out = provenance.results_or_exit(parser, args.results, f"{name}.json")
     prov = provenance.start(__file__, argv)
 
     work = Path(tempfile.mkdtemp(prefix="warden-bench-"))

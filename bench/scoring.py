@@ -586,10 +586,7 @@ def main(argv: list[str] | None = None) -> None:
         if min(vision_layers, text_layers) < 1:
             parser.error("--layers: each count must be at least 1")
         layers = (vision_layers, text_layers)
-    try:
-        out = provenance.resolve_results(args.results, RESULTS_NAME)
-    except ValueError as exc:
-        parser.error(str(exc))
+    out = provenance.results_or_exit(parser, args.results, RESULTS_NAME)
     prov = provenance.start(__file__, argv)
     from model.loading import load_backend
     from model.tiny import make_tiny

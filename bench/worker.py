@@ -256,8 +256,8 @@ def main(argv: list[str] | None = None) -> None:
         p.error("--n and --scale-n must be at least 1")
     if a.scale_n is not None and a.scale_n > a.n:
         p.error("--scale-n cannot exceed --n (the scaling runs re-score the first items)")
+    out_path = provenance.results_or_exit(p, a.results, RESULTS_NAME)
     try:
-        out_path = provenance.resolve_results(a.results, RESULTS_NAME)
         scale = [int(x) for x in a.scale.split(",") if x.strip()]
     except ValueError as exc:
         p.error(str(exc))
