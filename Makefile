@@ -15,7 +15,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test venv system-deps labelstudio-server lint bench serve clean
+.PHONY: demo test venv system-deps labelstudio-server lint bench bench-gpu serve clean
 
 demo: venv
 	$(BIN)/warden demo
@@ -69,6 +69,17 @@ bench: venv
 	    --max-steps 300 --benign-share 0.3 --work /tmp/warden-loop-$$e \
 	    --results bench/results/loop_outside$$( [ $$e = split ] && echo _split ).json || exit 1; done
 	$(BIN)/python bench/readme_table.py
+
+# On a CUDA machine (issue 19), one command: the real-shape InternVL3.5-2B (random weights, built
+# offline) 4-bit, 8-bit and bf16, images/s and peak GPU memory at batch 1, 8 and 32; RapidOCR on
+# onnxruntime's CUDA provider against its CPU one (needs onnxruntime-gpu); the worker end to end
+# on 300 items with the VLM on the GPU. Each writes its own *_gpu.json with its provenance.
+bench-gpu: venv
+	$(BIN)/python bench/scoring.py --memory-only --memory-device cuda --memory-batch 1,8,32 \
+	  --results bench/results/scoring_gpu.json
+	$(BIN)/python bench/ocr.py --n 20 --n-recall 0 --rapidocr-cuda --results bench/results/ocr_gpu.json
+	$(BIN)/python bench/worker.py --n 300 --scale-n 200 --signal-procs 8 --device cuda \
+	  --results bench/results/worker_gpu.json
 
 clean:
 	rm -rf $(VENV) warden-data test-artifacts

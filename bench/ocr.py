@@ -16,7 +16,12 @@ Tesseract's where `auto` calls it (what the merged engine runs; the merge itself
 Then the demo model scores SynthMod's Korean items with each engine's OCR text as its hint:
 recall per category, their average, and the benign flag rate (share of safe items flagged).
 
-Run: .venv/bin/python bench/ocr.py [--n 20] [--n-recall 120] [--seed 0] [--results PATH]
+With --rapidocr-cuda (a CUDA machine with onnxruntime-gpu): RapidOCR's ms per image on the
+foreign sets with onnxruntime's CUDA provider against its CPU provider, the same images, in one
+run (`rapidocr_cuda_vs_cpu`).
+
+Run: .venv/bin/python bench/ocr.py [--n 20] [--n-recall 120] [--seed 0] [--rapidocr-cuda]
+     [--results PATH]
 Writes bench/results/ocr.json (or --results: a .json file or a folder) with its provenance.
 """
 
@@ -237,6 +242,31 @@ def recall_on_korean(
     return out
 
 
+def rapidocr_cuda_vs_cpu(images: Sequence[Any]) -> dict[str, Any]:
+    """RapidOCR on the same images with onnxruntime's CPU provider, then its CUDA one (a fresh
+    engine each; one warm-up read before timing): ms per image and their ratio."""
+    from model import signals
+
+    out: dict[str, Any] = {"images": len(images)}
+    for name, cuda in (("cpu", False), ("cuda", True)):
+        signals.OCR_PARAMS["EngineConfig.onnxruntime.use_cuda"] = cuda
+        signals._ocr_engine = None  # the next read builds an engine with these params
+        signals.rapid_lines(images[0])
+        ms = []
+        for img in images:
+            t0 = time.perf_counter()
+            signals.rapid_lines(img)
+            ms.append((time.perf_counter() - t0) * 1000)
+        out[name] = {
+            "ms_median": round(statistics.median(ms), 2),
+            "ms_mean": round(statistics.fmean(ms), 2),
+        }
+    signals.OCR_PARAMS.pop("EngineConfig.onnxruntime.use_cuda", None)
+    signals._ocr_engine = None
+    out["cpu_over_cuda_median"] = round(out["cpu"]["ms_median"] / out["cuda"]["ms_median"], 2)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=20, help="Images per language and set.")
@@ -247,9 +277,22 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help=f"Results .json file or folder (default: bench/results/{RESULTS_NAME}).",
     )
+    p.add_argument(
+        "--rapidocr-cuda",
+        action="store_true",
+        help="Also time RapidOCR with onnxruntime's CUDA provider against its CPU one.",
+    )
     a = p.parse_args(argv)
     if a.n < 1 or a.n_recall < 0:
         p.error("--n must be 1 or more and --n-recall 0 or more")
+    if a.rapidocr_cuda:
+        from model.pipeline import ocr_on_gpu
+
+        if not ocr_on_gpu("auto"):
+            p.error(
+                "--rapidocr-cuda needs onnxruntime's CUDAExecutionProvider (onnxruntime-gpu) "
+                "and a GPU that torch sees"
+            )
     out_path = provenance.results_or_exit(p, a.results, RESULTS_NAME)
     from model import ocr_tesseract
 
@@ -290,6 +333,13 @@ def main(argv: list[str] | None = None) -> None:
                     f"demo model, SynthMod ko, hint={name}: average recall "
                     f"{row['recall']['average']:.3f}, benign flag rate {row['benign_flag_rate']}"
                 )
+    if a.rapidocr_cuda:
+        images = [img for lang in LANGS for img, _ in foreign_set(lang, a.n, a.seed)]
+        out["rapidocr_cuda_vs_cpu"] = gpu = rapidocr_cuda_vs_cpu(images)
+        print(
+            f"RapidOCR, {gpu['images']} images: CPU {gpu['cpu']['ms_median']} ms, CUDA "
+            f"{gpu['cuda']['ms_median']} ms per image (median; {gpu['cpu_over_cuda_median']}x)"
+        )
     provenance.write_results(out_path, out, prov)
     print(f"-> {out_path}")
 

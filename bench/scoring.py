@@ -425,34 +425,59 @@ if not {device!r}.startswith("cuda"):
     row["peak_rss_after_scoring_bytes"] = peak_rss()
     row["rss_after_scoring_bytes"] = rss_now()
 if {device!r}.startswith("cuda") and torch.cuda.is_available():
-    # Measured by the CUDA caching allocator: what load left allocated, then the peak during
-    # one shared-prefix scoring batch of {batch} images (every category).
+    # Measured by the CUDA caching allocator: what load left allocated, then, per batch size,
+    # the peak during a shared-prefix scoring batch (every category) and images/s (median of
+    # {repeats} timed batches after a warm-up batch of the same size).
+    import statistics
     from bench.scoring import _images
     from model.scoring import score_shared_prefix
     from storage.policy import load_policy
     from storage.settings import DEFAULT_POLICY
     policy = load_policy(DEFAULT_POLICY)
-    items = _images({batch})
     torch.cuda.synchronize()
     row["cuda_load_peak_bytes"] = torch.cuda.max_memory_allocated()
     row["cuda_allocated_after_load_bytes"] = torch.cuda.memory_allocated()
-    score_shared_prefix(b.model, b.processor, items[:1], policy, layout=b.layout)  # warm-up
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    t = time.perf_counter()
-    score_shared_prefix(b.model, b.processor, items, policy, layout=b.layout)
-    torch.cuda.synchronize()
-    row["cuda_scoring_s"] = time.perf_counter() - t
-    row["cuda_scoring_batch"] = {batch}
-    row["cuda_scoring_peak_bytes"] = torch.cuda.max_memory_allocated()
+    row["cuda_device_name"] = torch.cuda.get_device_name()
+    row["cuda_batches"] = {{}}
+    for batch in {batches!r}:
+        items = _images(batch)
+        score_shared_prefix(b.model, b.processor, items, policy, layout=b.layout)  # warm-up
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        times = []
+        for _ in range({repeats}):
+            t = time.perf_counter()
+            score_shared_prefix(b.model, b.processor, items, policy, layout=b.layout)
+            torch.cuda.synchronize()
+            times.append(time.perf_counter() - t)
+        row["cuda_batches"][str(batch)] = {{
+            "images": batch,
+            "seconds": times,
+            "images_per_s": batch / statistics.median(times),
+            "scoring_peak_bytes": torch.cuda.max_memory_allocated(),
+        }}
 print(json.dumps(row))
 """
 
 
-def load_memory(path: Path, quant: str, device: str = "cpu", batch: int = 8) -> dict[str, Any]:
+def load_memory(
+    path: Path,
+    quant: str,
+    device: str = "cpu",
+    batches: tuple[int, ...] = (8,),
+    repeats: int = 3,
+) -> dict[str, Any]:
     """Load the model at `path` in a fresh process: its peak RSS (VmHWM) and, on CUDA,
-    torch.cuda.max_memory_allocated after load and during a scoring batch of `batch` images."""
-    code = _CHILD.format(root=str(ROOT), path=str(path), quant=quant, device=device, batch=batch)
+    torch.cuda.max_memory_allocated after load, then per batch size the peak during a scoring
+    batch and images/s."""
+    code = _CHILD.format(
+        root=str(ROOT),
+        path=str(path),
+        quant=quant,
+        device=device,
+        batches=tuple(batches),
+        repeats=repeats,
+    )
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=1800
     )
@@ -461,18 +486,28 @@ def load_memory(path: Path, quant: str, device: str = "cpu", batch: int = 8) -> 
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _memory(big_dir: Path, device: str = "cpu", batch: int = 8) -> dict[str, Any]:
+def _memory(big_dir: Path, device: str = "cpu", batches: tuple[int, ...] = (8,)) -> dict[str, Any]:
     """4-bit vs bf16 (and 8-bit on CUDA), each in its own process. On a CPU: peak RSS of the
-    load; on CUDA: the allocator's peak during a scoring batch too."""
+    load; on CUDA: per batch size, the allocator's peak during a scoring batch and images/s."""
     cuda = device.startswith("cuda")
     quants = ("4bit", "8bit", "none") if cuda else ("4bit", "none")
-    mem: dict[str, Any] = {q: load_memory(big_dir, q, device, batch) for q in quants}
-    if cuda and all("cuda_scoring_peak_bytes" in m for m in mem.values()):
+    mem: dict[str, Any] = {q: load_memory(big_dir, q, device, batches) for q in quants}
+    if cuda and all("cuda_batches" in m for m in mem.values()):
         mem["cuda_summary"] = {
-            "measured": f"torch.cuda.max_memory_allocated during a scoring batch of {batch} "
-            "images (11 categories), after loading in a fresh process",
-            **{f"scoring_peak_{q}_bytes": mem[q]["cuda_scoring_peak_bytes"] for q in quants},
-            **{f"scoring_s_{q}": mem[q]["cuda_scoring_s"] for q in quants},
+            "measured": "per batch size: torch.cuda.max_memory_allocated during shared-prefix "
+            "scoring of that many images (11 categories) and images/s (median of 3 batches "
+            "after a warm-up), each quantization loaded in a fresh process",
+            "device_name": mem["none"].get("cuda_device_name"),
+            "batches": {
+                str(n): {
+                    q: {
+                        "images_per_s": round(mem[q]["cuda_batches"][str(n)]["images_per_s"], 2),
+                        "scoring_peak_bytes": mem[q]["cuda_batches"][str(n)]["scoring_peak_bytes"],
+                    }
+                    for q in quants
+                }
+                for n in batches
+            },
         }
     if all("peak_rss_bytes" in m for m in mem.values()):
         q4, bf = mem["4bit"], mem["none"]
@@ -556,7 +591,12 @@ def main(argv: list[str] | None = None) -> None:
         help='Device for the 4-bit vs bf16 memory runs: "cpu" (peak RSS) or "cuda" (also '
         "torch.cuda.max_memory_allocated during a scoring batch; 8-bit too).",
     )
-    parser.add_argument("--memory-batch", type=int, default=8, help="Images in that batch.")
+    parser.add_argument(
+        "--memory-batch",
+        default="8",
+        metavar="N[,N...]",
+        help="On CUDA: the scoring batch sizes measured (images/s and peak memory), e.g. 1,8,32.",
+    )
     parser.add_argument(
         "--no-policy-layout",
         action="store_true",
@@ -586,6 +626,16 @@ def main(argv: list[str] | None = None) -> None:
         if min(vision_layers, text_layers) < 1:
             parser.error("--layers: each count must be at least 1")
         layers = (vision_layers, text_layers)
+    try:
+        batches = tuple(int(x) for x in args.memory_batch.split(",") if x.strip())
+    except ValueError:
+        parser.error(f"--memory-batch takes sizes like 1,8,32, not {args.memory_batch!r}")
+    if not batches or min(batches) < 1:
+        parser.error("--memory-batch: each batch size must be at least 1")
+    if args.memory_device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error(
+            f"--memory-device {args.memory_device}: torch sees no CUDA device on this machine"
+        )
     out = provenance.results_or_exit(parser, args.results, RESULTS_NAME)
     prov = provenance.start(__file__, argv)
     from model.loading import load_backend
@@ -603,7 +653,7 @@ def main(argv: list[str] | None = None) -> None:
         with tempfile.TemporaryDirectory(prefix="scoring-memory-") as tmp:
             big_dir = Path(tmp) / "internvl35-2b-shapes"
             results["real_shape_parameters"] = build_real_shape(big_dir)
-            results["real_shape_memory"] = _memory(big_dir, args.memory_device, args.memory_batch)
+            results["real_shape_memory"] = _memory(big_dir, args.memory_device, batches)
         provenance.write_results(out, results, prov)
         _print_table(results, out)
         return
@@ -657,9 +707,7 @@ def main(argv: list[str] | None = None) -> None:
             evict()
             del big, b
             if layers is None and not args.skip_memory:
-                results["real_shape_memory"] = _memory(
-                    big_dir, args.memory_device, args.memory_batch
-                )
+                results["real_shape_memory"] = _memory(big_dir, args.memory_device, batches)
     provenance.write_results(out, results, prov)
     _print_table(results, out)
 
