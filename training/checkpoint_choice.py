@@ -7,8 +7,16 @@ through the scorer (`model.scoring.score_shared_prefix`, the serving path, OCR h
 through the dataset's reader) and records the benign flag rate (harmless rows flagged) and the
 average recall. At the end the adapter weights of the chosen evaluation are put back:
 
-- among evaluations whose average recall is within `recall_tolerance` of the best seen,
+- among evaluations that lose no category more than `category_tolerance` of recall against
+  the model before training (the baseline evaluation at step 0; the gate's own per-category
+  line, measured on validation; categories with fewer than `min_positives` validation
+  positives are not judged), or among all when none does,
+- among those whose average recall is within `recall_tolerance` of the best seen,
 - the lowest benign flag rate (ties: the later step).
+
+The first filter is there because a turn forgets a category it was never corrected on while it
+learns the evasion (issue 18: self-harm lost 4 of 26 retention rows at the last step), and the
+gate then refuses the whole turn; an earlier checkpoint that kept the category may pass.
 
 With `patience` > 0 training stops early once the benign flag rate has risen for that many
 evaluations in a row without recall improving. Everything is recorded in the run's metrics
@@ -35,6 +43,10 @@ class Evaluation:
     step: int
     benign_flag_rate: float | None
     average_recall: float | None
+    # Recall per category with at least `min_positives` validation positives.
+    per_category: dict[str, float] = field(default_factory=dict)
+    # Largest recall loss of any category against the baseline (None: no baseline).
+    worst_category_drop: float | None = None
 
 
 @dataclass
@@ -48,6 +60,10 @@ class ValidationChoice(TrainerCallback):
     layout: str = "question"  # the base model's prompt layout (model.prompts.model_layout)
     recall_tolerance: float = 0.01
     patience: int = 0
+    # The gate's per-category tolerance (TrainSettings.promote_tolerance); None: not used.
+    category_tolerance: float | None = 0.03
+    min_positives: int = 5
+    baseline: Evaluation | None = None
     evaluations: list[Evaluation] = field(default_factory=list)
     # Raw scores of the validation rows at every evaluation, by step (for `fit_thresholds`).
     _scores: dict[int, list[dict[str, float]]] = field(default_factory=dict)
@@ -81,21 +97,56 @@ class ValidationChoice(TrainerCallback):
             model.train()
         truth = [list(r["labels"]) for r in self.rows]
         predicted = [self.policy.flagged(s) for s in scores]
-        recall = average_recall(category_metrics(truth, predicted, self.policy.ids))
+        metrics = category_metrics(truth, predicted, self.policy.ids)
+        recall = average_recall(metrics)
         self._last_scores = scores
-        return Evaluation(0, benign_flag_rate(truth, predicted), recall)
+        per_category = {
+            c: m.recall
+            for c, m in metrics.items()
+            if m.recall is not None and m.support >= self.min_positives
+        }
+        ev = Evaluation(0, benign_flag_rate(truth, predicted), recall, per_category)
+        if self.baseline is not None:
+            drops = [
+                self.baseline.per_category[c] - r
+                for c, r in per_category.items()
+                if c in self.baseline.per_category
+            ]
+            ev.worst_category_drop = max(drops, default=0.0)
+        return ev
+
+    def _keeps_categories(self, e: Evaluation) -> bool:
+        return (
+            self.category_tolerance is None
+            or e.worst_category_drop is None
+            or e.worst_category_drop <= self.category_tolerance + 1e-9
+        )
 
     def _chosen(self) -> Evaluation | None:
-        recalls = [e.average_recall for e in self.evaluations if e.average_recall is not None]
+        pool = [e for e in self.evaluations if self._keeps_categories(e)] or self.evaluations
+        recalls = [e.average_recall for e in pool if e.average_recall is not None]
         floor = (max(recalls) - self.recall_tolerance) if recalls else None
         ok = [
             e
-            for e in self.evaluations
+            for e in pool
             if floor is None or (e.average_recall is not None and e.average_recall >= floor)
         ]
         if not ok:
             return None
         return min(ok, key=lambda e: (e.benign_flag_rate or 0.0, -e.step))
+
+    def on_train_begin(
+        self, args: Any, state: Any, control: Any, model: Any = None, **_: Any
+    ) -> Any:
+        """The baseline: the model before any step (a fresh LoRA adds nothing), which is the
+        live model the gate will compare against."""
+        if model is None or not self.rows or self.category_tolerance is None:
+            return control
+        if self.baseline is None:  # a resumed run keeps the first baseline
+            self.baseline = self.evaluate(model)
+            self.baseline.step = state.global_step
+            log.info("validation before training: %s", self.baseline)
+        return control
 
     def on_save(self, args: Any, state: Any, control: Any, model: Any = None, **_: Any) -> Any:
         if model is None or not self.rows:
@@ -155,6 +206,9 @@ class ValidationChoice(TrainerCallback):
         record: dict[str, Any] = {
             "evaluations": [vars(e) for e in self.evaluations],
             "recall_tolerance": self.recall_tolerance,
+            "category_tolerance": self.category_tolerance,
+            "baseline": vars(self.baseline) if self.baseline is not None else None,
+            "kept_categories": [e.step for e in self.evaluations if self._keeps_categories(e)],
             "chosen_step": chosen.step if chosen is not None else None,
         }
         if chosen is not None:

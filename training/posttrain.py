@@ -109,6 +109,10 @@ class PostTrainConfig:
     # benign flag rate has risen that many evaluations in a row without recall improving.
     choose_checkpoint: bool = True
     choice_recall_tolerance: float = 0.01
+    # Prefer checkpoints that lose no category more than this recall on validation against
+    # the model before training: the gate's per-category line (TrainSettings.promote_tolerance)
+    # seen before the gate (training.checkpoint_choice). None: not used.
+    choice_category_tolerance: float | None = 0.03
     early_stop_patience: int = 0
     # Per-category thresholds fitted on the chosen checkpoint's validation scores so that at
     # most this share of the harmless validation rows is flagged (model.calibration
@@ -425,6 +429,7 @@ def _validation_choice(
         layout=layout,
         recall_tolerance=config.choice_recall_tolerance,
         patience=config.early_stop_patience,
+        category_tolerance=config.choice_category_tolerance,
     )
 
 

@@ -30,6 +30,15 @@ def _snapshot(folder: Path) -> dict[str, str]:
     }
 
 
+def _has_gpu() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+NO_GPU = pytest.mark.skipif(_has_gpu(), reason="this machine has a GPU: the GPU mode would run")
+
+
 def run_bench(
     name: str, args: list[str], tmp_path: Path, timeout: int = 600
 ) -> subprocess.CompletedProcess[str]:
@@ -160,6 +169,13 @@ def test_labelstudio_writes_only_its_results_file(tmp_path: Path) -> None:
         ("ingest", ["--results", "/proc/no-such/"]),
         ("reader", ["--results", "/proc/no-such/"]),
         ("demo_refine_grid", ["--results", "/proc/no-such/"]),
+        ("media", ["--results", "/proc/no-such/"]),
+        ("worker", ["--results", "/proc/no-such/"]),
+        ("scoring", ["--memory-batch", "1,eight"]),
+        ("scoring", ["--memory-batch", "0"]),
+        # Without a GPU the GPU modes say so before any work.
+        pytest.param("scoring", ["--memory-only", "--memory-device", "cuda"], marks=NO_GPU),
+        pytest.param("ocr", ["--rapidocr-cuda"], marks=NO_GPU),
     ],
 )
 def test_bad_arguments_are_a_clear_error_before_any_work(

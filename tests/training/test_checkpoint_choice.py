@@ -46,6 +46,26 @@ def test_the_rule_prefers_fewer_false_alarms_within_the_recall_tolerance() -> No
     assert choice._chosen().step == 8
 
 
+def test_a_checkpoint_that_forgets_a_category_is_passed_over() -> None:
+    # Step 6 has the best recall and fewest false alarms, but lost 10 points of self-harm
+    # against the model before training: the gate would refuse it, so step 4 is chosen.
+    choice = ValidationChoice(rows=[], processor=None, policy=POLICY, recall_tolerance=0.05)
+    choice.evaluations = [
+        Evaluation(2, 0.10, 0.70, worst_category_drop=0.0),
+        Evaluation(4, 0.05, 0.76, worst_category_drop=0.03),
+        Evaluation(6, 0.01, 0.80, worst_category_drop=0.10),
+    ]
+    assert choice._chosen().step == 4
+    # With no checkpoint keeping every category, the rule runs over all of them.
+    choice.evaluations[1].worst_category_drop = 0.05
+    choice.evaluations[0].worst_category_drop = 0.2
+    assert choice._chosen().step == 6
+    # Off: the category line is not looked at.
+    choice.evaluations[0].worst_category_drop = 0.0
+    choice.category_tolerance = None
+    assert choice._chosen().step == 6
+
+
 def test_post_training_restores_the_chosen_checkpoint(
     tiny: Path, sqlite_settings: Settings, tmp_path: Path
 ) -> None:
@@ -59,8 +79,19 @@ def test_post_training_restores_the_chosen_checkpoint(
     record = res.metrics["checkpoint_choice"]
     evals = record["evaluations"]
     assert [e["step"] for e in evals] == [2, 4, 6]
-    best_recall = max(e["average_recall"] for e in evals)
-    ok = [e for e in evals if e["average_recall"] >= best_recall - cfg.choice_recall_tolerance]
+    # The baseline is the model before any step, and each evaluation's worst category drop
+    # is measured against it.
+    assert record["baseline"]["step"] == 0
+    for e in evals:
+        drops = [
+            record["baseline"]["per_category"][c] - r
+            for c, r in e["per_category"].items()
+            if c in record["baseline"]["per_category"]
+        ]
+        assert e["worst_category_drop"] == pytest.approx(max(drops, default=0.0))
+    kept = [e for e in evals if e["step"] in record["kept_categories"]] or evals
+    best_recall = max(e["average_recall"] for e in kept)
+    ok = [e for e in kept if e["average_recall"] >= best_recall - cfg.choice_recall_tolerance]
     expected = min(ok, key=lambda e: (e["benign_flag_rate"], -e["step"]))
     assert record["chosen_step"] == expected["step"]
     # The adapter written is that checkpoint: served, it flags the harmless validation rows

@@ -56,7 +56,7 @@ def test_bad_values_name_the_file_and_the_key(
 
 def test_shipped_recipes_still_validate() -> None:
     demo = load_recipe("demo")
-    assert demo.post.lr == pytest.approx(0.003) and demo.demo.arch.text_hidden == 256
+    assert demo.post.lr == pytest.approx(0.001) and demo.demo.arch.text_hidden == 256
     big = load_recipe("internvl3_5-2b")
     assert big.post.qlora and isinstance(big.post.lr, float)
 
