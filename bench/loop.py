@@ -261,8 +261,9 @@ def _reader_only(
 def _demo_replay(work: Path, n: int, clock: Clock) -> Path:
     """The demo's own training distribution (`n` SynthMod renders, retention rows). The
     dataset build holds a tenth out as the gate's retention rows and a tenth into validation:
-    2,400 gives ~34 retention rows per original category, where one row moves a category by
-    3 points, the gate's per-category tolerance (600 gave 8 rows: one row was 12.5 points)."""
+    4,800 gives ~53 retention rows per original class, where one row moves a category by 1.9
+    points, under the gate's per-category tolerance of 3 (2,400 gave ~27 rows: one row was 3.7
+    points, so losing any single row refused a turn; 600 gave 8, 12.5 points a row)."""
     from training.pretrain import demo_specs, write_eval_set
     from training.recipes import load_recipe
 
@@ -363,11 +364,16 @@ def main(argv: list[str] | None = None) -> None:
         "after as the 'original categories' figures (default with the demo model and "
         "--corrections: SynthMod's in-distribution set, --original-n rows).",
     )
-    p.add_argument("--original-n", type=int, default=200)
+    p.add_argument(
+        "--original-n",
+        type=int,
+        default=600,
+        help="Rows of the original-category set (~60 per category: one row is under 2 points).",
+    )
     p.add_argument(
         "--replay-n",
         type=int,
-        default=2400,
+        default=4800,
         help="SynthMod renders in the replay set when --replay is not given (its tenth held "
         "out is the gate's retention rows, another tenth validation).",
     )
