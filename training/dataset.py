@@ -556,17 +556,25 @@ SHORT_WORDS = frozenset(
 _EDGE = "\"'()[]{}<>,;:!?¡¿«»“”‘’…"
 
 
+# A piece of 4+ letters written at least this often in English (wordfreq's Zipf scale: 3 is
+# once per million words) is a word, not a fragment of one (`plain_words_lost`).
+FRAGMENT_MAX_ZIPF = 3.0
+
+
 def plain_words_lost(raw: str, read: str, words: frozenset[str]) -> int:
     """How many plain words of `raw` are missing from `read`: tokens made of dictionary words
     (`words`, `PLAIN_MIN`+ letters, joined by - . or ' as in "well-known"), matched by count.
     Fragments ("g o n e", "Throwba.ck", "ma-ke") and look-alike spellings are not plain.
 
     A plain word joined with a neighbouring fragment into a dictionary word is not lost: "sp
-    read" (a word wrapped across lines) read as "spread", "eve ry" as "every". A fragment is a
-    piece of at most 3 letters that is no word: not a 3-letter word of the encoder's
-    vocabulary, nor one of English's short function words (`SHORT_WORDS`; the vocabulary's
-    word pieces hold "sp" and "ry" too), so joining two words ("in side", "the rapist") or
-    rewriting one still loses it."""
+    read" (a word wrapped across lines) read as "spread", "eve ry" as "every", "ever ybody" as
+    "everybody". A fragment is a piece of letters that is no word: of at most 3 letters, not a
+    3-letter word of the encoder's vocabulary nor one of English's short function words
+    (`SHORT_WORDS`; the vocabulary's word pieces hold "sp" and "ry" too); of 4 or more, in
+    neither the English word list nor written once per million words (wordfreq Zipf <
+    `FRAGMENT_MAX_ZIPF`: "ybody" 0, "comple" 1.9, "hine" 2.5). Word lists leave out offensive
+    words ("rapist" is in none of ours; its Zipf is 3.6), which is why the frequency decides.
+    So joining two words ("in side", "the rapist") or rewriting one still loses it."""
     from training.lexicon import english_words
 
     vocab = frozenset(english_words(min_len=1))
@@ -577,7 +585,13 @@ def plain_words_lost(raw: str, read: str, words: frozenset[str]) -> int:
 
     def fragment(tok: str) -> bool:
         core = tok.strip(_EDGE).lower()
-        return core.isalpha() and len(core) <= 3 and core not in words3 | SHORT_WORDS
+        if not core.isalpha() or core in words3 | SHORT_WORDS:
+            return False
+        if len(core) <= 3:
+            return True
+        from wordfreq import zipf_frequency
+
+        return core not in vocab and zipf_frequency(core, "en") < FRAGMENT_MAX_ZIPF
 
     def plain(tok: str) -> bool:
         core = tok.strip(_EDGE).rstrip(".").lower()

@@ -91,3 +91,13 @@ def test_a_word_wrapped_across_lines_may_be_joined_but_two_words_may_not() -> No
     assert plain_words_lost("in side", "inside", words) == 1
     assert plain_words_lost("sp read", "spread out", words) == 0
     assert plain_words_lost("sp read", "sp", words) == 1
+    # Longer pieces that are no word anywhere, as SynthMod splits words (4,800 replay texts held
+    # these three, and refused a split turn's reader): the join is a dictionary word.
+    assert plain_words_lost("so me suns\nhine", "so me sunshine", words) == 0
+    assert plain_words_lost("comple ted the course", "completed the course", words) == 0
+    assert plain_words_lost("and\never ybody at", "and\neverybody at", words) == 0
+    # A longer neighbour that is a word is no fragment: the join loses both words.
+    assert plain_words_lost("some thing", "something", words) == 2
+    assert plain_words_lost("every body", "everybody", words) == 2
+    # "rapist" is in none of the word lists, but written often: a word, so this join is lost.
+    assert plain_words_lost("the rapist said", "therapist said", words) == 1
