@@ -377,6 +377,9 @@ class _Turn:
             base = registry.get_model(s, live_name).uri
         config = load_recipe(recipe).post or PostTrainConfig()
         config = replace(config, **o.post_overrides)
+        if "choice_category_tolerance" not in o.post_overrides:
+            # Checkpoint choice judges categories by the line this turn's gate will apply.
+            config = replace(config, choice_category_tolerance=o.gate.tolerance)
         if config.replay_manifest and not config.replay_ratio:
             config = replace(config, replay_ratio=self.settings.train.replay_ratio)
         inputs = {
