@@ -15,6 +15,12 @@ character channel (`model.reading`) sees the text:
    "f r e e m o n e y" → "free money"); "coc.aine" or "coc aine" become "cocaine" when the
    joined form is a word, the pieces are not all words themselves, and the join is at least
    `JOIN_ODDS` times likelier than the pieces. Short dotted letters stay: "h.i.s", "a.m.".
+   Letters spelt out one by one (4+ of them) are not how plain text is written, so they are
+   read whatever they spell: split into the likeliest run of words wordsegment knows
+   ("o x y c o d o n e" → "oxycodone", "u n t r a c e a b l e r i f l e" → "untraceable
+   rifle"), or kept as one word. "*", "~" and "·" between letters are dropped whatever the
+   word ("Kramer*ville", "num·ber"), and underscores when the joined word is one wordfreq or
+   wordsegment knows ("invest_ment", "bitc_oin"; "snake_case" stays).
 
 `normalise` returns the text and what it did (`Changes`), for a dataset card. Raw text is what
 is stored; this is what the model reads.
@@ -36,6 +42,7 @@ WORD_COUNT = 1_000_000  # a wordsegment unigram this common (26k words) is an En
 RARE_WORD_COUNT = 100_000  # (99k words) enough for a word broken by a symbol no word holds
 JOIN_ODDS = 1000.0  # how much likelier a joined word must be than its pieces as separate words
 MIN_SPELLED = 4  # letters spelt one by one shorter than this are initialisms: "h.i.s", "a.m."
+_LONGEST_WORD = 24  # longest word `_spelt` tries
 _SMALL_WORDS = frozenset(
     "a i am an as at be by do go he hi if in is it me my no of oh ok on or so to up us we".split()
 )
@@ -44,6 +51,8 @@ _INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
 # What writers put between letters to break a word. Not | ( ) / \ < $ @ ! + : those write
 # letters themselves ("|<" k, "/\" a, "+" t) and are the learnt channel's to read.
 _SEPARATORS = ".-_*·•~,:;=^#`"
+# Of those, the ones no word, name or identifier holds between two letters: dropped there.
+_BREAKERS = frozenset("*·•~")
 _SEP_RUN = re.compile(f"[{re.escape(_SEPARATORS)}]+")
 _TOKEN = re.compile(r"\S+")
 _ASCII_LETTERS = re.compile(r"[A-Za-z]+")
@@ -112,22 +121,49 @@ def _log_p(word: str) -> float:
     return math.log(10.0 / (total * 10 ** len(word)))
 
 
-def _segment(letters: str) -> list[str] | None:
-    """`letters` as one word, or split into common words (3+ letters each); None otherwise."""
-    if is_word(letters):
-        return [letters]
-    import wordsegment
+@cache
+def _freq(word: str) -> float:
+    """How often English writes `word` (wordfreq, 0 when it does not know it)."""
+    from wordfreq import word_frequency
 
-    _unigrams()
-    parts = wordsegment.segment(letters)
-    if len(parts) > 1 and all(len(p) >= 3 and is_word(p) for p in parts):
-        # Keep the writer's capitals: split the original letters at the same lengths.
-        out, i = [], 0
-        for p in parts:
-            out.append(letters[i : i + len(p)])
-            i += len(p)
-        return out
-    return None
+    return word_frequency(word, "en")
+
+
+def _known(word: str) -> bool:
+    """A word wordfreq or wordsegment has counted (any frequency), or a small word."""
+    w = word.lower()
+    if len(w) < 3:
+        return w in _SMALL_WORDS
+    return _freq(w) > 0 or w in _unigrams()[0]
+
+
+def _spelt(letters: str) -> list[str]:
+    """What letters spelt out one by one spell: the likeliest split into words wordfreq knows
+    (its frequencies, which know "bitcoin" and do not take "withcrypto" for a word, decide:
+    "drivinglicencesmade" is "driving licences made"), or the letters as one word when no split
+    into known words exists (a name, new slang). Capitals stay as written."""
+    low = letters.lower()
+    n = len(low)
+    best: list[tuple[float, int]] = [(0.0, 0)] + [(-math.inf, 0)] * n
+    for j in range(1, n + 1):
+        for i in range(max(0, j - _LONGEST_WORD), j):
+            w = low[i:j]
+            if best[i][0] == -math.inf:
+                continue
+            f = _freq(w) if len(w) >= 3 or w in _SMALL_WORDS else 0.0
+            if f <= 0:
+                continue
+            if best[i][0] + math.log(f) > best[j][0]:
+                best[j] = (best[i][0] + math.log(f), i)
+    if best[n][0] == -math.inf:
+        return [letters]
+    cuts = []
+    j = n
+    while j > 0:
+        cuts.append(j)
+        j = best[j][1]
+    bounds = [0, *reversed(cuts)]
+    return [letters[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
 
 
 # --- 1. NFKC ----------------------------------------------------------------------------------
@@ -216,22 +252,26 @@ def _drop_invisible(text: str, changes: Changes) -> str:
     return "".join(out)
 
 
-def _join_pieces(pieces: list[str], *, symbol: bool = False) -> list[str] | None:
+def _join_pieces(pieces: list[str], *, symbol: bool = False, breaker: str = "") -> list[str] | None:
     """The word(s) that letter-only `pieces` were split from, or None to leave them.
 
     `symbol`: they were split by a symbol no English word holds inside it (. * _ ...), not a
-    hyphen or a space: a joined word that is a word at all is enough, with no odds test."""
+    hyphen or a space: the joined word may be rarer (`RARE_WORD_COUNT`); the odds test still
+    decides, and pieces that are all words stay apart. `breaker`: "always" when
+    split only by symbols nothing writes between letters (`_BREAKERS`: joined whatever the
+    word), "known" when split by underscores (joined when the join is a known word: "bitc_oin",
+    "photo_s"; identifiers such as "snake_case" stay)."""
     joined = "".join(pieces)
     if all(len(p) == 1 for p in pieces):
-        if len(joined) < MIN_SPELLED:
-            return None
-        # "M_a_r_i_s_h": letters one by one between symbols spell a word, known or not.
-        return _segment(joined) or ([joined] if symbol else None)
+        # "M_a_r_i_s_h", "o.x.y.c.o.d.o.n.e": letters one by one spell a word, known or not.
+        return _spelt(joined) if len(joined) >= MIN_SPELLED else None
+    if breaker == "always" or (breaker == "known" and _known(joined)):
+        return [joined]
     if all(is_word(p) for p in pieces):
-        return None
-    if symbol:
-        return [joined] if is_word(joined, RARE_WORD_COUNT) else None
-    if not is_word(joined):
+        return None  # "well-known", "tele gram", "pas.sword": words of their own
+    # A rarer word is enough where no piece is a word of its own ("ketami-ne").
+    rare = symbol or not any(is_word(p) for p in pieces)
+    if not is_word(joined, RARE_WORD_COUNT if rare else WORD_COUNT):
         return None
     odds = _log_p(joined) - sum(_log_p(p) for p in pieces)
     return [joined] if odds >= math.log(JOIN_ODDS) else None
@@ -252,7 +292,17 @@ def _inner_separators(text: str, changes: Changes) -> str:
         # A hyphen joins words in plain text, and dots write initialisms ("U.S.A"): only the
         # other symbols count as sure signs of a word broken on purpose.
         single = all(len(p) == 1 for p in pieces)
-        words = _join_pieces(pieces, symbol=bool(seps - {"-"}) and not (single and "." in seps))
+        words = _join_pieces(
+            pieces,
+            symbol=bool(seps - {"-"}) and not (single and "." in seps),
+            breaker=(
+                "always"
+                if all(set(sep) <= _BREAKERS for sep in seps)
+                else "known"
+                if all(set(sep) <= _BREAKERS | {"_"} for sep in seps)
+                else ""
+            ),
+        )
         if words is None:
             return tok
         start = tok.index(core)
@@ -283,20 +333,14 @@ def _spaced(text: str, changes: Changes) -> str:
             tokens = [*tokens[:j], tokens[j][0], *tokens[j + 1 :]]
             j += 1
         if j - i >= MIN_SPELLED:
-            words = _segment("".join(tokens[i:j]))
-            if words is not None and tail:
+            words = _spelt("".join(tokens[i:j]))
+            if tail:
                 words[-1] += tail
-            elif tail:
-                tokens[j - 1] += tail
-            if words is not None:
-                changes.joined += 1
-                joined = True
-                if len(changes.examples) < 8:
-                    changes.examples.append(f"{' '.join(tokens[i:j])} → {' '.join(words)}")
-                out += [" ".join(words), gaps[j - 1]]
-            else:  # a run that is no word stays whole: no word is cut out of its middle
-                for k in range(i, j):
-                    out += [tokens[k], gaps[k]]
+            changes.joined += 1
+            joined = True
+            if len(changes.examples) < 8:
+                changes.examples.append(f"{' '.join(tokens[i:j])} → {' '.join(words)}")
+            out += [" ".join(words), gaps[j - 1]]
             i = j
             continue
         # Two letter-only pieces of 2+ letters, at least one not a word.

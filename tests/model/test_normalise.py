@@ -24,6 +24,7 @@ from model.reading import Channel, Reader
         "Buy cocaine online, fast shipping",
         "SSN 000-44-9901, DOB 2004-06-13 $120 each @happy_bet83",
         "I a m",
+        "snake_case",
     ],
 )
 def test_plain_and_foreign_text_is_left_as_written(text: str) -> None:
@@ -43,6 +44,19 @@ def test_plain_and_foreign_text_is_left_as_written(text: str) -> None:
         ("c_o_c_a_i_n_e!", "cocaine!"),
         ("fr\u200bee mon\u200dey", "free money"),
         ("ｆｒｅｅ ｍｏｎｅｙ", "free money"),
+        # Spelt out, the letters are read whatever they spell: rare words, several words, new
+        # words (wordfreq knows "bitcoin"; wordsegment's older counts do not).
+        ("Buy o x y c o d o n e now", "Buy oxycodone now"),
+        ("u n t r a c e a b l e r i f l e, kits", "untraceable rifle, kits"),
+        ("d r i v i n g l i c e n c e s m a d e to order", "driving licences made to order"),
+        ("S y s t e m t h a n I up", "System than I up"),
+        ("send b.i.t.c.o.i.n now", "send bitcoin now"),
+        ("packs of M.D.M.A tonight", "packs of MDMA tonight"),
+        ("pay w i t h crypto", "pay with crypto"),
+        # Symbols nothing writes between letters go; underscores when the join is a word.
+        ("num·ber and Kramer*ville", "number and Kramerville"),
+        ("invest_ment in bitc_oin", "investment in bitcoin"),
+        ("ketami-ne", "ketamine"),
     ],
 )
 def test_splits_separators_and_wide_forms_are_undone(raw: str, read: str) -> None:
