@@ -52,7 +52,34 @@ VARIANTS: dict[str, dict[str, Any]] = {
     },
     "lr_2e-4_40_steps": {"lr": 2e-4, "max_steps": 40},
     "replay_3x_160_steps": {"replay": 3.0, "max_steps": 160},
+    # Half the replayed SynthMod samples carry a harmless generator text before or after
+    # their phrase (labels unchanged), so "reads like Faker" cannot stand for "harmless".
+    "carrier_half": {"carrier": 0.5},
 }
+
+
+def with_carriers(specs: list[Any], share: float, seed: int) -> list[Any]:
+    """`specs` where a `share` of them (drawn by `seed`) have a harmless generator text of
+    their language put before or after their phrase; labels stay."""
+    import random
+    from dataclasses import replace as dc_replace
+
+    from training.benign import benign_texts
+
+    rng = random.Random(f"carrier:{seed}")
+    pool: dict[str, list[str]] = {}
+    for t in benign_texts(len(specs), seed + 17):
+        pool.setdefault(t.lang, []).append(t.text)
+    out = []
+    for spec in specs:
+        texts = pool.get(spec.lang) or pool.get("en") or []
+        if not spec.text or not texts or rng.random() >= share:
+            out.append(spec)
+            continue
+        carrier = rng.choice(texts)
+        text = f"{carrier} {spec.text}" if rng.random() < 0.5 else f"{spec.text} {carrier}"
+        out.append(dc_replace(spec, text=text))
+    return out
 
 
 def train_variant(base: Path, out: Path, plan: Any, change: dict[str, Any], policy: Any) -> float:
@@ -63,10 +90,12 @@ def train_variant(base: Path, out: Path, plan: Any, change: dict[str, Any], poli
 
     change = dict(change)
     replay_factor = float(change.pop("replay", 1.0))
+    carrier = float(change.pop("carrier", 0.0))
     stage = replace(plan.benign, seed=plan.seed, **change)
     t0 = time.perf_counter()
     harmless = _render_texts(benign_texts(plan.n_benign, plan.seed), plan.seed, plan.image_size)
-    replay = _render(demo_specs(plan, "train", round(replay_factor * plan.n_benign)))
+    specs = demo_specs(plan, "train", round(replay_factor * plan.n_benign))
+    replay = _render(with_carriers(specs, carrier, plan.seed) if carrier else specs)
     train_stage(base, harmless + replay, policy, stage, out)
     save_bf16(out)
     for name in ("chat_template.jinja", "processor_config.json"):
