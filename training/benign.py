@@ -4,7 +4,9 @@ SynthMod's own benign bank is a few hundred phrases; a model post-trained agains
 learns "text unlike those phrases is harmful" (issue 18: "Garden party at 3 pm" flagged as
 drugs). This module draws varied harmless text from libraries that other people keep:
 
-- Faker (`en_US`, `ko_KR`, `zh_CN`): addresses, companies, jobs, receipts, appointments;
+- Faker (`en_US`, `ko_KR`, `zh_CN`): business addresses and phone numbers, companies, jobs,
+  receipts, appointments (never a person's name with their phone number or home address: the
+  policy's privacy_pii);
 - Mimesis (`en`, `ko`, `zh`): sentences, quotes, dishes, drinks, names, occupations, places;
 - wordfreq (`en`, `ko`, `zh`): short runs of frequent words, drawn by frequency.
 
@@ -97,8 +99,12 @@ def _faker_draws(locale: str, seed: int) -> list[tuple[str, Draw]]:
     def one_line(s: str) -> str:
         return ", ".join(part.strip() for part in s.splitlines() if part.strip())
 
+    # Addresses and phone numbers are a business's: a person's name with their phone number
+    # or home address is what the policy calls privacy_pii ("exposes personal data such as
+    # phone numbers, addresses ... of a person"), and drawing it as harmless taught turns to
+    # forget that category.
     draws: list[tuple[str, Draw]] = [
-        ("address", lambda r: one_line(fake.address())),
+        ("business_address", lambda r: f"{fake.company()}, {one_line(fake.address())}"),
         ("company", lambda r: f"{fake.company()} · {fake.job()} · {fake.city()}"),
         (
             "appointment",
@@ -108,7 +114,7 @@ def _faker_draws(locale: str, seed: int) -> list[tuple[str, Draw]]:
             "receipt",
             lambda r: f"{fake.company()} {fake.date()} {fake.pyint(1, 500)}.{r.randint(0, 99):02d}",
         ),
-        ("phone", lambda r: f"{fake.name()} {fake.phone_number()}"),
+        ("business_phone", lambda r: f"{fake.company()} {fake.phone_number()}"),
     ]
     if locale.startswith("en"):
         draws += [
