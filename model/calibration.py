@@ -219,7 +219,7 @@ def fit_thresholds(
     max_threshold: float = 0.98,
     min_rows: int = 20,
     min_positives: int = 5,
-    max_recall_loss: float = 0.03,
+    max_recall_loss: float | Mapping[str, float] = 0.03,
 ) -> Calibration:
     """Per-category thresholds on validation rows: flag harmless rows (no label) at no more
     than `target_benign_rate`, giving up as little recall as possible.
@@ -230,7 +230,9 @@ def fit_thresholds(
     split once raised harassment to 0.96 and cost 27 points of it on held-out data), and no
     raise may lose more than `max_recall_loss` of a category's validation positives (0.03,
     the promotion gate's per-category tolerance: thresholds must not spend what the gate
-    refuses a candidate for).
+    refuses a candidate for). A mapping gives each category its own share (a category missing
+    from it may lose nothing): a loop turn passes what its chosen checkpoint has left of half
+    the gate's tolerance (`training.checkpoint_choice`).
     `info["held_at_policy"]` names the categories left alone for want of positives.
 
     Starts at the policy thresholds and never goes below them (a threshold is raised to buy
@@ -259,7 +261,15 @@ def fit_thresholds(
     positives = truth.sum(axis=0)  # [C]
     priced = positives >= min_positives
     # Positives a category may lose in all, as a count of its validation positives.
-    budget = np.floor(max_recall_loss * positives + 1e-9)
+    shares = np.array(
+        [
+            max(0.0, float(max_recall_loss.get(c, 0.0)))
+            if isinstance(max_recall_loss, Mapping)
+            else float(max_recall_loss)
+            for c in cats
+        ]
+    )
+    budget = np.floor(shares * positives + 1e-9)
     flagged, _ = _flag_counts(z, benign, truth, t)
     before = float(flagged.mean())
     while flagged.mean() > target_benign_rate:
@@ -318,7 +328,11 @@ def fit_thresholds(
         "average_recall_after": round(recall_after, 4),
         "reached": bool(flagged.mean() <= target_benign_rate),
         "min_positives": min_positives,
-        "max_recall_loss": max_recall_loss,
+        "max_recall_loss": (
+            {c: round(float(shares[j]), 4) for j, c in enumerate(cats)}
+            if isinstance(max_recall_loss, Mapping)
+            else max_recall_loss
+        ),
         "held_at_policy": {c: int(positives[j]) for j, c in enumerate(cats) if not priced[j]},
     }
     return Calibration(categories=out, method="threshold", info=info)

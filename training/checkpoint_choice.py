@@ -178,21 +178,43 @@ class ValidationChoice(TrainerCallback):
                 control.should_training_stop = True
         return control
 
+    def recall_budget(self, chosen: Evaluation) -> dict[str, float] | None:
+        """Recall each category's threshold may still spend on validation: half the gate's
+        per-category tolerance, less what `chosen` already lost there against the baseline.
+
+        Half, because validation prices a threshold with sampling error: spending the whole
+        tolerance on ~70 validation rows crossed it on golden (a split turn raised privacy to
+        0.92 for 2 of 74 validation rows, 2.7 points, and lost 3.9 on golden: refused).
+        None (the calibration's own default) without a category tolerance or a baseline."""
+        if self.category_tolerance is None or self.baseline is None:
+            return None
+        half = self.category_tolerance / 2
+        out: dict[str, float] = {}
+        for c in self.policy.categories:
+            base = self.baseline.per_category.get(c.id)
+            now = chosen.per_category.get(c.id)
+            lost = max(0.0, base - now) if base is not None and now is not None else 0.0
+            out[c.id] = max(0.0, half - lost)
+        return out
+
     def fit_thresholds(self, target_benign_rate: float) -> Any:
         """Per-category thresholds (`model.calibration.fit_thresholds`) on the chosen
         checkpoint's validation scores, for at most `target_benign_rate` of the harmless
-        validation rows flagged; None without a chosen evaluation or with too few rows."""
+        validation rows flagged, spending no more recall than `recall_budget` leaves; None
+        without a chosen evaluation or with too few rows."""
         from model.calibration import fit_thresholds
 
         chosen = self._chosen()
         if chosen is None or chosen.step not in self._scores:
             return None
+        budget = self.recall_budget(chosen)
         try:
             return fit_thresholds(
                 self._scores[chosen.step],
                 [list(r["labels"]) for r in self.rows],
                 {c.id: c.threshold for c in self.policy.categories},
                 target_benign_rate=target_benign_rate,
+                **({"max_recall_loss": budget} if budget is not None else {}),
             )
         except ValueError as exc:  # too few rows, or none harmless
             log.info("no thresholds fitted on validation: %s", exc)

@@ -102,6 +102,38 @@ def test_no_raise_loses_more_than_the_recall_budget() -> None:
     assert cal.info["average_recall_after"] >= 0.9
 
 
+def test_a_per_category_budget_spends_only_its_own_share() -> None:
+    """Two categories each with harmless alarms among their positives: a mapping budget lets
+    "a" spend 10% of its positives and "b" nothing (a category the chosen checkpoint already
+    lost recall on), so only "a" rises."""
+    scores, labels = [], []
+    for cat, other in (("a", "b"), ("b", "a")):
+        # One positive scored below the alarms: clearing them costs it (5% of 20).
+        scores += [{cat: 0.58, other: 0.1}] + [
+            {cat: 0.65 + 0.01 * i, other: 0.1} for i in range(19)
+        ]
+        labels += [[cat]] * 20
+        scores += [{cat: 0.6, other: 0.1}] * 2  # harmless alarms inside the positives
+        labels += [[]] * 2
+    scores += [{"a": 0.1, "b": 0.1}] * 60
+    labels += [[]] * 60
+    cal = fit_thresholds(
+        scores,
+        labels,
+        {"a": 0.5, "b": 0.5},
+        target_benign_rate=0.0,
+        max_recall_loss={"a": 0.1, "b": 0.0},
+    )
+    assert 0.6 < cal.categories["a"].threshold < 0.65
+    assert cal.categories["b"].threshold == pytest.approx(0.5)
+    assert cal.info["max_recall_loss"] == {"a": 0.1, "b": 0.0}
+    # With one scalar budget of 10%, both rise.
+    cal = fit_thresholds(
+        scores, labels, {"a": 0.5, "b": 0.5}, target_benign_rate=0.0, max_recall_loss=0.1
+    )
+    assert cal.categories["a"].threshold > 0.6 and cal.categories["b"].threshold > 0.6
+
+
 def test_too_few_rows_or_no_harmless_row_is_refused() -> None:
     with pytest.raises(ValueError, match="harmless"):
         fit_thresholds([{"a": 0.9}] * 40, [["a"]] * 40, {"a": 0.5})

@@ -66,6 +66,23 @@ def test_a_checkpoint_that_forgets_a_category_is_passed_over() -> None:
     assert choice._chosen().step == 6
 
 
+def test_thresholds_may_spend_half_the_tolerance_less_what_the_checkpoint_lost() -> None:
+    choice = ValidationChoice(rows=[], processor=None, policy=POLICY, category_tolerance=0.04)
+    assert choice.recall_budget(Evaluation(4, 0.1, 0.8)) is None  # no baseline yet
+    ids = [c.id for c in POLICY.categories]
+    a, b = ids[0], ids[1]
+    choice.baseline = Evaluation(0, 0.2, 0.8, per_category={a: 0.9, b: 0.9})
+    chosen = Evaluation(4, 0.1, 0.8, per_category={a: 0.9, b: 0.885})
+    budget = choice.recall_budget(chosen)
+    assert budget is not None and set(budget) == set(ids)
+    assert budget[a] == pytest.approx(0.02)  # nothing lost: half of 0.04
+    assert budget[b] == pytest.approx(0.005)  # 1.5 points lost already
+    chosen.per_category[b] = 0.85  # lost more than half the tolerance: nothing left
+    assert choice.recall_budget(chosen)[b] == 0.0
+    choice.category_tolerance = None
+    assert choice.recall_budget(chosen) is None
+
+
 def test_post_training_restores_the_chosen_checkpoint(
     tiny: Path, sqlite_settings: Settings, tmp_path: Path
 ) -> None:
