@@ -38,6 +38,11 @@ from transformers import TrainerCallback
 log = logging.getLogger(__name__)
 
 
+# A fitted threshold counts a validation positive scored less than this (logit units) above it
+# as lost: e (2.7x) in the odds of Yes, room for rows validation has not seen.
+THRESHOLD_MARGIN = 1.0
+
+
 @dataclass
 class Evaluation:
     step: int
@@ -214,6 +219,7 @@ class ValidationChoice(TrainerCallback):
                 [list(r["labels"]) for r in self.rows],
                 {c.id: c.threshold for c in self.policy.categories},
                 target_benign_rate=target_benign_rate,
+                margin=THRESHOLD_MARGIN,
                 **({"max_recall_loss": budget} if budget is not None else {}),
             )
         except ValueError as exc:  # too few rows, or none harmless

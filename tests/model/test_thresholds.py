@@ -186,3 +186,18 @@ def test_the_backend_applies_stored_thresholds_and_keeps_them_without_a_registry
     apply_calibration(backend, {})  # a registry version with no calibration of its own
     assert backend.score(items[:2], policy)[0].flagged == []
     assert json.loads((model_dir / THRESHOLDS_FILE).read_text())["method"] == "threshold"
+
+
+def test_a_margin_counts_positives_just_above_a_raise_as_lost() -> None:
+    """Harmless alarms at 0.80 and the lowest positive at 0.82: raising past the alarms loses
+    no validation positive, but with a margin of 1 logit the positive at 0.82 counts as lost
+    and a budget of none stops the raise."""
+    scores = [{"a": 0.82}] + [{"a": 0.99}] * 39 + [{"a": 0.80}] * 3 + [{"a": 0.1}] * 60
+    labels = [["a"]] * 40 + [[]] * 63
+    free = fit_thresholds(scores, labels, {"a": 0.5}, target_benign_rate=0.0, max_recall_loss=0)
+    assert 0.80 < free.categories["a"].threshold < 0.82
+    held = fit_thresholds(
+        scores, labels, {"a": 0.5}, target_benign_rate=0.0, max_recall_loss=0, margin=1.0
+    )
+    assert held.categories["a"].threshold == pytest.approx(0.5)
+    assert held.info["margin"] == 1.0 and held.info["reached"] is False
