@@ -499,6 +499,13 @@ SOURCES = (
         "python bench/demo_refine_grid.py",
         demo_refine_grid_rows,
     ),
+    Source(
+        "demo_refine_carrier.json",
+        "demo_refine_grid",
+        "python bench/demo_refine_grid.py --only carrier_half "
+        "--results bench/results/demo_refine_carrier.json",
+        demo_refine_grid_rows,
+    ),
 )
 
 
