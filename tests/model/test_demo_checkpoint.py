@@ -5,12 +5,15 @@ RapidOCR (the workbench's whole path: image -> OCR -> prompt -> scorer)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from model.backends import ScoringInput
 from model.loading import DEMO_MODEL_DIR, load_backend
 from storage.settings import ModelSettings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_checkpoint_fits_the_repository_and_says_how_it_was_made() -> None:
@@ -19,6 +22,13 @@ def test_checkpoint_fits_the_repository_and_says_how_it_was_made() -> None:
     card = json.loads((DEMO_MODEL_DIR / "demo_card.json").read_text())
     assert {s["stage"] for s in card["stages"]} == {"pre", "mid"}
     assert card["eval"]["in_distribution"]["average_recall"] > 0.9
+    # The card says how often it flags harmless text it never saw, as bench/demo_benign.py
+    # measured this checkpoint (issue 18): the figures are the results file's, not typed in.
+    unseen = card["unseen_text"]
+    measured = json.loads((ROOT / unseen["results"]).read_text())["old"]
+    assert measured["model"].endswith("assets/model/demo")
+    for key in ("benign_flagged", "benign_n", "harmful_caught", "harmful_n"):
+        assert unseen[key] == measured[key]
     tok = json.loads((DEMO_MODEL_DIR / "tokenizer.json").read_text())
     assert tok["model"]["dropout"] is None  # BPE-dropout is for training only
 
