@@ -16,7 +16,7 @@ character channel (`model.reading`) sees the text:
    joined form is a word, the pieces are not all words themselves, and the join is at least
    `JOIN_ODDS` times likelier than the pieces. Short dotted letters stay: "h.i.s", "a.m.".
    Letters spelt out one by one (4+ of them) are not how plain text is written, so they are
-   read whatever they spell: split into the likeliest run of words wordsegment knows
+   read whatever they spell: split into the likeliest run of words wordfreq knows
    ("o x y c o d o n e" → "oxycodone", "u n t r a c e a b l e r i f l e" → "untraceable
    rifle"), or kept as one word. "*", "~" and "·" between letters are dropped whatever the
    word ("Kramer*ville", "num·ber"), and underscores when the joined word is one wordfreq or
