@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import shutil
 import sys
 import tempfile
@@ -61,9 +62,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
 def with_carriers(specs: list[Any], share: float, seed: int) -> list[Any]:
     """`specs` where a `share` of them (drawn by `seed`) have a harmless generator text of
     their language put before or after their phrase; labels stay."""
-    import random
-    from dataclasses import replace as dc_replace
-
     from training.benign import benign_texts
 
     rng = random.Random(f"carrier:{seed}")
@@ -78,7 +76,7 @@ def with_carriers(specs: list[Any], share: float, seed: int) -> list[Any]:
             continue
         carrier = rng.choice(texts)
         text = f"{carrier} {spec.text}" if rng.random() < 0.5 else f"{spec.text} {carrier}"
-        out.append(dc_replace(spec, text=text))
+        out.append(replace(spec, text=text))
     return out
 
 

@@ -101,8 +101,8 @@ def _faker_draws(locale: str, seed: int) -> list[tuple[str, Draw]]:
 
     # Addresses and phone numbers are a business's: a person's name with their phone number
     # or home address is what the policy calls privacy_pii ("exposes personal data such as
-    # phone numbers, addresses ... of a person"), and drawing it as harmless taught turns to
-    # forget that category.
+    # phone numbers, addresses ... of a person"): drawing it as harmless would label the
+    # policy's own examples benign.
     draws: list[tuple[str, Draw]] = [
         ("business_address", lambda r: f"{fake.company()}, {one_line(fake.address())}"),
         ("company", lambda r: f"{fake.company()} · {fake.job()} · {fake.city()}"),

@@ -187,9 +187,9 @@ class ValidationChoice(TrainerCallback):
         """Recall each category's threshold may still spend on validation: half the gate's
         per-category tolerance, less what `chosen` already lost there against the baseline.
 
-        Half, because validation prices a threshold with sampling error: spending the whole
-        tolerance on ~70 validation rows crossed it on golden (a split turn raised privacy to
-        0.92 for 2 of 74 validation rows, 2.7 points, and lost 3.9 on golden: refused).
+        Half, because validation prices a threshold with sampling error: a category has ~70
+        validation rows, where 3 points is 2 rows, and what a raise costs there need not be
+        what it costs on golden (`THRESHOLD_MARGIN` covers raises that look free).
         None (the calibration's own default) without a category tolerance or a baseline."""
         if self.category_tolerance is None or self.baseline is None:
             return None
