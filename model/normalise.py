@@ -35,7 +35,7 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 WORD_COUNT = 1_000_000  # a wordsegment unigram this common (26k words) is an English word
@@ -43,6 +43,7 @@ RARE_WORD_COUNT = 100_000  # (99k words) enough for a word broken by a symbol no
 JOIN_ODDS = 1000.0  # how much likelier a joined word must be than its pieces as separate words
 MIN_SPELLED = 4  # letters spelt one by one shorter than this are initialisms: "h.i.s", "a.m."
 _LONGEST_WORD = 24  # longest word `_spelt` tries
+_LONGEST_RUN = 240  # longest spelt-out run `_spelt` splits into words (cost ~ run x word)
 _SMALL_WORDS = frozenset(
     "a i am an as at be by do go he hi if in is it me my no of oh ok on or so to up us we".split()
 )
@@ -121,7 +122,7 @@ def _log_p(word: str) -> float:
     return math.log(10.0 / (total * 10 ** len(word)))
 
 
-@cache
+@lru_cache(maxsize=1 << 16)  # bounded: hostile text offers endless distinct substrings
 def _freq(word: str) -> float:
     """How often English writes `word` (wordfreq, 0 when it does not know it)."""
     from wordfreq import word_frequency
@@ -144,6 +145,8 @@ def _spelt(letters: str) -> list[str]:
     into known words exists (a name, new slang). Capitals stay as written."""
     low = letters.lower()
     n = len(low)
+    if n > _LONGEST_RUN:  # no sentence is spelt out this long: leave it one token, cheaply
+        return [letters]
     best: list[tuple[float, int]] = [(0.0, 0)] + [(-math.inf, 0)] * n
     for j in range(1, n + 1):
         for i in range(max(0, j - _LONGEST_WORD), j):

@@ -95,3 +95,10 @@ def test_multi_character_letters_are_read_as_one() -> None:
     assert reader.read("|<ill vv/\\llet") == "kill wallet"
     back = Reader.from_json(reader.to_json())
     assert back.read("|<ill") == "kill"
+
+
+def test_a_huge_spelt_out_run_is_left_one_token() -> None:
+    """Hostile text: 50,000 single letters apart. Normalisation joins them into one token
+    (past `_LONGEST_RUN` letters no split into words is searched) and loses no letter."""
+    raw = " ".join("ab" * 25_000)
+    assert normalise_text(raw) == "ab" * 25_000
