@@ -128,7 +128,9 @@ class StageConfig:
     split_words: float = 0.0
     yes_weight: float = 1.0  # weight of "Yes" answers in the loss
     questions_per_image: int = 5  # all positives + random negatives (see pick_questions)
-    bf16: bool = True  # autocast: ~2x faster on CPUs with AMX / AVX512-bf16
+    # autocast: ~2x faster on CPUs with AMX / AVX512-bf16; off on a CPU without hardware bf16
+    # (model.loading.cpu_bf16_fast), where emulated bf16 is far slower than float32
+    bf16: bool = True
     seed: int = 0
     log_every: int = 25
 
@@ -508,7 +510,7 @@ def train_stage(
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from model import scoring
+    from model import loading, scoring
 
     if not samples:
         raise WardenError("no training samples")
@@ -522,6 +524,7 @@ def train_stage(
     if torch.cuda.is_available():
         model = model.to("cuda")
     model.train()
+    autocast = config.bf16 and (model.device.type != "cpu" or loading.cpu_bf16_fast())
     n_train = _set_trainable(model, config.train_modules)
     yes_no = scoring.answer_token_ids(processor.tokenizer)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -585,7 +588,7 @@ def train_stage(
             questions = [
                 pick_questions(s.labels, policy, config.questions_per_image, rng) for s in batch
             ]
-            with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=config.bf16):
+            with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=autocast):
                 loss = shared_prefix_loss(
                     model, processor, batch, policy, hints, yes_no, config.yes_weight, questions
                 )

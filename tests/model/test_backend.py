@@ -22,7 +22,9 @@ def _settings(path, **kw) -> ModelSettings:
 def test_verdicts_have_every_category_thresholds_and_versions(tiny_internvl, policy, items):
     backend = load_backend(_settings(tiny_internvl))
     assert isinstance(backend, Backend)
-    assert backend.info.dtype == "bfloat16" and backend.info.quant == "none"  # CPU default
+    # CPU default: unquantized, bf16 where the CPU has it in hardware.
+    assert backend.info.quant == "none"
+    assert backend.info.dtype == ("bfloat16" if loading.cpu_bf16_fast() else "float32")
     verdicts = backend.score(items, policy)
     assert len(verdicts) == len(items)
     for v in verdicts:
@@ -38,7 +40,8 @@ def test_verdicts_have_every_category_thresholds_and_versions(tiny_internvl, pol
 def test_cache_per_settings_and_stable_versions(tiny_model_dir, policy):
     a = load_backend(_settings(tiny_model_dir("internvl")))
     assert load_backend(_settings(tiny_model_dir("internvl"))) is a
-    assert load_backend(_settings(tiny_model_dir("internvl"), dtype="float32")) is not a
+    other_dtype = "bfloat16" if a.info.dtype == "float32" else "float32"
+    assert load_backend(_settings(tiny_model_dir("internvl"), dtype=other_dtype)) is not a
     # Same shapes, other weights: another version; the same dir: the same version.
     other = tiny_model_dir("internvl", seed=1)
     assert model_version_id(str(other)) != a.model_version
@@ -130,3 +133,14 @@ def test_user_errors_are_clear(tmp_path):
         assert loading.resolve_quant("auto", "cpu") == "none"
     assert loading.resolve_quant("auto", "cuda") == "4bit"
     assert loading.resolve_quant("auto", "auto") == "4bit"  # several GPUs
+
+
+def test_cpu_computes_in_bf16_only_with_hardware_bf16(monkeypatch):
+    import torch
+
+    # The probe answers what oneDNN says this CPU does; emulated bf16 is far slower.
+    assert loading.cpu_bf16_fast() == bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    for fast, dtype in ((True, "bfloat16"), (False, "float32")):
+        monkeypatch.setattr(loading, "cpu_bf16_fast", lambda fast=fast: fast)
+        assert loading.resolve_dtype("auto", "cpu") == dtype
+        assert loading.resolve_dtype("float16", "cpu") == "float16"  # asked for: kept
