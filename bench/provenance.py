@@ -72,6 +72,23 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# Widest vector/matrix extension first: what decides CPU speed in torch (bf16 needs one of
+# the first three in hardware; model.loading.cpu_bf16_fast computes in float32 without).
+_CPU_EXTENSIONS = ("amx_bf16", "avx512_bf16", "avx512f", "avx2", "avx")
+
+
+def _cpu_extension() -> str | None:
+    """The CPU's widest vector extension of `_CPU_EXTENSIONS`, from /proc/cpuinfo's flags."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return next((e for e in _CPU_EXTENSIONS if e in flags), None)
+    except OSError:
+        pass
+    return None
+
+
 def _ram_bytes() -> int | None:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -116,6 +133,7 @@ def hardware() -> dict[str, Any]:
         usable = cores
     return {
         "cpu": _cpu_model(),
+        "cpu_extension": _cpu_extension(),
         "machine": platform.machine(),
         "logical_cores": cores,
         "usable_cores": usable,
@@ -125,9 +143,11 @@ def hardware() -> dict[str, Any]:
 
 
 def hardware_summary(hw: dict[str, Any]) -> str:
-    """One line, e.g. "2-core Intel(R) Xeon(R) Processor, 7.8 GiB RAM, no GPU"."""
+    """One line, e.g. "2-core Intel(R) Xeon(R) Processor (avx512_bf16), 7.8 GiB RAM, no GPU"
+    (older records carry no extension)."""
     ram = f", {hw['ram_bytes'] / 2**30:.1f} GiB RAM" if hw.get("ram_bytes") else ""
-    return f"{hw.get('logical_cores')}-core {hw.get('cpu')}{ram}, {hw.get('gpu')}"
+    ext = f" ({hw['cpu_extension']})" if hw.get("cpu_extension") else ""
+    return f"{hw.get('logical_cores')}-core {hw.get('cpu')}{ext}{ram}, {hw.get('gpu')}"
 
 
 def versions(packages: Sequence[str] = PACKAGES) -> dict[str, str | None]:

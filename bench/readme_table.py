@@ -556,7 +556,8 @@ def _provenance_cells(prov: dict[str, Any]) -> tuple[str, str, str]:
     load = f"{start[0]:.2f} → {end[0]:.2f}" if start and end else "unknown"
     hw = prov.get("hardware") or {}
     ram = f", {hw['ram_bytes'] / 2**30:.0f} GiB" if hw.get("ram_bytes") else ""
-    machine = f"{hw.get('logical_cores')}-core {hw.get('cpu')}{ram}, {hw.get('gpu')}"
+    ext = f" ({hw['cpu_extension']})" if hw.get("cpu_extension") else ""
+    machine = f"{hw.get('logical_cores')}-core {hw.get('cpu')}{ext}{ram}, {hw.get('gpu')}"
     return f"`{commit}`", load, machine
 
 
