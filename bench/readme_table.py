@@ -480,6 +480,27 @@ SOURCES = (
         "--max-steps 300 --benign-share 0.3 --results bench/results/loop_outside_split.json",
         loop_outside_rows,
     ),
+    # The same two turns on a CPU without hardware bf16 (avx2), where the code computes in
+    # float32 (model.loading.cpu_bf16_fast): other numerics, the same commands.
+    Source(
+        "loop_outside_avx2.json",
+        "loop",
+        "python bench/glyph_sets.py --out /tmp/glyphs && python bench/loop.py --corrections "
+        "/tmp/glyphs/corrections/manifest.jsonl --heldout /tmp/glyphs/heldout_swap/manifest.jsonl "
+        "--heldout /tmp/glyphs/heldout_benign/manifest.jsonl --max-steps 300 --benign-share 0.3 "
+        "--results bench/results/loop_outside_avx2.json",
+        loop_outside_rows,
+    ),
+    Source(
+        "loop_outside_split_avx2.json",
+        "loop",
+        "python bench/glyph_sets.py --evasion split --out /tmp/split && python bench/loop.py "
+        "--corrections /tmp/split/corrections/manifest.jsonl --heldout "
+        "/tmp/split/heldout_split/manifest.jsonl --heldout "
+        "/tmp/split/heldout_benign/manifest.jsonl "
+        "--max-steps 300 --benign-share 0.3 --results bench/results/loop_outside_split_avx2.json",
+        loop_outside_rows,
+    ),
     Source("demo_foreign.json", "demo_foreign", "python bench/demo_foreign.py", demo_foreign_rows),
     Source("memory.json", "memory", "python bench/memory.py", memory_rows),
     Source("reader.json", "reader", "python bench/reader.py", reader_rows),
