@@ -9,8 +9,9 @@ model; the next call gets the new one. A registry it cannot read is an error, ne
 
 Defaults: on CUDA, 4-bit NF4 with double quantization and bf16 compute, vision tower,
 projector and LM head left unquantized (their module names come from the model class, so any
-architecture works); on a CPU, bf16 unquantized (4-bit still works when asked). Several CUDA
-devices: `device_map="auto"` spreads the layers.
+architecture works); on a CPU, unquantized (4-bit still works when asked), in bf16 where the
+CPU does it in hardware and float32 elsewhere (`cpu_bf16_fast`). Several CUDA devices:
+`device_map="auto"` spreads the layers.
 
 Run: warden model info OpenGVLab/InternVL3_5-2B-HF --quant 4bit
 """

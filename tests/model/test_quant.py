@@ -6,6 +6,7 @@ import bitsandbytes as bnb
 import pytest
 import torch
 
+from model import loading
 from model.loading import load_backend, unquantized_modules
 from storage.settings import ModelSettings
 from tests.model.conftest import ALL_ARCHS
@@ -53,6 +54,8 @@ def test_4bit_on_cpu_quantizes_the_language_model_only_and_still_scores(
 def test_8bit_on_cpu_loads_and_scores(tiny_internvl, policy, items):
     q8 = load_backend(ModelSettings(name=str(tiny_internvl), quant="8bit", device="cpu"))
     assert any(isinstance(m, bnb.nn.Linear8bitLt) for m in q8.model.modules())
-    assert q8.model.lm_head.weight.dtype == torch.bfloat16
+    # Unquantized modules keep the CPU's compute dtype (bf16 only with hardware bf16).
+    assert q8.model.lm_head.weight.dtype == getattr(torch, q8.info.dtype)
+    assert q8.info.dtype == ("bfloat16" if loading.cpu_bf16_fast() else "float32")
     v = q8.score(items[:1], policy)[0]
     assert all(0.0 <= s <= 1.0 for s in v.scores.values())
