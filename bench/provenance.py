@@ -142,12 +142,16 @@ def hardware() -> dict[str, Any]:
     }
 
 
-def hardware_summary(hw: dict[str, Any]) -> str:
-    """One line, e.g. "2-core Intel(R) Xeon(R) Processor (avx512_bf16), 7.8 GiB RAM, no GPU"
-    (older records carry no extension)."""
-    ram = f", {hw['ram_bytes'] / 2**30:.1f} GiB RAM" if hw.get("ram_bytes") else ""
+def cpu_label(hw: dict[str, Any]) -> str:
+    """Cores, model and widest extension, e.g. "2-core AMD EPYC (avx2)" (older records: none)."""
     ext = f" ({hw['cpu_extension']})" if hw.get("cpu_extension") else ""
-    return f"{hw.get('logical_cores')}-core {hw.get('cpu')}{ext}{ram}, {hw.get('gpu')}"
+    return f"{hw.get('logical_cores')}-core {hw.get('cpu')}{ext}"
+
+
+def hardware_summary(hw: dict[str, Any]) -> str:
+    """One line, e.g. "2-core Intel(R) Xeon(R) Processor (avx512_bf16), 7.8 GiB RAM, no GPU"."""
+    ram = f", {hw['ram_bytes'] / 2**30:.1f} GiB RAM" if hw.get("ram_bytes") else ""
+    return f"{cpu_label(hw)}{ram}, {hw.get('gpu')}"
 
 
 def versions(packages: Sequence[str] = PACKAGES) -> dict[str, str | None]:
