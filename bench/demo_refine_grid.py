@@ -13,7 +13,9 @@ measures it *without* fitted thresholds (the stage's own effect), on
 
 Variants: the recipe's stage as is; embeddings frozen (the MiniLM word vectors that carry the
 demo to unseen words stay put); a lower learning rate for half the steps; three SynthMod
-samples replayed per harmless one for twice the steps.
+samples replayed per harmless one for twice the steps; half the replayed SynthMod samples inside
+a harmless generator text (`carrier_half`), and that with 30% of the words of the replayed
+harmful phrases swapped for near words by all-MiniLM-L6-v2 (`synonyms_carrier`).
 
 Run: .venv/bin/python bench/demo_refine_grid.py [--work DIR] [--n 120] [--only NAME ...]
      [--results PATH]   (default bench/results/demo_refine_grid.json, with provenance)
@@ -23,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import shutil
 import sys
 import tempfile
@@ -56,43 +57,28 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # Half the replayed SynthMod samples carry a harmless generator text before or after
     # their phrase (labels unchanged), so "reads like Faker" cannot stand for "harmless".
     "carrier_half": {"carrier": 0.5},
+    # And 30% of the words of the replayed harmful phrases swapped for one of their nearest
+    # words by all-MiniLM-L6-v2 (`training.lexicon.with_synonyms`): harm in other words.
+    "synonyms_carrier": {"synonyms": 0.3, "carrier": 0.5},
 }
-
-
-def with_carriers(specs: list[Any], share: float, seed: int) -> list[Any]:
-    """`specs` where a `share` of them (drawn by `seed`) have a harmless generator text of
-    their language put before or after their phrase; labels stay."""
-    from training.benign import benign_texts
-
-    rng = random.Random(f"carrier:{seed}")
-    pool: dict[str, list[str]] = {}
-    for t in benign_texts(len(specs), seed + 17):
-        pool.setdefault(t.lang, []).append(t.text)
-    out = []
-    for spec in specs:
-        texts = pool.get(spec.lang) or pool.get("en") or []
-        if not spec.text or not texts or rng.random() >= share:
-            out.append(spec)
-            continue
-        carrier = rng.choice(texts)
-        text = f"{carrier} {spec.text}" if rng.random() < 0.5 else f"{spec.text} {carrier}"
-        out.append(replace(spec, text=text))
-    return out
 
 
 def train_variant(base: Path, out: Path, plan: Any, change: dict[str, Any], policy: Any) -> float:
     """The benign stage of `training.demo_refine` with `change` applied, into `out`; seconds."""
-    from training.benign import benign_texts
+    from training.benign import benign_texts, with_carriers
     from training.demo_refine import _render_texts
+    from training.lexicon import with_synonyms
     from training.pretrain import _render, demo_specs, save_bf16, train_stage
 
     change = dict(change)
     replay_factor = float(change.pop("replay", 1.0))
     carrier = float(change.pop("carrier", 0.0))
+    synonyms = float(change.pop("synonyms", 0.0))
     stage = replace(plan.benign, seed=plan.seed, **change)
     t0 = time.perf_counter()
     harmless = _render_texts(benign_texts(plan.n_benign, plan.seed), plan.seed, plan.image_size)
     specs = demo_specs(plan, "train", round(replay_factor * plan.n_benign))
+    specs = with_synonyms(specs, synonyms, plan.seed)
     replay = _render(with_carriers(specs, carrier, plan.seed) if carrier else specs)
     train_stage(base, harmless + replay, policy, stage, out)
     save_bf16(out)

@@ -28,7 +28,7 @@ import random
 import re
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 # Words that name a violation; a benign text holding one is not drawn (a "benign" label on
@@ -259,6 +259,25 @@ def benign_specs(texts: list[BenignText], seed: int, size: int = 224) -> list[An
                 size=size,
             )
         )
+    return out
+
+
+def with_carriers(specs: list[Any], share: float, seed: int) -> list[Any]:
+    """`specs` where a `share` of them (drawn by `seed`) have a harmless generator text of
+    their language put before or after their phrase; labels stay."""
+    rng = random.Random(f"carrier:{seed}")
+    pool: dict[str, list[str]] = {}
+    for t in benign_texts(len(specs), seed + 17):
+        pool.setdefault(t.lang, []).append(t.text)
+    out = []
+    for spec in specs:
+        texts = pool.get(spec.lang) or pool.get("en") or []
+        if not spec.text or not texts or rng.random() >= share:
+            out.append(spec)
+            continue
+        carrier = rng.choice(texts)
+        text = f"{carrier} {spec.text}" if rng.random() < 0.5 else f"{spec.text} {carrier}"
+        out.append(replace(spec, text=text))
     return out
 
 

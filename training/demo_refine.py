@@ -71,20 +71,30 @@ def flag_rate(model_dir: Path, samples: list[Any], policy: Policy) -> tuple[floa
     return len(hit) / max(1, len(samples)), hit
 
 
-def refine_demo(base: Path, out: Path, plan: Any, policy: Policy) -> RefineResult:
-    """Run the benign stage on `base` into `out`, calibrate thresholds, measure unseen text."""
+def refine_demo(
+    base: Path, out: Path, plan: Any, policy: Policy, *, mode: str = "train"
+) -> RefineResult:
+    """Run the benign stage on `base` into `out`, calibrate thresholds, measure unseen text.
+    mode "calibrate": `base` is copied to `out` as it is, then calibrated and measured;
+    "off": only copied (no thresholds, nothing measured)."""
     from training.benign import benign_texts
-    from training.pretrain import _render, demo_specs, save_bf16, train_stage
+    from training.pretrain import _render, augment_specs, demo_specs, save_bf16, train_stage
 
     t0 = time.perf_counter()
     seed = plan.seed
-    harmless = _render_texts(benign_texts(plan.n_benign, seed), seed, plan.image_size)
-    replay = _render(demo_specs(plan, "train", plan.n_benign))
-    stage = train_stage(base, harmless + replay, policy, replace(plan.benign, seed=seed), out)
+    stage: Any = None
+    if mode == "train":
+        harmless = _render_texts(benign_texts(plan.n_benign, seed), seed, plan.image_size)
+        replay = _render(augment_specs(demo_specs(plan, "train", plan.n_benign), plan))
+        stage = train_stage(base, harmless + replay, policy, replace(plan.benign, seed=seed), out)
+    else:
+        shutil.copytree(base, out, dirs_exist_ok=True)
     save_bf16(out)
+    if mode == "off":
+        return RefineResult({}, {}, {}, round(time.perf_counter() - t0, 1))
     calibration, unseen = calibrate_demo(out, plan, policy)
     return RefineResult(
-        stage=asdict(stage),
+        stage=asdict(stage) if stage is not None else {},
         calibration=calibration,
         unseen_benign=unseen,
         seconds=round(time.perf_counter() - t0, 1),

@@ -17,6 +17,9 @@ Run: python -c "from training.lexicon import english_words; print(len(english_wo
 from __future__ import annotations
 
 import logging
+import random
+import re
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -132,4 +135,92 @@ def embedding_init(tokenizer: Any, dim: int, *, std: float = 0.02, seed: int = 0
         k,
         100 * kept,
     )
+    return out
+
+
+# --- harmful phrasing beyond SynthMod's words ------------------------------------------------
+
+# Words this common are function words ("your", "with", "have"): never swapped.
+_COMMON_ZIPF = 5.5
+_RARE_ZIPF = 2.5  # neighbours rarer than this are mostly names and fragments
+# A word inside a URL, handle or address ("secure-verify.example", "@gold_plug") stays.
+_WORD = re.compile(r"(?<![\w@.\-/])[A-Za-z]{4,}(?![\w@\-/]|\.\w)")
+# Quantifiers and negations: their neighbours are their opposites ("nobody" -> "everyone").
+_NEVER_SWAPPED = frozenset(
+    "nobody everyone everybody anyone anybody someone somebody never always ever nothing "
+    "something anything everything none only really very just also still even".split()
+)
+
+
+@cache
+def _vocabulary() -> tuple[tuple[str, ...], Any]:
+    from wordfreq import zipf_frequency
+
+    words = tuple(
+        w for w in english_words(3) if _RARE_ZIPF <= zipf_frequency(w, "en") < _COMMON_ZIPF
+    )
+    return words, encode_texts(list(words))
+
+
+def neighbours(
+    words: list[str], k: int = 6, min_similarity: float = 0.6
+) -> dict[str, tuple[str, ...]]:
+    """Up to `k` words of the encoder's vocabulary nearest to each of `words` by
+    all-MiniLM-L6-v2, cosine >= `min_similarity` ("cocaine" -> coke, heroin, narcotics;
+    "pills" -> medication, tablets). Function words, quantifiers and negations (whose
+    neighbours are their opposites: "nobody" -> everyone) and words unknown to wordfreq get
+    none."""
+    from wordfreq import zipf_frequency
+
+    vocab, vecs = _vocabulary()
+    asked = sorted(
+        {
+            w.lower()
+            for w in words
+            if w.lower() not in _NEVER_SWAPPED
+            and _RARE_ZIPF <= zipf_frequency(w, "en") < _COMMON_ZIPF
+        }
+    )
+    if not asked:
+        return {}
+    sims = encode_texts(asked) @ vecs.T  # [Q, V]
+    top = sims.topk(k + 1, dim=1)
+    out = {}
+    for q, vals, ids in zip(asked, top.values.tolist(), top.indices.tolist(), strict=True):
+        near = tuple(
+            vocab[i]
+            for v, i in zip(vals, ids, strict=True)
+            if v >= min_similarity and vocab[i] != q
+        )
+        if near:
+            out[q] = near[:k]
+    return out
+
+
+def with_synonyms(specs: list[Any], rate: float, seed: int) -> list[Any]:
+    """`specs` whose harmful Latin phrases have each word of 4+ letters swapped, with
+    probability `rate`, for one of its nearest words by the encoder (`neighbours`); labels
+    stay. Lexical-substitution augmentation: SynthMod writes harm with a few hundred
+    templates, so a model trained on them alone knows harm only by those words."""
+    if rate <= 0:
+        return list(specs)
+    harmful = [s for s in specs if s.labels and s.text]
+    table = neighbours([w for s in harmful for w in _WORD.findall(s.text)])
+    rng = random.Random(f"synonyms:{seed}")
+
+    def swap(m: re.Match[str]) -> str:
+        word = m.group(0)
+        near = table.get(word.lower())
+        if not near or rng.random() >= rate:
+            return word
+        new = rng.choice(near)
+        return new.upper() if word.isupper() else new.capitalize() if word[0].isupper() else new
+
+    out = []
+    for spec in specs:
+        if spec.labels and spec.text:
+            text = _WORD.sub(swap, spec.text)
+            if text != spec.text:
+                spec = replace(spec, text=text)
+        out.append(spec)
     return out

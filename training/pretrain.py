@@ -704,6 +704,21 @@ class DemoPlan:
     n_benign: int = 2000
     n_calibration: int = 600
     target_benign_rate: float = 0.01
+    # Harmless generator texts (`training.benign.benign_texts`) mixed into the mid stage, so
+    # the model learns "harmless" from more than SynthMod's small benign bank while it learns
+    # harm, instead of in a last stage that unlearns both together.
+    mid_benign: int = 0
+    # Share of SynthMod's training phrases given a harmless generator text before or after
+    # them (labels unchanged), so "reads like Faker" cannot stand for "harmless".
+    carrier: float = 0.0
+    # Share of the words of SynthMod's harmful training phrases swapped for one of their
+    # nearest words by all-MiniLM-L6-v2 (`training.lexicon.with_synonyms`).
+    synonyms: float = 0.0
+    # What follows mid (`training.demo_refine`): "train" the benign stage and calibrate
+    # thresholds; "calibrate" the mid checkpoint as it is; "off": ship mid as it is (what the
+    # demo recipe does: the shipped demo is pre + mid, and the benign stage is measured, not
+    # shipped, README "The demo checkpoint").
+    benign_stage: str = "train"
 
 
 def is_heldout_family(family: str, share: float) -> bool:
@@ -785,6 +800,23 @@ def demo_specs(plan: DemoPlan, split: str, n: int) -> list[Any]:
     return out
 
 
+BENIGN_STAGES = ("train", "calibrate", "off")
+
+
+def augment_specs(specs: list[Any], plan: DemoPlan) -> list[Any]:
+    """SynthMod training specs with the plan's synonym swaps and harmless carriers applied
+    (each a no-op at 0): what the demo's mid and benign stages train on."""
+    if plan.synonyms:
+        from training.lexicon import with_synonyms
+
+        specs = with_synonyms(specs, plan.synonyms, plan.seed)
+    if plan.carrier:
+        from training.benign import with_carriers
+
+        specs = with_carriers(specs, plan.carrier, plan.seed)
+    return specs
+
+
 def train_demo(
     out: Path,
     *,
@@ -803,13 +835,24 @@ def train_demo(
     from storage.settings import DEFAULT_POLICY
 
     plan = plan or DemoPlan()
+    if plan.benign_stage not in BENIGN_STAGES:
+        raise WardenError(
+            f"benign_stage {plan.benign_stage!r}: expected one of {', '.join(BENIGN_STAGES)}"
+        )
     policy = policy or load_policy(DEFAULT_POLICY)
     out = Path(out)
     work = Path(work or DEFAULT_DEMO_WORK)
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    train_specs = demo_specs(plan, "train", plan.n_train)
+    train_specs = augment_specs(demo_specs(plan, "train", plan.n_train), plan)
     samples = _render(train_specs)
+    harmless: list[Sample] = []
+    if plan.mid_benign:
+        from training.benign import benign_texts
+        from training.demo_refine import _render_texts
+
+        texts = benign_texts(plan.mid_benign, plan.seed)
+        harmless = _render_texts(texts, plan.seed, plan.image_size)
     render_s = time.perf_counter() - t0
     log.info("demo: rendered %d training samples in %.0f s", len(samples), render_s)
     init = build_demo_model(
@@ -818,13 +861,13 @@ def train_demo(
     clean = [s for s, spec in zip(samples, train_specs, strict=True) if spec.variant == "clean"]
     pre = train_stage(init, clean, policy, replace(plan.pre, seed=plan.seed), work / "pre")
     mid = train_stage(
-        work / "pre", samples, policy, replace(plan.mid, seed=plan.seed), work / "mid"
+        work / "pre", samples + harmless, policy, replace(plan.mid, seed=plan.seed), work / "mid"
     )
     # Harmless text from other generators, then thresholds calibrated for a target benign
     # flag rate (training.demo_refine): the demo must not flag plain text it never saw.
     from training.demo_refine import refine_demo
 
-    refined = refine_demo(work / "mid", out, plan, policy)
+    refined = refine_demo(work / "mid", out, plan, policy, mode=plan.benign_stage)
     card: dict[str, Any] = {
         "model": "warden-demo",
         "description": (
@@ -833,11 +876,15 @@ def train_demo(
         ),
         "plan": asdict(plan),
         "render_seconds": round(render_s, 1),
-        "stages": [asdict(pre), asdict(mid), refined.stage],
+        "stages": [asdict(pre), asdict(mid)] + ([refined.stage] if refined.stage else []),
         "parameters": _count_params(out),
-        "train_samples": len(samples),
-        "calibration": refined.calibration,
-        "unseen_benign": refined.unseen_benign,
+        "train_samples": len(samples) + len(harmless),
+        "train_harmless_samples": len(harmless),
+        **(
+            {"calibration": refined.calibration, "unseen_benign": refined.unseen_benign}
+            if refined.calibration
+            else {}
+        ),
     }
     if evaluate:
         card["eval"] = evaluate_demo(out, plan, work, policy)

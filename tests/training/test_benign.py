@@ -13,6 +13,7 @@ from training.benign import (
     benign_texts,
     heldout_benign_texts,
     is_loaded,
+    with_carriers,
 )
 
 
@@ -59,3 +60,19 @@ def test_specs_render_as_harmless_samples_of_their_script() -> None:
         image, rec = render_sample(spec)
         assert rec["labels"] == [] and rec["rendered_text"] and image.size == (224, 224)
         assert t.lang in spec.font.lower() or spec.lang == t.lang
+
+
+def test_carriers_wrap_a_share_of_phrases_in_harmless_text_of_their_language() -> None:
+    from training.synth import make_specs
+
+    specs = [s for s in make_specs(400, seed=5, variants=["clean"]) if s.text]
+    out = with_carriers(specs, 0.25, seed=0)
+    assert out == with_carriers(specs, 0.25, seed=0)  # deterministic
+    changed = [(a, b) for a, b in zip(specs, out, strict=True) if a.text != b.text]
+    assert 0.15 * len(specs) < len(changed) < 0.35 * len(specs)
+    pool = {t.text: t.lang for t in benign_texts(len(specs), 17)}  # the carriers' own draw
+    for a, b in changed:
+        assert b.labels == a.labels and a.text in b.text  # the phrase and its labels stay
+        carrier = b.text.replace(a.text, "", 1).strip()
+        assert pool.get(carrier) == a.lang, (a.text, b.text)
+    assert with_carriers(specs, 0.0, seed=0) == specs

@@ -43,3 +43,24 @@ def test_refine_trains_calibrates_and_measures_unseen_text(tiny: Path, tmp_path:
     unseen = res.unseen_benign
     assert unseen["n"] == 16 and 0.0 <= unseen["benign_flag_rate"] <= 1.0
     assert {"faker:en_GB", "faker:zh_TW"} & set(unseen["sources"])
+
+
+def test_refine_without_training_calibrates_the_base_as_it_is(tiny: Path, tmp_path: Path) -> None:
+    """mode "calibrate" (the demo-open recipe): harmless text was mixed into mid, so the mid
+    checkpoint is copied, calibrated and measured with no benign stage; "off" (the demo
+    recipe) only copies it."""
+    from safetensors.torch import load_file
+
+    policy = load_policy(DEFAULT_POLICY)
+    plan = DemoPlan(n_benign=12, n_calibration=20, n_eval=8, image_size=96)
+    out = tmp_path / "demo"
+    res = refine_demo(tiny, out, plan, policy, mode="calibrate")
+    assert res.stage == {}
+    a, b = load_file(tiny / "model.safetensors"), load_file(out / "model.safetensors")
+    assert set(a) == set(b) and all(
+        (a[k].to(b[k].dtype) == b[k]).all() for k in a
+    )  # the same weights (stored in bf16)
+    assert load_thresholds(out) is not None and res.unseen_benign["n"] == 8
+    off = refine_demo(tiny, tmp_path / "off", plan, policy, mode="off")
+    assert off.stage == off.calibration == off.unseen_benign == {}
+    assert load_thresholds(tmp_path / "off") is None

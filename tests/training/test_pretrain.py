@@ -241,6 +241,34 @@ def test_split_words_reach_the_model_as_pieces_of_the_same_text(tmp_path: Path) 
     assert res.steps == 2 and res.last_loss == res.last_loss  # finite, not NaN
 
 
+def test_word_vectors_stay_as_they_start_when_only_the_decoder_trains(tmp_path: Path) -> None:
+    """The demo-open recipe trains the decoder layers, final norm and projector: the input
+    embeddings (tied to the output head) keep the word vectors they start as, so a word no
+    training phrase used keeps its place next to the words that were."""
+    from PIL import Image
+    from safetensors.torch import load_file
+
+    from training.recipes import load_recipe
+
+    recipe = load_recipe("demo-open")
+    assert recipe.demo.mid_benign > 0 and 0 < recipe.demo.carrier < 1
+    assert recipe.demo.benign_stage == "calibrate"
+    modules = recipe.demo.mid.train_modules
+    assert recipe.demo.pre.train_modules == modules
+    assert not any(m == "model.language_model" or "embed" in m for m in modules)
+    init = build_demo_model(tmp_path / "init", SMALL, seed=0)
+    white = Image.new("RGB", (224, 224), "white")
+    samples = [Sample(white, ("drugs",), "buy weed tonight"), Sample(white, (), "lunch menu")]
+    cfg = StageConfig(
+        stage="mid", train_modules=modules, lr=1e-2, batch_size=2, max_steps=3, warmup_steps=1
+    )
+    train_stage(init, samples * 2, POLICY, cfg, tmp_path / "mid")
+    a, b = load_file(init / "model.safetensors"), load_file(tmp_path / "mid" / "model.safetensors")
+    embed = [k for k in a if "embed_tokens" in k]
+    assert embed and all((a[k] == b[k]).all() for k in embed)
+    assert any(not (a[k] == b[k]).all() for k in a if ".layers." in k)
+
+
 def test_stage_refuses_unknown_modules(tmp_path: Path) -> None:
     init = build_demo_model(tmp_path / "init", SMALL)
     from PIL import Image
@@ -261,6 +289,8 @@ def test_recipes_load_and_validate(tmp_path: Path) -> None:
 
     demo = load_recipe("demo")
     assert demo.demo.withheld_variants == ("leetspeak",) and demo.demo.mid.max_steps
+    # `warden train demo` rebuilds what ships: pre + mid, no benign stage, no thresholds
+    assert demo.demo.benign_stage == "off" and not demo.demo.mid_benign and not demo.demo.carrier
     char = load_recipe("demo-char")
     assert not char.demo.arch.phrase_tokens and char.demo.arch.split_digits
     assert char.demo.mid.max_steps == demo.demo.mid.max_steps  # trained as long as the demo
