@@ -531,6 +531,13 @@ SOURCES = (
         "--results bench/results/demo_refine_carrier.json",
         demo_refine_grid_rows,
     ),
+    Source(
+        "demo_refine_synonyms.json",
+        "demo_refine_grid",
+        "python bench/demo_refine_grid.py --only carrier_half synonyms_carrier "
+        "--results bench/results/demo_refine_synonyms.json",
+        demo_refine_grid_rows,
+    ),
 )
 
 
