@@ -13,8 +13,9 @@ at 3 pm" flagged as drugs). This stage
 3. measures the benign flag rate on harmless text of locales and a seed that training and
    calibration never used (`training.benign.heldout_benign_texts`), for the model card.
 
-Run: warden train demo --out DIR                 (pre -> mid -> this stage)
-     python -m training.demo_refine --base assets/model/demo --out /tmp/demo-new
+Run: python -m training.demo_refine --base assets/model/demo --out /tmp/demo-new
+     warden train demo --out DIR (pre -> mid -> what the recipe's `benign_stage` says: the
+     demo recipe ships mid as it is; `train` is this stage; `calibrate` fits thresholds only)
 """
 
 from __future__ import annotations
@@ -77,9 +78,19 @@ def refine_demo(
     """Run the benign stage on `base` into `out`, calibrate thresholds, measure unseen text.
     mode "calibrate": `base` is copied to `out` as it is, then calibrated and measured;
     "off": only copied (no thresholds, nothing measured)."""
+    from storage.errors import WardenError
     from training.benign import benign_texts
-    from training.pretrain import _render, augment_specs, demo_specs, save_bf16, train_stage
+    from training.pretrain import (
+        BENIGN_STAGES,
+        _render,
+        augment_specs,
+        demo_specs,
+        save_bf16,
+        train_stage,
+    )
 
+    if mode not in BENIGN_STAGES:
+        raise WardenError(f"mode {mode!r}: expected one of {', '.join(BENIGN_STAGES)}")
     t0 = time.perf_counter()
     seed = plan.seed
     stage: Any = None

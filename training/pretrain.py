@@ -661,6 +661,10 @@ def run_stage(
 # --- the demo checkpoint --------------------------------------------------------------------
 
 
+# What may follow the demo's mid stage (`DemoPlan.benign_stage`, `training.demo_refine`).
+BENIGN_STAGES = ("train", "calibrate", "off")
+
+
 @dataclass(frozen=True)
 class DemoPlan:
     """What `warden train demo` does; the recipe training/recipes/demo.yaml fills it."""
@@ -719,6 +723,12 @@ class DemoPlan:
     # demo recipe does: the shipped demo is pre + mid, and the benign stage is measured, not
     # shipped, README "The demo checkpoint").
     benign_stage: str = "train"
+
+    def __post_init__(self) -> None:
+        if self.benign_stage not in BENIGN_STAGES:
+            raise WardenError(
+                f"benign_stage {self.benign_stage!r}: expected one of {', '.join(BENIGN_STAGES)}"
+            )
 
 
 def is_heldout_family(family: str, share: float) -> bool:
@@ -800,9 +810,6 @@ def demo_specs(plan: DemoPlan, split: str, n: int) -> list[Any]:
     return out
 
 
-BENIGN_STAGES = ("train", "calibrate", "off")
-
-
 def augment_specs(specs: list[Any], plan: DemoPlan) -> list[Any]:
     """SynthMod training specs with the plan's synonym swaps and harmless carriers applied
     (each a no-op at 0): what the demo's mid and benign stages train on."""
@@ -835,10 +842,6 @@ def train_demo(
     from storage.settings import DEFAULT_POLICY
 
     plan = plan or DemoPlan()
-    if plan.benign_stage not in BENIGN_STAGES:
-        raise WardenError(
-            f"benign_stage {plan.benign_stage!r}: expected one of {', '.join(BENIGN_STAGES)}"
-        )
     policy = policy or load_policy(DEFAULT_POLICY)
     out = Path(out)
     work = Path(work or DEFAULT_DEMO_WORK)
@@ -863,8 +866,8 @@ def train_demo(
     mid = train_stage(
         work / "pre", samples + harmless, policy, replace(plan.mid, seed=plan.seed), work / "mid"
     )
-    # Harmless text from other generators, then thresholds calibrated for a target benign
-    # flag rate (training.demo_refine): the demo must not flag plain text it never saw.
+    # What follows mid (training.demo_refine): the benign stage and thresholds calibrated for
+    # a target benign flag rate, thresholds only, or nothing (`plan.benign_stage`).
     from training.demo_refine import refine_demo
 
     refined = refine_demo(work / "mid", out, plan, policy, mode=plan.benign_stage)

@@ -291,6 +291,8 @@ def test_recipes_load_and_validate(tmp_path: Path) -> None:
     assert demo.demo.withheld_variants == ("leetspeak",) and demo.demo.mid.max_steps
     # `warden train demo` rebuilds what ships: pre + mid, no benign stage, no thresholds
     assert demo.demo.benign_stage == "off" and not demo.demo.mid_benign and not demo.demo.carrier
+    with pytest.raises(WardenError, match="benign_stage 'of': expected one of train"):
+        DemoPlan(benign_stage="of")
     char = load_recipe("demo-char")
     assert not char.demo.arch.phrase_tokens and char.demo.arch.split_digits
     assert char.demo.mid.max_steps == demo.demo.mid.max_steps  # trained as long as the demo
