@@ -65,21 +65,23 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 def train_variant(base: Path, out: Path, plan: Any, change: dict[str, Any], policy: Any) -> float:
     """The benign stage of `training.demo_refine` with `change` applied, into `out`; seconds."""
-    from training.benign import benign_texts, with_carriers
+    from training.benign import benign_texts
     from training.demo_refine import _render_texts
-    from training.lexicon import with_synonyms
-    from training.pretrain import _render, demo_specs, save_bf16, train_stage
+    from training.pretrain import _render, augment_specs, demo_specs, save_bf16, train_stage
 
     change = dict(change)
     replay_factor = float(change.pop("replay", 1.0))
-    carrier = float(change.pop("carrier", 0.0))
-    synonyms = float(change.pop("synonyms", 0.0))
+    # Carriers and synonym swaps on the replay, as the plan's own fields would apply them.
+    augment = replace(
+        plan,
+        carrier=float(change.pop("carrier", 0.0)),
+        synonyms=float(change.pop("synonyms", 0.0)),
+    )
     stage = replace(plan.benign, seed=plan.seed, **change)
     t0 = time.perf_counter()
     harmless = _render_texts(benign_texts(plan.n_benign, plan.seed), plan.seed, plan.image_size)
     specs = demo_specs(plan, "train", round(replay_factor * plan.n_benign))
-    specs = with_synonyms(specs, synonyms, plan.seed)
-    replay = _render(with_carriers(specs, carrier, plan.seed) if carrier else specs)
+    replay = _render(augment_specs(specs, augment))
     train_stage(base, harmless + replay, policy, stage, out)
     save_bf16(out)
     for name in ("chat_template.jinja", "processor_config.json"):
