@@ -15,6 +15,12 @@ model, not OCR; bench/demo_foreign.py measures both). Reports benign flagged (sh
 texts with any category flagged) per source and overall, and harmful caught (share of harmful
 texts flagged with their category) per category and overall, for each model.
 
+`best_thresholds`: for each model, the most harmful texts any per-category thresholds could
+catch while flagging at most 0, 1, 3 or 5% of the harmless texts, with the thresholds chosen
+on these very texts (exact: an integer program, `best_caught`). No calibration on other data
+can do better, so where it falls short of an aim the aim needs another model, not other
+thresholds.
+
 Run: .venv/bin/python bench/demo_benign.py [--old assets/model/demo] [--new DIR] [--n 400]
      [--results PATH]   (default bench/results/demo_benign.json, with provenance)
 """
@@ -22,6 +28,7 @@ Run: .venv/bin/python bench/demo_benign.py [--old assets/model/demo] [--new DIR]
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -146,8 +153,103 @@ def harmful_rows() -> list[tuple[str, str]]:
     return rows + [(c, t) for c, texts in PARAPHRASES.items() for t in texts]
 
 
-def score_model(model: str, texts: list[str]) -> tuple[list[list[str]], float]:
-    """Flagged categories of each text (drawn with PIL, the text as the OCR hint)."""
+# Harmless shares at which `best_thresholds` is reported (the issue's aim is 0.03).
+BUDGETS = (0.0, 0.01, 0.03, 0.05)
+
+
+def best_caught(benign: Any, harmful: Any, harmful_cat: Any, k: int) -> tuple[int, list[float]]:
+    """The most harmful rows any per-category thresholds catch while flagging at most `k`
+    harmless rows, and such thresholds. Exact (an integer program solved by HiGHS).
+
+    benign: [B, C] scores of harmless rows; harmful: [H, C] scores of harmful rows;
+    harmful_cat: [H] the column each harmful row must be flagged in to count as caught. A row
+    is flagged in column c when its score is at or above the threshold of c.
+
+    The program: x_h = 1 when harmful row h is caught, y_b = 1 when harmless row b is flagged;
+    catching h (column c) flags every harmless row scoring at least h's score in c, so
+    x_h <= y_b for each such b; sum(y) <= k; maximise sum(x). Any thresholds give a feasible
+    point, and a solution gives thresholds (each column's lowest caught score) that flag only
+    rows with y_b = 1, so the optimum is the bound.
+    """
+    import numpy as np
+    from scipy.optimize import Bounds, LinearConstraint, milp
+    from scipy.sparse import coo_array
+
+    benign = np.asarray(benign, dtype=np.float64)
+    harmful = np.asarray(harmful, dtype=np.float64)
+    harmful_cat = np.asarray(harmful_cat, dtype=np.int64)
+    n_benign, n_cols = benign.shape
+    n_harmful = len(harmful)
+    own = harmful[np.arange(n_harmful), harmful_cat]  # [H]
+    rows, cols, vals = [], [], []
+    for h in range(n_harmful):
+        for b in np.flatnonzero(benign[:, harmful_cat[h]] >= own[h]):
+            r = len(rows) // 2
+            rows += [r, r]
+            cols += [h, n_harmful + int(b)]
+            vals += [1.0, -1.0]
+    n_pairs = len(rows) // 2
+    budget = coo_array(
+        ([1.0] * n_benign, ([n_pairs] * n_benign, range(n_harmful, n_harmful + n_benign))),
+        shape=(n_pairs + 1, n_harmful + n_benign),
+    )
+    pairs = coo_array((vals, (rows, cols)), shape=(n_pairs + 1, n_harmful + n_benign))
+    upper = np.zeros(n_pairs + 1)
+    upper[-1] = k
+    res = milp(
+        c=np.concatenate([-np.ones(n_harmful), np.zeros(n_benign)]),
+        constraints=LinearConstraint((pairs + budget).tocsr(), -np.inf, upper),
+        integrality=np.ones(n_harmful + n_benign),
+        bounds=Bounds(0, 1),
+    )
+    if not res.success:
+        raise RuntimeError(f"HiGHS found no optimum: {res.message}")
+    chosen = res.x[:n_harmful] > 0.5
+    # Each column's threshold: its lowest caught score (a column catching nothing: above all).
+    thresholds = []
+    for j in range(n_cols):
+        caught = own[chosen & (harmful_cat == j)]
+        top = max(float(benign[:, j].max(initial=0.0)), float(harmful[:, j].max(initial=0.0)))
+        thresholds.append(float(caught.min()) if caught.size else float(np.nextafter(top, 2)))
+    return int(chosen.sum()), thresholds
+
+
+def best_thresholds(
+    benign_scores: list[dict[str, float]],
+    harmful_scores: list[dict[str, float]],
+    harmful_cats: list[str],
+    budgets: tuple[float, ...] = BUDGETS,
+) -> dict[str, Any]:
+    """`best_caught` at each harmless share in `budgets`: harmful caught overall and per
+    category, with the thresholds (on these very texts: an upper bound, not a calibration)."""
+    import numpy as np
+
+    cols = sorted({c for s in benign_scores + harmful_scores for c in s})
+    benign = np.array([[s.get(c, 0.0) for c in cols] for s in benign_scores])
+    harmful = np.array([[s.get(c, 0.0) for c in cols] for s in harmful_scores])
+    cat_idx = np.array([cols.index(c) for c in harmful_cats])
+    out: dict[str, Any] = {}
+    for share in budgets:
+        k = math.floor(share * len(benign_scores) + 1e-9)
+        caught, thresholds = best_caught(benign, harmful, cat_idx, k)
+        own = harmful[np.arange(len(harmful)), cat_idx]
+        hit = own >= np.array(thresholds)[cat_idx]
+        per_cat = {
+            c: round(float(hit[cat_idx == j].mean()), 4)
+            for j, c in enumerate(cols)
+            if (cat_idx == j).any()
+        }
+        out[f"{share:.2f}"] = {
+            "harmless_flagged_at_most": k,
+            "harmful_caught": round(caught / max(1, len(harmful_cats)), 4),
+            "harmful_caught_by_category": per_cat,
+            "thresholds": {c: round(t, 6) for c, t in zip(cols, thresholds, strict=True)},
+        }
+    return out
+
+
+def score_model(model: str, texts: list[str]) -> tuple[list[Any], float]:
+    """Verdicts of each text (drawn with PIL, the text as the OCR hint)."""
     from model.backends import ScoringInput
     from model.loading import load_backend
     from storage.policy import load_policy
@@ -158,14 +260,15 @@ def score_model(model: str, texts: list[str]) -> tuple[list[list[str]], float]:
     t0 = time.perf_counter()
     items = [ScoringInput(image=render(t, i), ocr_text=t) for i, t in enumerate(texts)]
     verdicts = backend.score(items, policy)
-    return [list(v.flagged) for v in verdicts], (time.perf_counter() - t0) / max(1, len(texts))
+    return list(verdicts), (time.perf_counter() - t0) / max(1, len(texts))
 
 
 def measure(model: str, n: int) -> dict[str, Any]:
     sets = benign_sets(n)
     harmful = harmful_rows()
     texts = [t for ts in sets.values() for t in ts] + [t for _, t in harmful]
-    flagged, s_per = score_model(model, texts)
+    verdicts, s_per = score_model(model, texts)
+    flagged = [list(v.flagged) for v in verdicts]
     out: dict[str, Any] = {"model": model, "score_s_per_text": round(s_per, 4)}
     i = 0
     by_source: dict[str, float] = {}
@@ -194,6 +297,11 @@ def measure(model: str, n: int) -> dict[str, Any]:
     out["harmful_n"] = len(all_caught)
     out["harmful_caught_by_category"] = per_cat
     out["harmful_caught_demo_foreign_phrases"] = round(sum(foreign) / len(foreign), 4)
+    out["best_thresholds"] = best_thresholds(
+        [dict(v.scores) for v in verdicts[:i]],
+        [dict(v.scores) for v in verdicts[i:]],
+        [c for c, _ in harmful],
+    )
     return out
 
 
@@ -222,6 +330,11 @@ def main(argv: list[str] | None = None) -> None:
         )
         for source, rate in r["benign_flagged_by_source"].items():
             print(f"    {source:28} {rate:.3f}")
+        for share, b in r["best_thresholds"].items():
+            print(
+                f"    best thresholds at benign <= {share}: harmful caught "
+                f"{b['harmful_caught']:.3f}"
+            )
     print(f"-> {out_path}")
 
 
