@@ -21,8 +21,13 @@ on these very texts (exact: an integer program, `best_caught`). No calibration o
 can do better, so where it falls short of an aim the aim needs another model, not other
 thresholds.
 
+`--encoder-baseline` adds a third row: the demo's own training texts given to a model that
+arrives knowing language (a logistic regression per category on all-MiniLM-L6-v2 sentence
+vectors, `measure_encoder_baseline`), scored on the same held-out texts.
+
 Run: .venv/bin/python bench/demo_benign.py [--old assets/model/demo] [--new DIR] [--n 400]
-     [--results PATH]   (default bench/results/demo_benign.json, with provenance)
+     [--encoder-baseline] [--results PATH]
+     (default bench/results/demo_benign.json, with provenance)
 """
 
 from __future__ import annotations
@@ -264,12 +269,26 @@ def score_model(model: str, texts: list[str]) -> tuple[list[Any], float]:
 
 
 def measure(model: str, n: int) -> dict[str, Any]:
+    """The checkpoint `model` through the serving backend, summarised by `summarise`."""
     sets = benign_sets(n)
     harmful = harmful_rows()
     texts = [t for ts in sets.values() for t in ts] + [t for _, t in harmful]
     verdicts, s_per = score_model(model, texts)
-    flagged = [list(v.flagged) for v in verdicts]
     out: dict[str, Any] = {"model": model, "score_s_per_text": round(s_per, 4)}
+    flagged = [list(v.flagged) for v in verdicts]
+    return out | summarise(sets, harmful, flagged, [dict(v.scores) for v in verdicts])
+
+
+def summarise(
+    sets: dict[str, list[str]],
+    harmful: list[tuple[str, str]],
+    flagged: list[list[str]],
+    scores: list[dict[str, float]],
+) -> dict[str, Any]:
+    """Benign flagged per source and overall, harmful caught per category and overall, and the
+    best-threshold bound, from each text's flagged categories and scores (benign sets first,
+    then harmful rows, in order)."""
+    out: dict[str, Any] = {}
     i = 0
     by_source: dict[str, float] = {}
     examples: list[str] = []
@@ -297,12 +316,54 @@ def measure(model: str, n: int) -> dict[str, Any]:
     out["harmful_n"] = len(all_caught)
     out["harmful_caught_by_category"] = per_cat
     out["harmful_caught_demo_foreign_phrases"] = round(sum(foreign) / len(foreign), 4)
-    out["best_thresholds"] = best_thresholds(
-        [dict(v.scores) for v in verdicts[:i]],
-        [dict(v.scores) for v in verdicts[i:]],
-        [c for c, _ in harmful],
-    )
+    out["best_thresholds"] = best_thresholds(scores[:i], scores[i:], [c for c, _ in harmful])
     return out
+
+
+def measure_encoder_baseline(n: int) -> dict[str, Any]:
+    """A pre-trained text encoder given the demo's own training texts, on the same held-out
+    texts: a logistic regression per category (scikit-learn, default settings, flagged at
+    0.5) on all-MiniLM-L6-v2 sentence vectors of the SynthMod training split and the benign
+    stage's harmless generator texts (the demo recipe's sizes and seed). Nothing here is
+    chosen on the held-out texts. It asks whether the demo's training data would be enough
+    for a model that arrives already knowing language."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from storage.policy import load_policy
+    from storage.settings import DEFAULT_POLICY
+    from training.benign import benign_texts
+    from training.lexicon import encode_texts
+    from training.pretrain import DemoPlan, demo_specs
+    from training.recipes import load_recipe
+
+    t0 = time.perf_counter()
+    plan = load_recipe("demo").demo or DemoPlan()
+    specs = demo_specs(plan, "train", plan.n_train)
+    harmless = benign_texts(plan.n_benign, plan.seed)
+    x = encode_texts([s.text for s in specs] + [b.text for b in harmless], max_length=64)
+    labels = [set(s.labels) for s in specs] + [set()] * len(harmless)
+    heads = {}
+    for c in (c.id for c in load_policy(DEFAULT_POLICY).categories):
+        y = np.array([c in lab for lab in labels])
+        if y.sum() >= 5 and not y.all():
+            heads[c] = LogisticRegression(max_iter=2000).fit(x.numpy(), y)
+    train_s = time.perf_counter() - t0
+
+    sets = benign_sets(n)
+    harmful = harmful_rows()
+    t1 = time.perf_counter()
+    z = encode_texts([t for ts in sets.values() for t in ts] + [t for _, t in harmful], 64)
+    probs = {c: h.predict_proba(z.numpy())[:, 1] for c, h in heads.items()}
+    scores = [{c: float(p[i]) for c, p in probs.items()} for i in range(len(z))]
+    flagged = [[c for c, v in s.items() if v >= 0.5] for s in scores]
+    out: dict[str, Any] = {
+        "model": "all-MiniLM-L6-v2 + logistic regression per category",
+        "train_texts": len(labels),
+        "train_s": round(train_s, 1),
+        "score_s_per_text": round((time.perf_counter() - t1) / max(1, len(z)), 4),
+    }
+    return out | summarise(sets, harmful, flagged, scores)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -310,6 +371,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--old", default=None, help="Default: the shipped demo model.")
     p.add_argument("--new", default=None, help="A second checkpoint to compare (optional).")
     p.add_argument("--n", type=int, default=400, help="Generated harmless texts (never seen).")
+    p.add_argument(
+        "--encoder-baseline",
+        action="store_true",
+        help="Also a logistic regression on all-MiniLM-L6-v2 vectors of the demo's training "
+        "texts (~4 min on 2 CPU cores).",
+    )
     p.add_argument("--results", default=None, help=f"Default: bench/results/{RESULTS_NAME}.")
     a = p.parse_args(argv)
     out_path = provenance.results_or_exit(p, a.results, RESULTS_NAME)
@@ -320,6 +387,8 @@ def main(argv: list[str] | None = None) -> None:
     if a.new:
         models["new"] = a.new
     results = {name: measure(m, a.n) for name, m in models.items()}
+    if a.encoder_baseline:
+        results["encoder_baseline"] = measure_encoder_baseline(a.n)
     payload = {"hardware": prov.summary, "seed": SEED, **results}
     provenance.write_results(out_path, payload, prov)
     print(f"{'model':6} {'benign flagged':>15} {'harmful caught':>15} {'(demo_foreign)':>15}")

@@ -9,7 +9,9 @@ measures it *without* fitted thresholds (the stage's own effect), on
 - SynthMod's evaluation sets: in-distribution, phrase families never trained on
   (`unseen_families`, the selection criterion a variant may be chosen by) and leetspeak;
 - bench/demo_benign.py's held-out texts (never used for choosing): harmless texts of locales
-  and seeds no training step drew, and plain harmful paraphrases written apart from SynthMod.
+  and seeds no training step drew, and plain harmful paraphrases written apart from SynthMod;
+  with the most of them any per-category thresholds could catch at a given share of harmless
+  text flagged (`best_thresholds`, chosen on those texts: a bound no calibration can beat).
 
 Variants: the recipe's stage as is; embeddings frozen (the MiniLM word vectors that carry the
 demo to unseen words stay put); a lower learning rate for half the steps; three SynthMod
@@ -104,6 +106,7 @@ def measure(model: Path, plan: Any, work: Path, policy: Any, n: int) -> dict[str
         "harmful_n": held["harmful_n"],
         "harmful_caught_by_category": held["harmful_caught_by_category"],
         "benign_flagged_examples": held["benign_flagged_examples"][:6],
+        "best_thresholds": held["best_thresholds"],
     }
 
 

@@ -79,9 +79,10 @@ def token_texts(tokenizer: Any) -> list[str]:
     return out
 
 
-def encode_texts(texts: list[str], batch_size: int = 512) -> Any:
+def encode_texts(texts: list[str], max_length: int = 16, batch_size: int = 512) -> Any:
     """Mean-pooled, L2-normalised all-MiniLM-L6-v2 vectors [N, 384] (the sentence-transformers
-    recipe), computed in fp32 on the CPU."""
+    recipe), computed in fp32 on the CPU. `max_length` tokens per text: 16 fits the words and
+    short phrases this module embeds; sentences need more."""
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -95,7 +96,7 @@ def encode_texts(texts: list[str], batch_size: int = 512) -> Any:
                 texts[start : start + batch_size],
                 padding=True,
                 truncation=True,
-                max_length=16,
+                max_length=max_length,
                 return_tensors="pt",
             )
             hidden = enc_model(**batch).last_hidden_state  # [B, L, 384]

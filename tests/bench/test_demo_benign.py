@@ -51,3 +51,20 @@ def test_best_thresholds_reports_each_share_per_category() -> None:
     assert out["0.01"]["harmful_caught"] == 1.0
     assert out["0.01"]["harmless_flagged_at_most"] == 1
     assert out["0.02"]["harmful_caught"] == 1.0
+
+
+def test_summarise_counts_flags_by_source_and_catches_by_own_category() -> None:
+    from bench.demo_benign import summarise
+
+    sets = {"a": ["x1", "x2"], "b": ["y1", "y2"]}
+    harmful = [("drugs", "h1"), ("drugs", "h2"), ("scam_fraud", "h3")]
+    # h2 is flagged, but not as drugs: it is not caught.
+    flagged = [["drugs"], [], [], [], ["drugs"], ["scam_fraud"], ["scam_fraud"]]
+    scores = [{"drugs": 0.9 if f == ["drugs"] else 0.1, "scam_fraud": 0.1} for f in flagged]
+    out = summarise(sets, harmful, flagged, scores)
+    assert out["benign_flagged"] == 0.25
+    assert out["benign_flagged_by_source"] == {"a": 0.5, "b": 0.0}
+    assert out["benign_flagged_examples"] == ["x1 -> ['drugs']"]
+    assert out["harmful_caught"] == pytest.approx(2 / 3, abs=1e-4)
+    assert out["harmful_caught_by_category"] == {"drugs": 0.5, "scam_fraud": 1.0}
+    assert out["benign_n"] == 4 and out["harmful_n"] == 3
