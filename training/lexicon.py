@@ -9,7 +9,10 @@ corpus, so common English words are single tokens, and each token's embedding st
 encoder's vector for that token's text, projected onto the model's width (PCA). Words with
 related meanings start close together; training then moves them as it needs.
 
-Only `warden train demo` uses this; serving never imports it.
+Its sentence vectors also teach: `bench/demo_benign.py --encoder-baseline` measures what they
+know, and a demo stage with `distill` pulls the model's reading of a prompt towards them.
+
+Only `warden train demo` and the benches use this; serving never imports it.
 
 Run: python -c "from training.lexicon import english_words; print(len(english_words()))"
 """
@@ -79,16 +82,27 @@ def token_texts(tokenizer: Any) -> list[str]:
     return out
 
 
-def encode_texts(texts: list[str], max_length: int = 16, batch_size: int = 512) -> Any:
-    """Mean-pooled, L2-normalised all-MiniLM-L6-v2 vectors [N, 384] (the sentence-transformers
-    recipe), computed in fp32 on the CPU. `max_length` tokens per text: 16 fits the words and
-    short phrases this module embeds; sentences need more."""
+ENCODER_DIM = 384  # all-MiniLM-L6-v2's sentence vector width
+
+
+@cache
+def _encoder() -> tuple[Any, Any]:
+    """all-MiniLM-L6-v2's tokenizer and model (fp32, CPU, eval), loaded once per process."""
     import torch
     from transformers import AutoModel, AutoTokenizer
 
     path = encoder_dir()
     tok = AutoTokenizer.from_pretrained(path)
-    enc_model = AutoModel.from_pretrained(path, dtype=torch.float32).eval()
+    return tok, AutoModel.from_pretrained(path, dtype=torch.float32).eval()
+
+
+def encode_texts(texts: list[str], max_length: int = 16, batch_size: int = 512) -> Any:
+    """Mean-pooled, L2-normalised all-MiniLM-L6-v2 vectors [N, 384] (the sentence-transformers
+    recipe), computed in fp32 on the CPU. `max_length` tokens per text: 16 fits the words and
+    short phrases this module embeds; sentences need more."""
+    import torch
+
+    tok, enc_model = _encoder()
     chunks = []
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):

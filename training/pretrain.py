@@ -127,6 +127,13 @@ class StageConfig:
     # left to the data (the loop benchmark's withheld variant).
     split_words: float = 0.0
     yes_weight: float = 1.0  # weight of "Yes" answers in the loss
+    # Weight of a teacher loss (0: off). A model trained from scratch knows harm only by the
+    # phrasings it trained on, while a pre-trained sentence encoder given the same texts
+    # reaches other people's paraphrases (bench/demo_benign.py --encoder-baseline). So the
+    # state every answer reads the prompt through (the input of the last decoder layer at the
+    # prompt's last position) is pulled, through a linear map trained alongside and then
+    # dropped, towards all-MiniLM-L6-v2's sentence vector of the OCR hint (1 - cosine).
+    distill: float = 0.0
     questions_per_image: int = 5  # all positives + random negatives (see pick_questions)
     # autocast: ~2x faster on CPUs with AMX / AVX512-bf16; off on a CPU without hardware bf16
     # (model.loading.cpu_bf16_fast), where emulated bf16 is far slower than float32
@@ -443,11 +450,16 @@ def shared_prefix_loss(
     yes_no: tuple[int, int],
     yes_weight: float,
     questions: Sequence[Sequence[int]] | None = None,
+    teacher: tuple[Any, Any, float] | None = None,
 ) -> Any:
     """Weighted cross-entropy of the category answers of B images, in one prefix pass and one
     suffix pass (the scorer's computation, with gradients). `questions[b]` lists which
     categories image b is asked (same count per image; default all). SPLIT_MARKs in the OCR
-    texts become token boundaries (`split_words`)."""
+    texts become token boundaries (`split_words`).
+
+    `teacher` = (head, targets [B, E], weight): adds weight * (1 - cosine) between
+    head(input of the last decoder layer at each prompt's last position) and targets
+    (`StageConfig.distill`)."""
     import torch
 
     from model import scoring
@@ -473,7 +485,9 @@ def shared_prefix_loss(
     if marked:
         enc = drop_split_marks(enc, tok.pad_token_id)
     prefix_pos, next_pos = scoring._prefix_positions(core, enc)
-    out = core(**enc, position_ids=prefix_pos, use_cache=True)
+    out = core(
+        **enc, position_ids=prefix_pos, use_cache=True, output_hidden_states=teacher is not None
+    )
     cache = scoring.kv_cache(out)
     cache.batch_repeat_interleave(k)  # [B, H, Lp, Dh] -> [B*k, H, Lp, Dh], image-major
     suffixes = [parts[b].suffixes[q] for b in range(n_img) for q in questions[b]]
@@ -494,7 +508,16 @@ def shared_prefix_loss(
     target = torch.where(truth, yes_no[0], yes_no[1])
     weight = torch.where(truth, yes_weight, 1.0)
     loss = torch.nn.functional.cross_entropy(logits, target, reduction="none")
-    return (loss * weight).sum() / weight.sum()
+    loss = (loss * weight).sum() / weight.sum()
+    if teacher is not None:
+        head, targets, w = teacher
+        mask = enc["attention_mask"]  # [B, Lp]; padding on either side
+        last = mask.shape[1] - 1 - mask.flip(1).float().argmax(1)  # [B]
+        # hidden_states[-2]: what the last layer reads, so what the answers attend to.
+        state = out.hidden_states[-2][torch.arange(n_img, device=last.device), last]  # [B, D]
+        cos = torch.nn.functional.cosine_similarity(head(state.float()), targets, dim=-1)
+        loss = loss + w * (1 - cos).mean()
+    return loss
 
 
 def train_stage(
@@ -528,6 +551,14 @@ def train_stage(
     n_train = _set_trainable(model, config.train_modules)
     yes_no = scoring.answer_token_ids(processor.tokenizer)
     params = [p for p in model.parameters() if p.requires_grad]
+    head = None
+    if config.distill:
+        from training.lexicon import ENCODER_DIM
+
+        # Trained with the model and dropped with it: only the model is saved.
+        width = model.config.text_config.hidden_size
+        head = torch.nn.Linear(width, ENCODER_DIM).to(model.device)
+        params += list(head.parameters())
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     steps_by_epochs = (
         math.ceil(config.epochs * len(samples) / config.batch_size) if config.epochs else None
@@ -588,9 +619,25 @@ def train_stage(
             questions = [
                 pick_questions(s.labels, policy, config.questions_per_image, rng) for s in batch
             ]
+            teacher = None
+            if head is not None:
+                from training.lexicon import encode_texts
+
+                clean = [h.replace(SPLIT_MARK, "") for h in hints]
+                # clone: a normal tensor (encode_texts runs in inference mode)
+                targets = encode_texts(clean, max_length=64).clone().to(model.device)
+                teacher = (head, targets, config.distill)
             with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=autocast):
                 loss = shared_prefix_loss(
-                    model, processor, batch, policy, hints, yes_no, config.yes_weight, questions
+                    model,
+                    processor,
+                    batch,
+                    policy,
+                    hints,
+                    yes_no,
+                    config.yes_weight,
+                    questions,
+                    teacher,
                 )
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -354,3 +354,73 @@ def test_a_character_reader_keeps_prompt_words_whole(tmp_path: Path) -> None:
     hanzi = "每天保证收益"
     assert all(is_cjk(ch) for ch in hanzi)
     assert len(tok(hanzi, add_special_tokens=False)["input_ids"]) == len(hanzi)
+
+
+def test_teacher_loss_is_a_cosine_on_what_the_last_layer_reads(tmp_path: Path) -> None:
+    """`distill`: the teacher term is weight * (1 - cosine), and it reaches the model through
+    the input of the last decoder layer (what the answers attend to), so its gradient moves
+    the first layer and not the last one."""
+    import torch
+    from PIL import Image
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from model import scoring
+    from training.pretrain import shared_prefix_loss
+
+    init = build_demo_model(tmp_path / "init", SMALL, seed=0)
+    proc = AutoProcessor.from_pretrained(init)
+    model = AutoModelForImageTextToText.from_pretrained(init, dtype=torch.float32)
+    white = Image.new("RGB", (224, 224), "white")
+    batch = [Sample(white, ("drugs",), "buy weed tonight"), Sample(white, (), "lunch menu")]
+    hints = [s.ocr_text for s in batch]
+    yes_no = scoring.answer_token_ids(proc.tokenizer)
+    plain = shared_prefix_loss(model, proc, batch, POLICY, hints, yes_no, 1.0)
+
+    # A head blind to the state (weights 0, bias b): the term is w * (1 - cos(b, target)).
+    blind = torch.nn.Linear(SMALL.text_hidden, 384)
+    torch.nn.init.zeros_(blind.weight)
+    b = blind.bias.detach()
+    for target, term in (
+        (b, 0.0),
+        (-b, 2.0),
+        (
+            torch.roll(b, 1),
+            1 - float(torch.nn.functional.cosine_similarity(b, torch.roll(b, 1), dim=0)),
+        ),
+    ):
+        targets = torch.stack([target, target])
+        got = shared_prefix_loss(
+            model, proc, batch, POLICY, hints, yes_no, 1.0, teacher=(blind, targets, 0.5)
+        )
+        assert float((got - plain).detach()) == pytest.approx(0.5 * term, abs=1e-5)
+
+    # A head that reads the state: the term's gradient (the cross-entropy cancels out).
+    model.zero_grad()
+    head = torch.nn.Linear(SMALL.text_hidden, 384)
+    targets = torch.nn.functional.normalize(torch.randn(2, 384), dim=-1)
+    with_teacher = shared_prefix_loss(
+        model, proc, batch, POLICY, hints, yes_no, 1.0, teacher=(head, targets, 1.0)
+    )
+    (with_teacher - shared_prefix_loss(model, proc, batch, POLICY, hints, yes_no, 1.0)).backward()
+    grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    first = [g for n, g in grads.items() if ".layers.0." in n]
+    last = [g for n, g in grads.items() if ".layers.1." in n]
+    assert first and any(g.abs().max() > 1e-6 for g in first)
+    assert all(g.abs().max() < 1e-6 for g in last)
+
+
+def test_a_stage_with_a_teacher_saves_the_model_alone(tmp_path: Path) -> None:
+    from PIL import Image
+    from safetensors.torch import load_file
+
+    from model.loading import load_backend
+
+    init = build_demo_model(tmp_path / "init", SMALL, seed=0)
+    white = Image.new("RGB", (224, 224), "white")
+    samples = [Sample(white, ("drugs",), "buy weed tonight"), Sample(white, (), "lunch menu")]
+    cfg = StageConfig(max_steps=3, batch_size=2, questions_per_image=2, distill=1.0)
+    res = train_stage(init, samples, POLICY, cfg, tmp_path / "out")
+    assert res.steps == 3 and res.last_loss == res.last_loss
+    a, b = load_file(init / "model.safetensors"), load_file(tmp_path / "out" / "model.safetensors")
+    assert {k: v.shape for k, v in a.items()} == {k: v.shape for k, v in b.items()}
+    load_backend(ModelSettings(name=str(tmp_path / "out"), device="cpu", quant="none"))
