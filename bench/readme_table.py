@@ -415,18 +415,34 @@ def describe_rows(r: dict[str, Any]) -> list[Row]:
     return [(what, result)]
 
 
+def _bound(row: dict[str, Any], share: str = "0.03") -> str:
+    """The best-threshold bound at `share` harmless flagged, where the run recorded it."""
+    b = row.get("best_thresholds", {}).get(share)
+    return f", at most {b['harmful_caught']:.3f} at {share} by any thresholds" if b else ""
+
+
 def demo_benign_rows(r: dict[str, Any]) -> list[Row]:
-    old, new = r["old"], r["new"]
+    old = r["old"]
     what = (
         f"the demo model on {old['benign_n']} harmless texts no training step drew (Faker and "
-        f"Mimesis locales, plain notices) and {old['harmful_n']} plain harmful paraphrases"
+        f"Mimesis locales, plain notices) and {old['harmful_n']} plain harmful paraphrases "
+        "(aim: <= 0.03 and >= 0.80 together)"
     )
-    result = (
+    parts = [
         f"shipped demo: benign flagged {old['benign_flagged']:.3f}, harmful caught "
-        f"{old['harmful_caught']:.3f}; benign-stage candidate: {new['benign_flagged']:.3f} / "
-        f"{new['harmful_caught']:.3f}"
-    )
-    return [(what, result)]
+        f"{old['harmful_caught']:.3f}{_bound(old)}"
+    ]
+    named = {
+        "new": "benign-stage candidate",
+        "encoder_baseline": "all-MiniLM-L6-v2 + logistic regression on the demo's training texts",
+    }
+    for key, label in named.items():
+        if key in r:
+            row = r[key]
+            parts.append(
+                f"{label}: {row['benign_flagged']:.3f} / {row['harmful_caught']:.3f}{_bound(row)}"
+            )
+    return [(what, "; ".join(parts))]
 
 
 def demo_refine_grid_rows(r: dict[str, Any]) -> list[Row]:
@@ -439,7 +455,8 @@ def demo_refine_grid_rows(r: dict[str, Any]) -> list[Row]:
     )
     result = "; ".join(
         f"{name}: {row['benign_flagged']:.3f} / {row['harmful_caught']:.3f} (SynthMod unseen "
-        f"families {row['synthmod_average_recall'].get('unseen_families', 0):.3f})"
+        f"families {row['synthmod_average_recall'].get('unseen_families', 0):.3f}"
+        f"{_bound(row)})"
         for name, row in v.items()
     )
     return [(what, result)]
