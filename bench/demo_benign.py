@@ -229,7 +229,8 @@ def best_thresholds(
     category, with the thresholds (on these very texts: an upper bound, not a calibration)."""
     import numpy as np
 
-    cols = sorted({c for s in benign_scores + harmful_scores for c in s})
+    # A category no score carries (a baseline without that head) scores 0: caught by nothing.
+    cols = sorted({c for s in benign_scores + harmful_scores for c in s} | set(harmful_cats))
     benign = np.array([[s.get(c, 0.0) for c in cols] for s in benign_scores])
     harmful = np.array([[s.get(c, 0.0) for c in cols] for s in harmful_scores])
     cat_idx = np.array([cols.index(c) for c in harmful_cats])
