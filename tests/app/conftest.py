@@ -99,8 +99,12 @@ class LiveApp:
         ids = [r.item_id for r in report.results if r.status in ("accepted", "near_duplicate")]
         assert len(ids) == n, [r.to_dict() for r in report.results]
         with unit_of_work(self.engine) as s:
-            open_statuses = [ItemStatus.queued.value, ItemStatus.scored.value]
-            s.execute(update(Item).where(Item.status.in_(open_statuses)).values(priority=0))
+            # Every item a reviewer could still be handed drops below the new ones: queued and
+            # scored, and in review too, since an earlier test's claim lapses and its item
+            # returns to the queue with the priority it had.
+            s.execute(
+                update(Item).where(Item.status != ItemStatus.decided.value).values(priority=0)
+            )
             for rank, item_id in enumerate(ids):
                 # Higher priority is claimed first: keep the seeded order.
                 values: dict = {"priority": priority + n - rank}
