@@ -152,6 +152,11 @@ class StageResult:
     last_loss: float
     trainable_params: int
     losses: list[float] = field(default_factory=list)
+    # With a teacher (`StageConfig.distill`): the mean cosine between the student's mapped
+    # prompt state and the teacher's vector over the first and last steps; the loss above
+    # is the answers' loss plus distill * (1 - this).
+    first_teacher_cos: float | None = None
+    last_teacher_cos: float | None = None
 
 
 # --- OCR-like noise -------------------------------------------------------------------------
@@ -451,6 +456,7 @@ def shared_prefix_loss(
     yes_weight: float,
     questions: Sequence[Sequence[int]] | None = None,
     teacher: tuple[Any, Any, float] | None = None,
+    stats: dict[str, float] | None = None,
 ) -> Any:
     """Weighted cross-entropy of the category answers of B images, in one prefix pass and one
     suffix pass (the scorer's computation, with gradients). `questions[b]` lists which
@@ -459,7 +465,8 @@ def shared_prefix_loss(
 
     `teacher` = (head, targets [B, E], weight): adds weight * (1 - cosine) between
     head(input of the last decoder layer at each prompt's last position) and targets
-    (`StageConfig.distill`)."""
+    (`StageConfig.distill`); with `stats`, the batch's mean cosine goes to
+    stats["teacher_cos"]."""
     import torch
 
     from model import scoring
@@ -517,6 +524,8 @@ def shared_prefix_loss(
         state = out.hidden_states[-2][torch.arange(n_img, device=last.device), last]  # [B, D]
         cos = torch.nn.functional.cosine_similarity(head(state.float()), targets, dim=-1)
         loss = loss + w * (1 - cos).mean()
+        if stats is not None:
+            stats["teacher_cos"] = float(cos.detach().mean())
     return loss
 
 
@@ -580,6 +589,8 @@ def train_stage(
 
     order: list[int] = []
     losses: list[float] = []
+    cosines: list[float] = []  # the teacher term's cosine per step (`distill` only)
+    stats: dict[str, float] = {}
     t0 = time.perf_counter()
     step = seen = 0
     # A bar on a terminal (disable=None: off when stderr is not a TTY, e.g. CI logs, which
@@ -638,22 +649,31 @@ def train_stage(
                     config.yes_weight,
                     questions,
                     teacher,
+                    stats,
                 )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             losses.append(float(loss.detach()))
+            if teacher is not None:
+                cosines.append(stats["teacher_cos"])
             step += 1
             seen += len(batch)
             bar.update(1)
             if step % config.log_every == 0:
                 recent = sum(losses[-config.log_every :]) / config.log_every
+                cos_note = ""
+                if cosines:
+                    cos_note = (
+                        f", teacher cos {sum(cosines[-config.log_every :]) / config.log_every:.3f}"
+                    )
                 log.info(
-                    "%s step %d loss %.4f (%.0f samples/s)",
+                    "%s step %d loss %.4f%s (%.0f samples/s)",
                     config.stage,
                     step,
                     recent,
+                    cos_note,
                     seen / (time.perf_counter() - t0),
                 )
                 bar.set_postfix(loss=f"{recent:.4f}")
@@ -677,6 +697,8 @@ def train_stage(
         last_loss=sum(losses[-k:]) / k,
         trainable_params=n_train,
         losses=[round(x, 4) for x in losses[:: max(1, len(losses) // 200)]],
+        first_teacher_cos=round(sum(cosines[:k]) / k, 4) if cosines else None,
+        last_teacher_cos=round(sum(cosines[-k:]) / k, 4) if cosines else None,
     )
     _append_manifest(model_dir, out, {"stage": asdict(config), "result": asdict(result)})
     return result

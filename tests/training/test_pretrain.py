@@ -4,6 +4,7 @@ model.loading and scores through the serving backend; recipes validate their key
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -389,10 +390,21 @@ def test_teacher_loss_is_a_cosine_on_what_the_last_layer_reads(tmp_path: Path) -
         ),
     ):
         targets = torch.stack([target, target])
+        stats: dict[str, float] = {}
         got = shared_prefix_loss(
-            model, proc, batch, POLICY, hints, yes_no, 1.0, teacher=(blind, targets, 0.5)
+            model,
+            proc,
+            batch,
+            POLICY,
+            hints,
+            yes_no,
+            1.0,
+            teacher=(blind, targets, 0.5),
+            stats=stats,
         )
         assert float((got - plain).detach()) == pytest.approx(0.5 * term, abs=1e-5)
+        # The cosine is reported apart from the summed loss.
+        assert stats["teacher_cos"] == pytest.approx(1 - term, abs=1e-5)
 
     # A head that reads the state: the term's gradient (the cross-entropy cancels out).
     model.zero_grad()
@@ -421,6 +433,9 @@ def test_a_stage_with_a_teacher_saves_the_model_alone(tmp_path: Path) -> None:
     cfg = StageConfig(max_steps=3, batch_size=2, questions_per_image=2, distill=1.0)
     res = train_stage(init, samples, POLICY, cfg, tmp_path / "out")
     assert res.steps == 3 and res.last_loss == res.last_loss
+    assert -1.0 <= res.first_teacher_cos <= 1.0 and -1.0 <= res.last_teacher_cos <= 1.0
+    plain = train_stage(init, samples, POLICY, replace(cfg, distill=0.0), tmp_path / "plain")
+    assert plain.first_teacher_cos is None and plain.last_teacher_cos is None
     a, b = load_file(init / "model.safetensors"), load_file(tmp_path / "out" / "model.safetensors")
     assert {k: v.shape for k, v in a.items()} == {k: v.shape for k, v in b.items()}
     load_backend(ModelSettings(name=str(tmp_path / "out"), device="cpu", quant="none"))
