@@ -306,6 +306,7 @@ def train_demo_command(
     from storage.settings import get_settings
     from training.pretrain import DemoPlan, train_demo
     from training.recipes import load_recipe
+    from training.recipes.pick import check_recipe
 
     _verbose()
     plan = load_recipe(recipe).demo or DemoPlan()
@@ -316,6 +317,7 @@ def train_demo_command(
         work=work,
         policy=_policy(get_settings()),
         evaluate=not no_eval,
+        recipe=check_recipe(recipe),
     )
     typer.echo(
         f"demo model -> {out or DEMO_MODEL_DIR} ({card['parameters']} parameters, "

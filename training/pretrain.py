@@ -900,8 +900,12 @@ def train_demo(
     work: Path | None = None,
     policy: Policy | None = None,
     evaluate: bool = True,
+    recipe: str = "demo",
 ) -> dict[str, Any]:
     """Build, pre-train, mid-train and evaluate the demo checkpoint into `out`.
+
+    `recipe` (the recipe `plan` came from) is recorded in the card: post-training a model picks
+    its recipe from there (`training.recipes.pick`).
 
     `work` keeps the evaluation sets (in-distribution, unseen families, each withheld variant)
     for `warden eval` and bench/loop.py. Returns the demo card (also written to
@@ -942,6 +946,7 @@ def train_demo(
     refined = refine_demo(work / "mid", out, plan, policy, mode=plan.benign_stage)
     card: dict[str, Any] = {
         "model": "warden-demo",
+        "recipe": recipe,
         "description": (
             "Tiny InternVL trained by `warden train demo` on SynthMod with the rendered text as "
             "OCR hint: a classifier over OCR text, not a reader of pixels."

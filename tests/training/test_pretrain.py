@@ -439,3 +439,23 @@ def test_a_stage_with_a_teacher_saves_the_model_alone(tmp_path: Path) -> None:
     a, b = load_file(init / "model.safetensors"), load_file(tmp_path / "out" / "model.safetensors")
     assert {k: v.shape for k, v in a.items()} == {k: v.shape for k, v in b.items()}
     load_backend(ModelSettings(name=str(tmp_path / "out"), device="cpu", quant="none"))
+
+
+def test_the_demo_card_names_the_recipe_it_was_built_with(tmp_path: Path) -> None:
+    from training.pretrain import train_demo
+    from training.recipes.pick import recipe_for_base
+
+    one_step = StageConfig(max_steps=1, batch_size=2, questions_per_image=2)
+    plan = DemoPlan(
+        n_train=6,
+        arch=SMALL,
+        pre=replace(one_step, stage="pre"),
+        mid=replace(one_step, stage="mid"),
+        benign_stage="off",
+    )
+    card = train_demo(
+        tmp_path / "out", plan=plan, work=tmp_path / "work", evaluate=False, recipe="demo-mixed"
+    )
+    assert card["recipe"] == "demo-mixed"
+    # Post-training that checkpoint picks the recipe that built it, not the demo's.
+    assert recipe_for_base(str(tmp_path / "out")) == "demo-mixed"
