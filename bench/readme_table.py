@@ -445,23 +445,6 @@ def demo_benign_rows(r: dict[str, Any]) -> list[Row]:
     return [(what, "; ".join(parts))]
 
 
-def demo_refine_grid_rows(r: dict[str, Any]) -> list[Row]:
-    v = r["variants"]
-    base = v["shipped demo"]
-    what = (
-        f"variants of the demo's last 'benign' stage, no fitted thresholds: benign flagged on "
-        f"{base['benign_n']} never-seen harmless texts, harmful caught on {base['harmful_n']} "
-        "plain paraphrases (aim: <= 0.03 and >= 0.80 together)"
-    )
-    result = "; ".join(
-        f"{name}: {row['benign_flagged']:.3f} / {row['harmful_caught']:.3f} (SynthMod unseen "
-        f"families {row['synthmod_average_recall'].get('unseen_families', 0):.3f}"
-        f"{_bound(row)})"
-        for name, row in v.items()
-    )
-    return [(what, result)]
-
-
 SOURCES = (
     Source("queue.json", "queue_latency", "python bench/queue_latency.py", queue_rows),
     Source("ingest.json", "ingest", "python bench/ingest.py", ingest_rows),
@@ -501,27 +484,6 @@ SOURCES = (
         "--max-steps 300 --benign-share 0.3 --results bench/results/loop_outside_split.json",
         loop_outside_rows,
     ),
-    # The same two turns on a CPU without hardware bf16 (avx2), where the code computes in
-    # float32 (model.loading.cpu_bf16_fast): other numerics, the same commands.
-    Source(
-        "loop_outside_avx2.json",
-        "loop",
-        "python bench/glyph_sets.py --out /tmp/glyphs && python bench/loop.py --corrections "
-        "/tmp/glyphs/corrections/manifest.jsonl --heldout /tmp/glyphs/heldout_swap/manifest.jsonl "
-        "--heldout /tmp/glyphs/heldout_benign/manifest.jsonl --max-steps 300 --benign-share 0.3 "
-        "--results bench/results/loop_outside_avx2.json",
-        loop_outside_rows,
-    ),
-    Source(
-        "loop_outside_split_avx2.json",
-        "loop",
-        "python bench/glyph_sets.py --evasion split --out /tmp/split && python bench/loop.py "
-        "--corrections /tmp/split/corrections/manifest.jsonl --heldout "
-        "/tmp/split/heldout_split/manifest.jsonl --heldout "
-        "/tmp/split/heldout_benign/manifest.jsonl "
-        "--max-steps 300 --benign-share 0.3 --results bench/results/loop_outside_split_avx2.json",
-        loop_outside_rows,
-    ),
     Source("demo_foreign.json", "demo_foreign", "python bench/demo_foreign.py", demo_foreign_rows),
     Source("memory.json", "memory", "python bench/memory.py", memory_rows),
     Source("reader.json", "reader", "python bench/reader.py", reader_rows),
@@ -535,26 +497,6 @@ SOURCES = (
         describe_rows,
     ),
     Source("demo_benign.json", "demo_benign", "python bench/demo_benign.py", demo_benign_rows),
-    Source(
-        "demo_refine_grid.json",
-        "demo_refine_grid",
-        "python bench/demo_refine_grid.py",
-        demo_refine_grid_rows,
-    ),
-    Source(
-        "demo_refine_carrier.json",
-        "demo_refine_grid",
-        "python bench/demo_refine_grid.py --only carrier_half "
-        "--results bench/results/demo_refine_carrier.json",
-        demo_refine_grid_rows,
-    ),
-    Source(
-        "demo_refine_synonyms.json",
-        "demo_refine_grid",
-        "python bench/demo_refine_grid.py --only carrier_half synonyms_carrier "
-        "--results bench/results/demo_refine_synonyms.json",
-        demo_refine_grid_rows,
-    ),
 )
 
 

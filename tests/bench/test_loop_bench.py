@@ -85,7 +85,7 @@ def test_loop_runs_retrain_on_any_manifests_and_writes_only_under_work(tmp_path:
     assert run.returncode == 0, run.stderr[-4000:]
 
     out = json.loads(results.read_text())
-    assert out["corrections"] == 12 and out["recipe"] == "demo"
+    assert out["corrections"] == 12 and out["recipe"] == "demo-distill"
     # The original categories: SynthMod's in-distribution set, rendered under --work.
     assert set(out["heldout"]) == {"m", "h2/m", "in_distribution"}
     assert out["original"].startswith(str(work)) and out["replay"] == str(replay)

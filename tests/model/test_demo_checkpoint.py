@@ -21,6 +21,11 @@ def test_checkpoint_fits_the_repository_and_says_how_it_was_made() -> None:
     assert size <= 50 * 2**20, f"demo checkpoint is {size / 2**20:.1f} MiB (limit 50)"
     card = json.loads((DEMO_MODEL_DIR / "demo_card.json").read_text())
     assert {s["stage"] for s in card["stages"]} == {"pre", "mid"}
+    # `warden train demo` with no --recipe rebuilds what ships, and post-training picks the
+    # recipe that built it (training.recipes.pick).
+    from training.recipes.pick import SHIPPED_DEMO_RECIPE, recipe_for_base
+
+    assert card["recipe"] == SHIPPED_DEMO_RECIPE == recipe_for_base("demo")
     assert card["eval"]["in_distribution"]["average_recall"] > 0.9
     # The card says how often it flags harmless text it never saw, as bench/demo_benign.py
     # measured this checkpoint (issue 18): the figures are the results file's, not typed in.

@@ -25,10 +25,11 @@ from storage.settings import ModelSettings, Settings
 from tests.model._worker_support import predictions_by_item
 
 DRUGS = "Buy cocaine online, fast shipping"
-# Lines around it that back a drugs verdict up without saying it: leaving "Cash only" out
-# moved the demo's saturated drugs score most (0.999 -> 0.69; the cocaine line: -> 0.976), so
-# a leave-one-out attribution pointed at it. Alone, the cocaine line scores 0.996.
-LINES = ("Sale today", DRUGS, "DM me for prices", "Open 24/7", "Cash only")
+# Lines around it that say nothing of drugs. The whole card scores drugs 0.72 on the demo; the
+# cocaine line alone 0.996, the others alone near nothing, so the attribution names it alone.
+# (Sales talk is not neutral to the demo: "DM me for prices" alone scores drugs 0.97, "Cash
+# only" 0.77, and a card with them names them as evidence too.)
+LINES = ("Sale today", DRUGS, "Open 24/7")
 
 
 def _card() -> Image.Image:

@@ -290,7 +290,8 @@ def test_recipes_load_and_validate(tmp_path: Path) -> None:
 
     demo = load_recipe("demo")
     assert demo.demo.withheld_variants == ("leetspeak",) and demo.demo.mid.max_steps
-    # `warden train demo` rebuilds what ships: pre + mid, no benign stage, no thresholds
+    # The plain demo recipe: pre + mid, no benign stage, no thresholds (the base demo-mixed and
+    # demo-distill build on)
     assert demo.demo.benign_stage == "off" and not demo.demo.mid_benign and not demo.demo.carrier
     with pytest.raises(WardenError, match="benign_stage 'of': expected one of train"):
         DemoPlan(benign_stage="of")

@@ -173,7 +173,7 @@ def test_no_recipe_known_refuses_clearly(
 ) -> None:
     run = CliRunner().invoke
     # The demo checkpoint's card says which recipe built it; a bare model folder says nothing.
-    assert recipe_for_base("demo") == "demo"
+    assert recipe_for_base("demo") == "demo-distill"
     assert recipe_for_base(str(tiny)) is None
     assert recipe_for_base("OpenGVLab/InternVL3_5-2B-HF") == "internvl3_5-2b"
 

@@ -24,6 +24,9 @@ from training.recipes import RECIPES_DIR, load_recipe, recipe_path
 
 RECIPE_KEY = "recipe"  # the registry manifest's key
 DEMO_CARD = "demo_card.json"
+# The recipe that built the demo checkpoint in assets/model/demo: `warden train demo`'s
+# default, so that its bare command rebuilds what ships (the card records it as well).
+SHIPPED_DEMO_RECIPE = "demo-distill"
 
 
 def builtin_recipes() -> list[str]:
