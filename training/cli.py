@@ -303,7 +303,7 @@ def train_demo_command(
     no_eval: bool = typer.Option(False, "--no-eval", help="Skip the evaluation."),
 ) -> None:
     """Build the demo checkpoint: SynthMod -> pre -> mid -> the recipe's benign stage ->
-    evaluation (CPU; the shipped recipe ~46 min on 2 idle cores with bf16 instructions)."""
+    evaluation (CPU; the shipped recipe 42-46 min on 2 idle cores with bf16 instructions)."""
     from dataclasses import replace
 
     from model.loading import DEMO_MODEL_DIR
