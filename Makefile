@@ -60,10 +60,6 @@ lint: venv
 # regenerated from those files (bench/readme_table.py --check tells when it has drifted).
 bench: venv
 	for b in queue_latency ingest scoring review_latency labelstudio loop demo_foreign memory reader ocr worker media demo_benign; do $(BIN)/python bench/$$b.py || exit 1; done
-	$(BIN)/python bench/glyph_sets.py --out /tmp/glyphs
-	$(BIN)/python bench/loop.py --corrections /tmp/glyphs/corrections/manifest.jsonl --heldout /tmp/glyphs/heldout_swap/manifest.jsonl --heldout /tmp/glyphs/heldout_benign/manifest.jsonl --max-steps 300 --benign-share 0.3 --work /tmp/warden-loop-swap --results bench/results/loop_outside.json
-	$(BIN)/python bench/glyph_sets.py --evasion split --out /tmp/split
-	$(BIN)/python bench/loop.py --corrections /tmp/split/corrections/manifest.jsonl --heldout /tmp/split/heldout_split/manifest.jsonl --heldout /tmp/split/heldout_benign/manifest.jsonl --max-steps 300 --benign-share 0.3 --work /tmp/warden-loop-split --results bench/results/loop_outside_split.json
 	$(BIN)/python bench/review_latency.py --postgres
 	$(BIN)/python bench/scoring.py --threads 1 --images-big 1 --skip-memory --results bench/results/scoring_1thread.json
 	$(BIN)/python bench/media.py --parts describe --results bench/results/media_describe.json

@@ -420,3 +420,79 @@ def sample_replay(
 
 def with_split(items: Iterable[CuratedItem], split: str) -> list[CuratedItem]:
     return [replace(it, split=split) for it in items]
+
+
+# --- single-label decisions -----------------------------------------------------------------
+
+# A category B is "paired" with A when at least this share of the reference items labelled A
+# also carry B, over at least PAIR_MIN_SUPPORT items labelled A.
+PAIR_MIN_RATE = 0.05
+PAIR_MIN_SUPPORT = 20
+# The corrections label every category when their share of harmful items with several labels
+# is at least this fraction of the reference's (they label as the policy's data does).
+COMPLETE_SHARE = 0.5
+
+
+def multi_label_share(items: Iterable[CuratedItem]) -> float | None:
+    """The share of harmful `items` (any label) that carry several labels; None if none."""
+    n_harmful = n_multi = 0
+    for it in items:
+        if it.labels:
+            n_harmful += 1
+            n_multi += len(it.labels) > 1
+    return n_multi / n_harmful if n_harmful else None
+
+
+def labels_look_complete(
+    corrections: Iterable[CuratedItem], reference: Iterable[CuratedItem]
+) -> bool:
+    """Whether the corrections label every category an item violates, judged against the
+    policy-labelled `reference`: a source whose harmful items carry several labels about as
+    often as the reference's does (at least COMPLETE_SHARE of its share) labels completely; one
+    that (nearly) never does names the primary violation only."""
+    ours, theirs = multi_label_share(corrections), multi_label_share(reference)
+    if ours is None or not theirs:
+        return False
+    return ours >= COMPLETE_SHARE * theirs
+
+
+def label_pairs(
+    items: Iterable[CuratedItem],
+    *,
+    min_rate: float = PAIR_MIN_RATE,
+    min_support: int = PAIR_MIN_SUPPORT,
+) -> dict[str, frozenset[str]]:
+    """For each category A, the categories the reference `items` label together with A (the
+    policy's own co-labels: a drug sale ad is drugs and illegal_ads)."""
+    n: Counter[str] = Counter()
+    both: Counter[tuple[str, str]] = Counter()
+    for it in items:
+        labels = set(it.labels)
+        for a in labels:
+            n[a] += 1
+            both.update((a, b) for b in labels if b != a)
+    pairs: dict[str, set[str]] = defaultdict(set)
+    for (a, b), count in both.items():
+        if n[a] >= min_support and count / n[a] >= min_rate:
+            pairs[a].add(b)
+    return {a: frozenset(bs) for a, bs in pairs.items()}
+
+
+def unanswered(item: CuratedItem, pairs: Mapping[str, frozenset[str]]) -> frozenset[str]:
+    """The categories whose answer a decision with one label leaves unknown.
+
+    Many labelled sources name one category per item (the primary violation): a drug sale ad
+    labelled "drugs" says nothing about illegal_ads, and training "No" on illegal_ads for it
+    teaches the model to forget illegal ads (issue 18: a turn on 300 such corrections lost
+    illegal_ads recall on drug ads it had caught). So for an item with exactly one label A
+    that the model missed (A not in `model_flagged`: a correction), a category paired with A is
+    not answered. Where the model flagged A, the analyst confirmed its reading of the item and
+    its "No" on the others stands; where the analyst removed a flag, that is an explicit "No".
+    Items with no label (harmless) or several (labelled in full) answer everything.
+    """
+    if len(item.labels) != 1:
+        return frozenset()
+    flagged = set(item.model_flagged or ())
+    if item.labels[0] in flagged:
+        return frozenset()
+    return frozenset(b for b in pairs.get(item.labels[0], ()) if b not in flagged)

@@ -44,6 +44,15 @@ image is golden it stays golden in every later build (tracked in the `datasets` 
 also holds `golden_fraction` of the replay/general pool (origin "replay:..."): the retention
 rows on which the promotion gate checks that nothing old is forgotten (`warden eval --dataset`).
 
+Labels that name one category: many sources label the primary violation only (a drug sale ad
+"drugs", never also "illegal_ads"). When the build's decisions carry several labels far less
+often than the replay pool does (`curation.labels_look_complete`), a decision with one label
+leaves the categories the policy pairs with it (`curation.label_pairs`) unanswered: no SFT row,
+unless the analyst removed the model's own flag there. Trained as "No", those rows taught a
+turn on 300 such corrections to forget illegal ads it caught (issue 18). The card counts the
+rows left out per category (`unanswered`), the pairs and both multi-label shares;
+`BuildOptions.single_labels_partial=False` (`--single-labels complete`) answers everything.
+
 Run: warden dataset build --out datasets/2026-11-22 [--replay-ratio 0.3] [--since 2026-11-01]
 """
 
@@ -116,6 +125,12 @@ class BuildOptions:
     # Learn the character swaps the corrections show (leetspeak, look-alikes) and write a
     # reader for them (model.reading) beside the dataset; SFT prompts are read through it.
     learn_reading: bool = True
+    # A decision with one label answers the categories the policy pairs with it (co-labels in
+    # the replay pool and in multi-label decisions, `training.curation.label_pairs`) only
+    # where the analyst removed the model's own flag: many sources label the primary
+    # violation alone, and a "No" on illegal_ads for a drug sale ad teaches forgetting.
+    # False: every decision answers every category (its labels are complete).
+    single_labels_partial: bool = True
     # Harmless text from other generators (training.benign: Faker, Mimesis, wordfreq) as
     # negatives, this share of the train items; when the build learns a reader, as many more
     # harmless texts (generated ones and the replay's harmless text) written through its
@@ -765,12 +780,15 @@ def sft_rows(
     *,
     read: Callable[[str], str] | None = None,
     layout: prompts.PromptLayout = prompts.DEFAULT_LAYOUT,
+    unanswered: frozenset[str] = frozenset(),
 ) -> list[dict[str, Any]]:
     """One prompt/completion row per policy category (the scorer asks each question, in
-    `layout`); the OCR hint passes through `read` (the dataset's reader) as it will at
-    serving time."""
+    `layout`), less the `unanswered` ones (`training.curation.unanswered`); the OCR hint passes
+    through `read` (the dataset's reader) as it will at serving time."""
     rows = []
     for cat in policy.categories:
+        if cat.id in unanswered:
+            continue
         question = prompts.category_question(cat, layout)
         rows.append(
             {
@@ -1068,6 +1086,15 @@ def _card_markdown(name: str, card: dict[str, Any]) -> str:
         f"{json.dumps(counts.get('negatives', {}))}.",
         f"Hard examples in train: {counts['hard']}. Curation: {json.dumps(counts['curation'])}.",
         f"Class counts in train: {json.dumps(counts['classes_train'])}.",
+        *(
+            [
+                f"Single-label decisions leave their label's paired categories unanswered "
+                f"(no SFT row; {json.dumps(counts.get('label_pairs', {}))}): "
+                f"{json.dumps(unanswered)}."
+            ]
+            if (unanswered := counts.get("unanswered"))
+            else []
+        ),
     ]
     reading = card.get("reading")
     if reading is not None:
@@ -1256,14 +1283,26 @@ def build_dataset(
         with_media = any(it.media for it in train_all + val + golden_items)
         for split, rows in (("train", train_all), ("validation", val), ("golden", golden_items)):
             _write_items(out / "data" / f"items-{split}.parquet", rows, image, with_media)
+    # Do the corrections name one category per item where the policy's data names several?
+    ledger_kept = [it for it in kept if it.origin == "ledger"]
+    reference = pool + [it for it in ledger_kept if len(it.labels) > 1]
+    partial = options.single_labels_partial and not curation.labels_look_complete(ledger_kept, pool)
+    pairs = curation.label_pairs(reference) if partial else {}
+
+    def unknown(it: CuratedItem) -> frozenset[str]:
+        return curation.unanswered(it, pairs) if it.origin == "ledger" else frozenset()
+
+    n_unanswered: Counter[str] = Counter()
     sft_cols = ("key", "category", "prompt", "completion", "origin")
     sft_train = _RowsWriter(out / "data" / "sft-train.parquet", sft_cols)
     for it in train_all:
-        rows = sft_rows(it, policy, read=read, layout=layout)
+        skip = unknown(it)
+        n_unanswered.update(skip)
+        rows = sft_rows(it, policy, read=read, layout=layout, unanswered=skip)
         sft_train.add(rows * (options.hard_repeat if it.hard else 1))
     sft_val = _RowsWriter(out / "data" / "sft-validation.parquet", sft_cols)
     for it in val:
-        sft_val.add(sft_rows(it, policy, read=read, layout=layout))
+        sft_val.add(sft_rows(it, policy, read=read, layout=layout, unanswered=unknown(it)))
     prefs = _RowsWriter(
         out / "data" / "preference-train.parquet",
         ("key", "category", "prompt", "chosen", "rejected"),
@@ -1290,6 +1329,9 @@ def build_dataset(
     data_hash = _data_hash(all_items, reader)
     if grounding_digest is not None:  # builds without boxes keep the hash they had
         data_hash = hashlib.sha256((data_hash + grounding_digest).encode()).hexdigest()
+    if n_unanswered:  # the same items with fewer answers are other SFT rows
+        pairs_json = json.dumps({a: sorted(bs) for a, bs in sorted(pairs.items())})
+        data_hash = hashlib.sha256((data_hash + "unanswered:" + pairs_json).encode()).hexdigest()
     if layout != prompts.DEFAULT_LAYOUT:  # the same items in another layout are another dataset
         data_hash = hashlib.sha256((data_hash + "layout:" + layout).encode()).hexdigest()
     counts: dict[str, Any] = {
@@ -1307,6 +1349,15 @@ def build_dataset(
         # Harmless generated rows held out of training (benign_golden / benign_validation).
         "benign_held_out": {"golden": len(held_golden), "validation": len(held_val)},
         "hard": sum(it.hard for it in train),
+        # Single-label train items' categories left unanswered (paired with their label, not
+        # removed from the model's flags), per category; and the pairs that decided it.
+        "unanswered": dict(sorted(n_unanswered.items())),
+        # Share of harmful items with several labels: the corrections' and the replay pool's.
+        "multi_label_share": {
+            "corrections": curation.multi_label_share(ledger_kept),
+            "reference": curation.multi_label_share(pool),
+        },
+        "label_pairs": {a: sorted(bs) for a, bs in sorted(pairs.items())},
         # Items of several media (posts, videos) per split, and their media.
         **_media_counts({"train": train_all, "validation": val, "golden": golden_items}),
         "classes_train": dict(Counter(it.primary for it in train_all)),

@@ -60,6 +60,7 @@ class RetrainOptions:
     # Harmless generated rows held out of training in golden / validation (BuildOptions): the
     # gate bounds the benign flag rate rise on golden's harmless rows (training.gate).
     benign_share: float = 0.1  # harmless generated negatives in train (BuildOptions)
+    single_labels_partial: bool = True  # BuildOptions.single_labels_partial
     benign_golden: int = 240
     benign_validation: int = 60
     seed: int = 0
@@ -328,6 +329,7 @@ class _Turn:
                         val_fraction=o.val_fraction,
                         golden_fraction=o.golden_fraction,
                         benign_share=o.benign_share,
+                        single_labels_partial=o.single_labels_partial,
                         benign_golden=o.benign_golden,
                         benign_validation=o.benign_validation,
                         seed=o.seed,
@@ -345,6 +347,7 @@ class _Turn:
                 "retention": info.counts.get("retention", 0),
                 "benign_held_out": info.counts.get("benign_held_out"),
                 "preference": info.counts["preference"],
+                "unanswered": info.counts.get("unanswered", {}),
                 "swaps": len(((info.card.get("reading") or {}).get("substitutions")) or []),
             }
 
