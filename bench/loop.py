@@ -424,6 +424,20 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--lora-r", type=int, default=None)
     p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="The turn's seed (dataset splits, negatives, training): runs of another seed are "
+        "other samples of the same turn.",
+    )
+    p.add_argument(
+        "--single-labels",
+        choices=("partial", "complete"),
+        default="partial",
+        help="How the dataset build reads a correction with one label (warden dataset build "
+        "--single-labels).",
+    )
+    p.add_argument(
         "--tune-content-tokens",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -539,6 +553,8 @@ def main(argv: list[str] | None = None) -> None:
             overrides[key] = value
     if a.lora_r is not None:
         overrides |= {"lora_r": a.lora_r, "lora_alpha": 2 * a.lora_r}
+    if a.seed:
+        overrides["seed"] = a.seed  # and post-training's own draws and initialisation
     turn = run_retrain(
         engine,
         settings,
@@ -551,7 +567,8 @@ def main(argv: list[str] | None = None) -> None:
             benign_share=a.benign_share,
             benign_golden=a.benign_golden,
             benign_validation=a.benign_validation,
-            seed=0,
+            single_labels_partial=a.single_labels == "partial",
+            seed=a.seed,
             name="live-v1",
             recipe=a.recipe,
             post_overrides=overrides,

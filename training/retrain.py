@@ -296,6 +296,7 @@ class _Turn:
             "seed": o.seed,
             # Only when not the default: turns from before layouts keep their fingerprints.
             **({"layout": layout} if layout != prompts.DEFAULT_LAYOUT else {}),
+            **({} if o.single_labels_partial else {"single_labels": "complete"}),
         }
 
         def run(forced: bool) -> dict[str, Any]:
