@@ -484,15 +484,14 @@ def unanswered(item: CuratedItem, pairs: Mapping[str, frozenset[str]]) -> frozen
     Many labelled sources name one category per item (the primary violation): a drug sale ad
     labelled "drugs" says nothing about illegal_ads, and training "No" on illegal_ads for it
     teaches the model to forget illegal ads (issue 18: a turn on 300 such corrections lost
-    illegal_ads recall on drug ads it had caught). So for an item with exactly one label A
-    that the model missed (A not in `model_flagged`: a correction), a category paired with A is
-    not answered. Where the model flagged A, the analyst confirmed its reading of the item and
-    its "No" on the others stands; where the analyst removed a flag, that is an explicit "No".
-    Items with no label (harmless) or several (labelled in full) answer everything.
+    illegal_ads recall on drug ads it had caught). So for an item with exactly one label A, a
+    category paired with A is not answered, unless the analyst removed it from the model's own
+    flags (`model_flagged`): that is an explicit "No". The model's own silence on B is no
+    answer, even where it flagged A: it missed illegal_ads on those drug ads too, and keeping
+    its "No" there brought the forgetting back (bench/HISTORY.md). Items with no label
+    (harmless) or several (labelled in full) answer everything.
     """
     if len(item.labels) != 1:
         return frozenset()
     flagged = set(item.model_flagged or ())
-    if item.labels[0] in flagged:
-        return frozenset()
     return frozenset(b for b in pairs.get(item.labels[0], ()) if b not in flagged)

@@ -47,8 +47,11 @@ def test_only_a_single_label_leaves_its_pairs_unanswered() -> None:
     assert unanswered(_item("k", ("drugs",), flagged=()), pairs) == {"illegal_ads", "scam_fraud"}
     # The analyst removed the model's illegal_ads flag: an explicit "No".
     assert unanswered(_item("k", ("drugs",), flagged=("illegal_ads",)), pairs) == {"scam_fraud"}
-    # The model caught drugs and the analyst agreed: its "No" on the rest stands.
-    assert unanswered(_item("k", ("drugs",), flagged=("drugs",)), pairs) == frozenset()
+    # The model caught drugs and not illegal_ads: its silence is no answer either.
+    assert unanswered(_item("k", ("drugs",), flagged=("drugs",)), pairs) == {
+        "illegal_ads",
+        "scam_fraud",
+    }
     # Several labels: the analyst labelled every category; none: harmless, all "No".
     assert unanswered(_item("k", ("drugs", "self_harm")), pairs) == frozenset()
     assert unanswered(_item("k", ()), pairs) == frozenset()
@@ -125,13 +128,14 @@ def test_build_trains_no_unknown_answer(settings: Settings, tmp_path: Path) -> N
         assert a["scam_fraud"] == "No"
     for a in by_kind["removed"]:  # the analyst took the model's illegal_ads flag off
         assert a["illegal_ads"] == "No" and len(a) == n_categories
-    for a in by_kind["caught"]:  # the model read it as drugs only, and the analyst agreed
-        assert a["illegal_ads"] == "No" and a["drugs"] == "Yes" and len(a) == n_categories
+    for a in by_kind["caught"]:  # the model's silence on illegal_ads is no answer
+        assert "illegal_ads" not in a and a["drugs"] == "Yes" and len(a) == n_categories - 1
     for a in by_kind["both"]:
         assert a["illegal_ads"] == a["drugs"] == "Yes" and len(a) == n_categories
     for a in by_kind["safe"]:
         assert set(a.values()) == {"No"} and len(a) == n_categories
-    assert info.counts["unanswered"] == {"illegal_ads": len(by_kind["single"])}
+    n_unknown = len(by_kind["single"]) + len(by_kind["caught"])
+    assert info.counts["unanswered"] == {"illegal_ads": n_unknown}
     assert "unanswered" in (out / "README.md").read_text()
     # Replay rows keep every answer: the policy's own labels are complete.
     replay_rows = [r for r in load_trl_split(out, "sft", "train") if r["origin"] != "ledger"]
