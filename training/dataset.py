@@ -125,11 +125,12 @@ class BuildOptions:
     # Learn the character swaps the corrections show (leetspeak, look-alikes) and write a
     # reader for them (model.reading) beside the dataset; SFT prompts are read through it.
     learn_reading: bool = True
-    # A decision with one label answers the categories the policy pairs with it (co-labels in
-    # the replay pool and in multi-label decisions, `training.curation.label_pairs`) only
-    # where the analyst removed the model's own flag: many sources label the primary
-    # violation alone, and a "No" on illegal_ads for a drug sale ad teaches forgetting.
-    # False: every decision answers every category (its labels are complete).
+    # When the decisions carry several labels far less often than the replay pool does
+    # (`training.curation.labels_look_complete`), a decision with one label answers the
+    # categories the policy pairs with it (co-labels in the replay pool and in multi-label
+    # decisions, `training.curation.label_pairs`) only where the analyst removed the model's
+    # own flag: many sources label the primary violation alone, and a "No" on illegal_ads for
+    # a drug sale ad teaches forgetting. False: every decision answers every category.
     single_labels_partial: bool = True
     # Harmless text from other generators (training.benign: Faker, Mimesis, wordfreq) as
     # negatives, this share of the train items; when the build learns a reader, as many more
