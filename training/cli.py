@@ -59,6 +59,23 @@ def _verbose() -> None:
 # --- dataset ---------------------------------------------------------------------------------
 
 
+# `warden dataset build` and `warden retrain`: how a decision with one label is read.
+SINGLE_LABELS_OPTION = typer.Option(
+    "partial",
+    "--single-labels",
+    help="partial: when the decisions carry several labels far less often than the replay "
+    "data, a decision with one label does not answer the categories the policy pairs with it "
+    "(a drug sale ad labelled drugs says nothing of illegal_ads) unless the analyst removed "
+    "the model's flag; complete: every decision answers every category.",
+)
+
+
+def _single_labels_partial(value: str) -> bool:
+    if value not in ("partial", "complete"):
+        raise typer.BadParameter(f"--single-labels is partial or complete, not {value!r}")
+    return value == "partial"
+
+
 @dataset_app.command("build")
 @friendly_errors
 def dataset_build(
@@ -81,13 +98,7 @@ def dataset_build(
         help="Learn the character swaps the corrections show (leetspeak, look-alikes) and "
         "write a reader for them beside the dataset (the card lists the swaps).",
     ),
-    single_labels: str = typer.Option(
-        "partial",
-        "--single-labels",
-        help="partial: a decision with one label does not answer the categories the policy "
-        "pairs with it (a drug sale ad labelled drugs says nothing of illegal_ads) unless the "
-        "analyst removed the model's flag; complete: every decision answers every category.",
-    ),
+    single_labels: str = SINGLE_LABELS_OPTION,
     val_fraction: float = typer.Option(0.1, "--val-fraction"),
     golden_fraction: float = typer.Option(0.1, "--golden-fraction"),
     replay_val_fraction: float = typer.Option(
@@ -148,12 +159,11 @@ def dataset_build(
         if grounding not in FORMATS and grounding_format == "qwen2_5_vl"
         else None
     )
-    if single_labels not in ("partial", "complete"):
-        raise typer.BadParameter("--single-labels is partial or complete")
+    partial = _single_labels_partial(single_labels)
     with open_db() as (settings, engine):
         options = BuildOptions(
             replay_ratio=settings.train.replay_ratio if replay_ratio is None else replay_ratio,
-            single_labels_partial=single_labels == "partial",
+            single_labels_partial=partial,
             since=_parse_since(since),
             val_fraction=val_fraction,
             golden_fraction=golden_fraction,
@@ -740,13 +750,7 @@ def retrain_command(
         "(the latest dataset is replayed too).",
     ),
     replay_ratio: float | None = typer.Option(None, "--replay-ratio"),
-    single_labels: bool = typer.Option(
-        True,
-        "--partial-single-labels/--complete-single-labels",
-        help="A decision with one label leaves the categories the policy pairs with it "
-        "unanswered unless the analyst removed the model's flag (warden dataset build "
-        "--single-labels).",
-    ),
+    single_labels: str = SINGLE_LABELS_OPTION,
     reading: bool = typer.Option(
         True, "--reading/--no-reading", help="Learn a reader for the corrections' swaps."
     ),
@@ -800,7 +804,7 @@ def retrain_command(
             replay_manifest=replay_manifest,
             replay_ratio=settings.train.replay_ratio if replay_ratio is None else replay_ratio,
             learn_reading=reading,
-            single_labels_partial=single_labels,
+            single_labels_partial=_single_labels_partial(single_labels),
             benign_share=benign_share,
             benign_golden=benign_golden,
             benign_validation=benign_validation,

@@ -1350,8 +1350,8 @@ def build_dataset(
         # Harmless generated rows held out of training (benign_golden / benign_validation).
         "benign_held_out": {"golden": len(held_golden), "validation": len(held_val)},
         "hard": sum(it.hard for it in train),
-        # Single-label train items' categories left unanswered (paired with their label, not
-        # removed from the model's flags), per category; and the pairs that decided it.
+        # Single-label train items left unanswered per category (items, not SFT rows: a hard
+        # item's rows repeat); the pairs that decided it are `label_pairs`.
         "unanswered": dict(sorted(n_unanswered.items())),
         # Share of harmful items with several labels: the corrections' and the replay pool's.
         "multi_label_share": {

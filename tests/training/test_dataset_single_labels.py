@@ -173,3 +173,40 @@ def test_corrections_that_label_as_the_policy_does_answer_everything() -> None:
     # Nothing to compare with: partial (leaving a paired answer out never teaches a wrong one).
     assert not labels_look_complete(mixed, [])
     assert not labels_look_complete([_item("s", ())], ref)
+
+
+def test_cli_single_labels(settings: Settings, tmp_path: Path, monkeypatch) -> None:
+    """`--single-labels` on `warden dataset build` and `warden retrain`: one spelling, a clear
+    error for anything but partial or complete, and nothing built or trained on a typo."""
+    import typer
+    from typer.testing import CliRunner
+
+    from storage.settings import get_settings
+    from tests.training.test_dataset import _ingest
+    from training import cli
+
+    _ingest(settings, tmp_path / "in", 30, seed=9)
+    monkeypatch.setenv("WARDEN_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("WARDEN_DATA_DIR", str(settings.data_dir))
+    get_settings.cache_clear()
+    app = typer.Typer()
+    cli.register(app)
+    runner = CliRunner()
+    try:
+        for args in (
+            ["dataset", "build", "--out", str(tmp_path / "bad"), "--single-labels", "some"],
+            ["retrain", "--work", str(tmp_path / "turn"), "--single-labels", "some"],
+        ):
+            res = runner.invoke(app, args)
+            assert res.exit_code != 0
+            assert "partial or complete" in res.output, res.output
+        assert not (tmp_path / "bad").exists() and not (tmp_path / "turn").exists()
+        res = runner.invoke(
+            app, ["dataset", "build", "--out", str(tmp_path / "ok"), "--single-labels", "complete"]
+        )
+        assert res.exit_code == 0, res.output
+    finally:
+        get_settings.cache_clear()
+    card = json.loads((tmp_path / "ok" / "card.json").read_text())
+    assert card["options"]["single_labels_partial"] is False
+    assert card["counts"]["unanswered"] == {} and card["counts"]["label_pairs"] == {}
