@@ -17,7 +17,7 @@ counted per category here (there are few distinct sets).
 from __future__ import annotations
 
 import json
-from collections import Counter
+from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -315,7 +315,7 @@ def calibration(
     """Reliability curve pooled over categories: mean score vs observed rate per score bin."""
     labels = cast(Decision.categories, Text)
     count: Counter[int] = Counter()
-    score_sum: Counter[int] = Counter()
+    score_sum: defaultdict[int, float] = defaultdict(float)
     positives: Counter[int] = Counter()
     for c in policy.ids:
         raw = Prediction.scores[c].as_float()

@@ -17,8 +17,9 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.orm import Session
 
 from storage.models import LoginSession, User
@@ -83,7 +84,7 @@ def end_session(session: Session, session_id: str, *, why: str) -> bool:
         )
         .values(ended_at=datetime.now(UTC), ended_why=why[:32])
     )
-    return bool(result.rowcount)
+    return bool(cast(CursorResult[Any], result).rowcount)
 
 
 def end_user_sessions(session: Session, user_id: int, *, why: str) -> int:
@@ -93,4 +94,4 @@ def end_user_sessions(session: Session, user_id: int, *, why: str) -> int:
         .where(LoginSession.user_id == user_id, LoginSession.ended_at.is_(None))
         .values(ended_at=datetime.now(UTC), ended_why=why[:32])
     )
-    return int(result.rowcount or 0)
+    return int(cast(CursorResult[Any], result).rowcount or 0)
