@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +110,27 @@ def _build(settings: Settings, out: Path, **options: Any) -> DatasetInfo:
             )
     finally:
         engine.dispose()
+
+
+@contextmanager
+def training_cli(settings: Settings, monkeypatch: Any) -> Iterator[Callable[[list[str]], Any]]:
+    """`warden`'s training commands (dataset, train, retrain, eval...) on the database and data
+    folder of `settings`: yields `invoke(args)` -> the CliRunner result."""
+    import typer
+    from typer.testing import CliRunner
+
+    from storage.settings import get_settings
+    from training import cli
+
+    monkeypatch.setenv("WARDEN_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("WARDEN_DATA_DIR", str(settings.data_dir))
+    get_settings.cache_clear()
+    app = typer.Typer()
+    cli.register(app)
+    try:
+        yield lambda args: CliRunner().invoke(app, args)
+    finally:
+        get_settings.cache_clear()
 
 
 def _items(path: Path, split: str) -> list[dict]:

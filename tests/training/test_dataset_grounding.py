@@ -12,15 +12,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-import typer
-from typer.testing import CliRunner
 
 from storage.db import make_engine, unit_of_work
 from storage.decisions import record_decision
 from storage.errors import WardenError
-from storage.settings import Settings, get_settings
-from tests.training.test_dataset import POLICY, _build, _ingest, _item_ids, _predict
-from training import cli
+from storage.settings import Settings
+from tests.training.test_dataset import POLICY, _build, _ingest, _item_ids, _predict, training_cli
 from training.dataset import load_trl_split, read_card
 from training.grounding import answer_text, format_for_base
 
@@ -140,16 +137,9 @@ def test_decisions_with_boxes_become_grounding_rows(
     (base / "preprocessor_config.json").write_text(
         json.dumps({"min_pixels": 3136, "max_pixels": 3200, "patch_size": 14, "merge_size": 2})
     )
-    monkeypatch.setenv("WARDEN_DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("WARDEN_DATA_DIR", str(settings.data_dir))
-    get_settings.cache_clear()
-    app = typer.Typer()
-    cli.register(app)
-    try:
+    with training_cli(settings, monkeypatch) as invoke:
         args = ["dataset", "build", "--out", str(tmp_path / "d2"), "--no-reading"]
-        res = CliRunner().invoke(app, [*args, "--grounding-format", str(base)])
-    finally:
-        get_settings.cache_clear()
+        res = invoke([*args, "--grounding-format", str(base)])
     assert res.exit_code == 0, res.output
     assert "grounding rows (qwen2_5_vl boxes)" in res.stdout
     card = read_card(tmp_path / "d2")

@@ -13,7 +13,7 @@ from PIL import Image
 
 from model.reading import Channel
 from storage.settings import Settings
-from tests.training.test_dataset import _build, _ingest
+from tests.training.test_dataset import _build, _ingest, training_cli
 from tests.training.test_substitutions import _leet_ledger
 from training.benign import write_in_channel
 from training.dataset import load_trl_split
@@ -86,25 +86,12 @@ def test_write_in_channel_follows_the_channel_probabilities() -> None:
 
 
 def test_cli_benign_share(settings: Settings, tmp_path: Path, monkeypatch) -> None:
-    import typer
-    from typer.testing import CliRunner
-
-    from storage.settings import get_settings
-    from training import cli
-
     _ingest(settings, tmp_path / "in", 40, seed=8)
-    monkeypatch.setenv("WARDEN_DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("WARDEN_DATA_DIR", str(settings.data_dir))
-    get_settings.cache_clear()
-    app = typer.Typer()
-    cli.register(app)
-    try:
+    with training_cli(settings, monkeypatch) as invoke:
         for share, out in (("0.3", "d1"), ("0", "d2")):
             args = ["dataset", "build", "--out", str(tmp_path / out), "--benign-share", share]
-            res = CliRunner().invoke(app, args)
+            res = invoke(args)
             assert res.exit_code == 0, res.output
-    finally:
-        get_settings.cache_clear()
     ledger = [r for r in _train(tmp_path / "d1") if r["origin"] == "ledger"]
     n1 = sum(r["origin"].startswith("benign:") for r in _train(tmp_path / "d1"))
     n2 = sum(r["origin"].startswith("benign:") for r in _train(tmp_path / "d2"))

@@ -16,7 +16,7 @@ from storage.db import make_engine, unit_of_work
 from storage.ingest import ingest_paths
 from storage.models import Item
 from storage.settings import Settings
-from tests.training.test_dataset import POLICY, _build, _predict
+from tests.training.test_dataset import POLICY, _build, _ingest, _predict, training_cli
 from training.curation import CuratedItem, label_pairs, unanswered
 from training.dataset import load_trl_split
 
@@ -178,35 +178,20 @@ def test_corrections_that_label_as_the_policy_does_answer_everything() -> None:
 def test_cli_single_labels(settings: Settings, tmp_path: Path, monkeypatch) -> None:
     """`--single-labels` on `warden dataset build` and `warden retrain`: one spelling, a clear
     error for anything but partial or complete, and nothing built or trained on a typo."""
-    import typer
-    from typer.testing import CliRunner
-
-    from storage.settings import get_settings
-    from tests.training.test_dataset import _ingest
-    from training import cli
-
     _ingest(settings, tmp_path / "in", 30, seed=9)
-    monkeypatch.setenv("WARDEN_DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("WARDEN_DATA_DIR", str(settings.data_dir))
-    get_settings.cache_clear()
-    app = typer.Typer()
-    cli.register(app)
-    runner = CliRunner()
-    try:
+    with training_cli(settings, monkeypatch) as invoke:
         for args in (
             ["dataset", "build", "--out", str(tmp_path / "bad"), "--single-labels", "some"],
             ["retrain", "--work", str(tmp_path / "turn"), "--single-labels", "some"],
         ):
-            res = runner.invoke(app, args)
+            res = invoke(args)
             assert res.exit_code != 0
             assert "partial or complete" in res.output, res.output
         assert not (tmp_path / "bad").exists() and not (tmp_path / "turn").exists()
-        res = runner.invoke(
-            app, ["dataset", "build", "--out", str(tmp_path / "ok"), "--single-labels", "complete"]
+        res = invoke(
+            ["dataset", "build", "--out", str(tmp_path / "ok"), "--single-labels", "complete"]
         )
         assert res.exit_code == 0, res.output
-    finally:
-        get_settings.cache_clear()
     card = json.loads((tmp_path / "ok" / "card.json").read_text())
     assert card["options"]["single_labels_partial"] is False
     assert card["counts"]["unanswered"] == {} and card["counts"]["label_pairs"] == {}
