@@ -22,7 +22,14 @@ from storage.db import make_engine, unit_of_work
 from storage.decisions import record_decision
 from storage.errors import WardenError
 from storage.settings import ModelSettings, Settings, get_settings
-from tests.training.test_dataset import POLICY, _build, _ingest, _item_ids, _predict
+from tests.training.test_dataset import (
+    POLICY,
+    _build,
+    _ingest,
+    _item_ids,
+    _predict,
+    training_cli,
+)
 from training import cli
 from training.dataset import card_layout, load_items, read_card, row_input
 from training.grounding import grounding_question
@@ -97,25 +104,16 @@ def test_dataset_build_writes_every_prompt_in_the_base_models_layout(
     from model.scoring import render_prompt_parts
 
     _ledger(settings, tmp_path, 10, seed=5)
-    monkeypatch.setenv("WARDEN_DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("WARDEN_DATA_DIR", str(settings.data_dir))
-    get_settings.cache_clear()
-    app = typer.Typer()
-    cli.register(app)
-    try:
+    with training_cli(settings, monkeypatch) as invoke:
         args = ["dataset", "build", "--no-reading", "--benign-share", "0"]
         args += ["--val-fraction", "0", "--golden-fraction", "0"]
-        res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "p"), "--layout", str(tiny)])
+        res = invoke([*args, "--out", str(tmp_path / "p"), "--layout", str(tiny)])
         assert res.exit_code == 0, res.output
         assert "question prompt layout" in res.stdout  # a base without the file: the default
-        res = CliRunner().invoke(
-            app, [*args, "--out", str(tmp_path / "d"), "--layout", str(policy_base)]
-        )
+        res = invoke([*args, "--out", str(tmp_path / "d"), "--layout", str(policy_base)])
         assert res.exit_code == 0, res.output
-        bad = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "x"), "--layout", "qa"])
+        bad = invoke([*args, "--out", str(tmp_path / "x"), "--layout", "qa"])
         assert bad.exit_code != 0 and "use one of question, policy" in bad.output
-    finally:
-        get_settings.cache_clear()
     out = tmp_path / "d"
     card = read_card(out)
     assert card["layout"] == "policy" and card_layout(card) == "policy"

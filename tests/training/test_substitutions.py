@@ -16,7 +16,7 @@ from storage.db import make_engine, unit_of_work
 from storage.decisions import record_decision
 from storage.ingest import ingest_paths
 from storage.settings import Settings
-from tests.training.test_dataset import POLICY, _build, _ingest
+from tests.training.test_dataset import POLICY, _build, _ingest, training_cli
 from training.dataset import load_trl_split
 from training.substitutions import estimate_channel
 from training.synth import make_specs, render_sample
@@ -180,27 +180,14 @@ def test_ordinary_corrections_build_no_reader(settings: Settings, tmp_path: Path
 def test_cli_lists_the_swaps_and_no_reading_turns_it_off(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import typer
-    from typer.testing import CliRunner
-
-    from storage.settings import get_settings
-    from training import cli
-
     replay_manifest = _leet_ledger(settings, tmp_path)
-    monkeypatch.setenv("WARDEN_DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("WARDEN_DATA_DIR", str(settings.data_dir))
-    get_settings.cache_clear()
-    app = typer.Typer()
-    cli.register(app)
-    try:
+    with training_cli(settings, monkeypatch) as invoke:
         args = ["dataset", "build", "--replay-manifest", str(replay_manifest)]
-        res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "d1")])
+        res = invoke([*args, "--out", str(tmp_path / "d1")])
         assert res.exit_code == 0, res.output
         assert "character swaps in the corrections" in res.stdout and "e->3" in res.stdout
         assert (tmp_path / "d1" / READING_FILE).is_file()
-        res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "d2"), "--no-reading"])
+        res = invoke([*args, "--out", str(tmp_path / "d2"), "--no-reading"])
         assert res.exit_code == 0, res.output
         assert "character swaps" not in res.stdout
         assert not (tmp_path / "d2" / READING_FILE).exists()
-    finally:
-        get_settings.cache_clear()
