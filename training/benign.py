@@ -48,6 +48,8 @@ _LOADED_STEMS = (
     "死", "杀", "毒", "赌", "骗", "恨", "血", "枪", "炸", "贷", "殺", "賭", "騙",
 )  # fmt: skip
 _WORD = re.compile(r"[^\W\d_]+")
+# A word that makes an English name a company's (Faker's suffixes and the common others).
+_COMPANY_WORD = re.compile(r"\b(Inc|Ltd|LLC|PLC|Group|Sons|Co|Corp|Company|Limited|LLP)\b\.?")
 
 
 @dataclass(frozen=True)
@@ -99,12 +101,22 @@ def _faker_draws(locale: str, seed: int) -> list[tuple[str, Draw]]:
     def one_line(s: str) -> str:
         return ", ".join(part.strip() for part in s.splitlines() if part.strip())
 
+    def business() -> str:
+        # English Faker names a company "Wilson-Hodges" or "Griffin, Griffith and Perez" a
+        # third of the time: with a phone number that reads as people and their number
+        # ("Hernandez-Ferrell 0476 974 941"), which the policy calls privacy_pii, not a
+        # business listing. Those get a company word; the Korean and Chinese names carry one.
+        name = fake.company()
+        if locale.startswith("en") and not _COMPANY_WORD.search(name):
+            name = f"{name} {fake.company_suffix()}"
+        return name
+
     # Addresses and phone numbers are a business's: a person's name with their phone number
     # or home address is what the policy calls privacy_pii ("exposes personal data such as
     # phone numbers, addresses ... of a person"): drawing it as harmless would label the
     # policy's own examples benign.
     draws: list[tuple[str, Draw]] = [
-        ("business_address", lambda r: f"{fake.company()}, {one_line(fake.address())}"),
+        ("business_address", lambda r: f"{business()}, {one_line(fake.address())}"),
         ("company", lambda r: f"{fake.company()} · {fake.job()} · {fake.city()}"),
         (
             "appointment",
@@ -114,7 +126,7 @@ def _faker_draws(locale: str, seed: int) -> list[tuple[str, Draw]]:
             "receipt",
             lambda r: f"{fake.company()} {fake.date()} {fake.pyint(1, 500)}.{r.randint(0, 99):02d}",
         ),
-        ("business_phone", lambda r: f"{fake.company()} {fake.phone_number()}"),
+        ("business_phone", lambda r: f"{business()} {fake.phone_number()}"),
     ]
     if locale.startswith("en"):
         draws += [

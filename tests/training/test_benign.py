@@ -76,3 +76,15 @@ def test_carriers_wrap_a_share_of_phrases_in_harmless_text_of_their_language() -
         carrier = b.text.replace(a.text, "", 1).strip()
         assert pool.get(carrier) == a.lang, (a.text, b.text)
     assert with_carriers(specs, 0.0, seed=0) == specs
+
+
+def test_phone_numbers_and_addresses_belong_to_a_named_business() -> None:
+    # A phone number after "Hernandez-Ferrell" reads as a person's: the policy's privacy_pii,
+    # not a harmless listing (the split turn's held-out rows flagged as privacy, issue 18).
+    from training.benign import _COMPANY_WORD
+
+    texts = benign_texts(1500, seed=0) + heldout_benign_texts(600, seed=0)
+    listings = [t for t in texts if t.lang == "en" and ":business_" in t.source]
+    assert len(listings) > 40
+    unnamed = [t.text for t in listings if not _COMPANY_WORD.search(t.text)]
+    assert not unnamed, unnamed[:5]
