@@ -32,21 +32,116 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 # Words that name a violation; a benign text holding one is not drawn (a "benign" label on
-# "kill" or "cocaine" would teach the opposite of the policy). Policy words and slurs, by stem.
+# "kill" or "cocaine" would teach the opposite of the policy). Whole words match with their
+# inflections ("bet", "bets", "betting"; not "better", "between": matched as prefixes, a few
+# short words kept the most common English words out of every harmless text); stems that are
+# not words match as prefixes ("suicid": suicide, suicidal). Korean and Chinese by substring.
+_LOADED_WORDS = (
+    "kill",
+    "murder",
+    "die",
+    "dying",
+    "dead",
+    "death",
+    "cut",
+    "blood",
+    "hang",
+    "drug",
+    "heroin",
+    "meth",
+    "weed",
+    "pill",
+    "dose",
+    "xanax",
+    "opioid",
+    "fentanyl",
+    "mdma",
+    "lsd",
+    "cannabis",
+    "marijuana",
+    "hate",
+    "nazi",
+    "bomb",
+    "gun",
+    "weapon",
+    "shoot",
+    "attack",
+    "sex",
+    "nude",
+    "nudity",
+    "porn",
+    "naked",
+    "fuck",
+    "shit",
+    "bitch",
+    "cunt",
+    "whore",
+    "slut",
+    "dick",
+    "idiot",
+    "stupid",
+    "ugly",
+    "loser",
+    "worthless",
+    "scam",
+    "fraud",
+    "bitcoin",
+    "crypto",
+    "casino",
+    "bet",
+    "password",
+    "ssn",
+    "passport",
+    "wallet",
+    "fake",
+    "counterfeit",
+    "stolen",
+    "hack",
+    "prize",
+    "winner",
+    "lottery",
+    "loan",
+    "cash",
+    "rape",
+    "war",
+    "enemy",
+    "destroy",
+    "threat",
+    "danger",
+    "poison",
+    "alcohol",
+    "vodka",
+    "beer",
+    "wine",
+    "terror",
+)
 _LOADED_STEMS = (
-    "kill", "murder", "suicid", "die", "dead", "death", "cut", "blood", "hang", "starv",
-    "drug", "cocain", "heroin", "meth", "weed", "pill", "dose", "overdos", "xanax", "opioid",
-    "fentanyl", "ketamin", "mdma", "lsd", "cannabis", "marijuana",
-    "hate", "racis", "terror", "jihad", "nazi", "bomb", "gun", "weapon", "shoot", "attack",
-    "sex", "nude", "porn", "naked", "fuck", "shit", "bitch", "cunt", "whore", "slut", "dick",
-    "idiot", "stupid", "ugly", "loser", "worthless", "scam", "fraud", "bitcoin", "crypto",
-    "casino", "bet", "gambl", "password", "ssn", "passport", "wallet", "fake", "counterfeit",
-    "stolen", "hack", "prize", "winner", "lottery", "loan", "cash", "violen", "abus", "rape",
-    "war", "enemy", "destroy", "threat", "danger", "poison", "alcohol", "vodka", "beer",
-    "wine", "whisk", "cigar", "smok",
+    "suicid", "starv", "cocain", "overdos", "ketamin", "racis", "terroris", "jihad", "gambl",
+    "violen", "abus", "whisk", "smok", "cigar", "pornograph", "sexual",
     "죽", "자살", "마약", "살인", "혐오", "도박", "사기", "대출",
     "死", "杀", "毒", "赌", "骗", "恨", "血", "枪", "炸", "贷", "殺", "賭", "騙",
 )  # fmt: skip
+# Inflections of a whole loaded word: kill/kills/killed/killer/killing, drug/drugs/drugged,
+# danger/dangerous, hate/hateful, enemy/enemies, threat/threatening.
+_INFLECTIONS = (
+    "", "s", "es", "d", "ed", "ing", "er", "ers", "y", "ly", "ful", "ous", "en", "ens", "ened",
+    "ening", "age", "ity",
+)  # fmt: skip
+
+
+@functools.cache
+def _loaded_forms() -> frozenset[str]:
+    forms: set[str] = set()
+    for w in _LOADED_WORDS:
+        forms.update(w + end for end in _INFLECTIONS)
+        forms.update(w + w[-1] + end for end in ("ing", "ed"))  # betting, cutting, gunned
+        if w.endswith("e"):
+            forms.update(w[:-1] + end for end in ("ing", "ed", "er", "ers"))  # dosing, faker
+        if w.endswith("y"):
+            forms.update((w[:-1] + "ies", w[:-1] + "ied"))  # enemies
+    return frozenset(forms)
+
+
 _WORD = re.compile(r"[^\W\d_]+")
 # A word that makes an English name a company's (Faker's suffixes and the common others).
 _COMPANY_WORD = re.compile(r"\b(Inc|Ltd|LLC|PLC|Group|Sons|Co|Corp|Company|Limited|LLP)\b\.?")
@@ -76,13 +171,14 @@ def _rare_harmful_words() -> frozenset[str]:
 
 
 def is_loaded(text: str) -> bool:
-    """True when `text` holds a word that names a violation (see `_LOADED_STEMS`)."""
+    """True when `text` holds a word that names a violation (`_LOADED_WORDS` with their
+    inflections, `_LOADED_STEMS`, rare words of SynthMod's harmful phrases)."""
     low = text.lower()
     if any(s in low for s in _LOADED_STEMS if not s.isascii()):
         return True
-    rare = _rare_harmful_words()
+    rare, forms = _rare_harmful_words(), _loaded_forms()
     for w in _WORD.findall(low):
-        if w in rare or any(w.startswith(s) for s in _LOADED_STEMS if s.isascii()):
+        if w in rare or w in forms or any(w.startswith(s) for s in _LOADED_STEMS if s.isascii()):
             return True
     return False
 

@@ -39,6 +39,12 @@ def test_nothing_drawn_names_a_violation() -> None:
     assert is_loaded("Buy cocaine tonight") and is_loaded("fentanyl patches")
     assert is_loaded("codeine gummies")  # rare words of SynthMod's harmful phrases
     assert is_loaded("자살") and not is_loaded("Garden party at 3 pm")
+    # Loaded words match with their inflections, not as prefixes of ordinary words: "bet" and
+    # "meth" once kept "better", "between" and "method" out of every harmless text.
+    for word in ("killing", "betting", "drugged", "enemies", "dangerous", "suicidal", "cigarette"):
+        assert is_loaded(f"a {word} here"), word
+    for word in ("better", "between", "method", "warm", "deadline", "diet", "pillow", "cashier"):
+        assert not is_loaded(f"a {word} here"), word
 
 
 def test_measuring_texts_use_other_locales_and_are_not_training_texts() -> None:
