@@ -27,7 +27,7 @@ LEET = {
     "s": {"5": 0.3, "$": 0.3},
     "t": {"7": 0.6},
 }
-PLAIN = ["Buy cocaine online, fast shipping", "Here is her home address and phone, go find her"]
+PLAIN = ["Buy cocaine online, fast shipping", "You are worthless, nobody wants you here"]
 
 
 def _demo_with(tmp_path: Path, reading: dict | str | None) -> Path:
@@ -47,9 +47,7 @@ def _demo_with(tmp_path: Path, reading: dict | str | None) -> Path:
     ("text", "category"),
     [
         ("8uy c0c41n3 0n|1n3, f@$7 $h1pp1n9", "drugs"),
-        # The reader leaves "!s" and "90" as written; the demo knows the rest once read:
-        # "Here !s her home address and phone, 90 find her" (with "!$" it scores 0.17).
-        ("H3r3 !s h3r h0m3 4ddr355 4nd ph0n3, 90 f!nd h3r", "harassment"),
+        ("Y0u 4r3 w0r7h|3$$, n0b0dy w4n7$ y0u h3r3", "harassment"),
     ],
 )
 def test_the_demo_reads_leetspeak_through_its_reader(
