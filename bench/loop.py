@@ -401,6 +401,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--epochs", type=float, default=None)
     p.add_argument("--lr", type=float, default=None)
+    p.add_argument(
+        "--hold-weight",
+        type=float,
+        default=None,
+        help="Replay rows also learn the live model's answers (KL) times this (recipe's: 0).",
+    )
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--replay-ratio", type=float, default=0.3)
     p.add_argument(
@@ -548,6 +554,7 @@ def main(argv: list[str] | None = None) -> None:
         ("epochs", a.epochs),
         ("max_steps", a.max_steps),
         ("lr", a.lr),
+        ("hold_weight", a.hold_weight),
     ):
         if value is not None:
             overrides[key] = value

@@ -126,6 +126,11 @@ class PostTrainConfig:
     # times in the loss (1.0: every answer token alike, TRL's token mean; a box answer is
     # 20-40 tokens against the Yes/No rows' one); 0 leaves them out.
     grounding_weight: float = 1.0
+    # Replay rows (origin "replay:...") also learn the live model's answer distribution at
+    # their answer token, KL(live || candidate) times this weight beside their cross-entropy
+    # (training.answer_loss, "learning without forgetting"): what a turn forgets first is an
+    # item's second label, which hard labels on replay did not hold. 0: off (no extra forward).
+    hold_weight: float = 0.0
     # Measure the validation grounding rows after training: answer-token loss (and before
     # training), and mean IoU of the greedy answers' parsed boxes (`grounding_generate`).
     grounding_generate: bool = True
@@ -548,10 +553,15 @@ def post_train(
         if not rows:
             raise WardenError(f"{data} has no SFT rows to train on")
         text_rows = to_text_rows(rows, processor)
+        if config.hold_weight > 0:
+            held = [str(r.get("origin") or "").startswith("replay") for r in rows]
+            text_rows = [t | {"hold": float(h)} for t, h in zip(text_rows, held, strict=True)]
+            metrics["held_rows"] = sum(held)
         if grounding_rows:
             # One weight column for every row (Yes/No rows count 1): datasets needs it on all.
             text_rows = [r | {"answer_weight": 1.0} for r in text_rows]
-            text_rows += grounding_sft.text_rows(grounding_rows, processor, config.grounding_weight)
+            g_rows = grounding_sft.text_rows(grounding_rows, processor, config.grounding_weight)
+            text_rows += [r | {"hold": 0.0} for r in g_rows] if config.hold_weight > 0 else g_rows
             if grounding_val:
                 metrics["grounding"]["validation_before"] = grounding_sft.evaluate(
                     model, processor, grounding_val, policy, grounding_fmt, generate=False
@@ -568,6 +578,7 @@ def post_train(
             train_dataset=train,
             processing_class=processor,
             callbacks=[choice] if choice is not None else None,
+            hold_weight=config.hold_weight,
         )
         ckpt = _last_checkpoint(out / "checkpoints-sft") if resume else None
         trainer.train(resume_from_checkpoint=ckpt)

@@ -202,6 +202,64 @@ def test_answer_only_loss_equals_trls_full_sequence_loss(tiny: Path, data: Path)
     assert torch.allclose(a_grad, b_grad, rtol=1e-4, atol=1e-7)
 
 
+def test_held_rows_learn_the_live_models_answers(tiny: Path, data: Path) -> None:
+    """`hold`: a row's answer position also pays KL(live || candidate), the live model being
+    the base with the adapter disabled; zero while the adapter is the identity, and only on
+    held rows."""
+    import datasets
+    import torch
+
+    from training.answer_loss import AnswerLossSFTTrainer, answer_positions
+    from training.dataset import load_trl_split
+    from training.posttrain import PostTrainConfig, load_for_training, to_text_rows
+
+    model, processor = load_for_training(str(tiny), PostTrainConfig(lora_r=4))
+    rows = to_text_rows(load_trl_split(data, "sft", "train")[:6], processor)
+    holds = [1.0, 0.0, 1.0, 0.0, 0.0, 1.0]
+    args = cpu_sft_args(data / "tmp-trainer")
+    train = datasets.Dataset.from_list(rows)
+    plain = AnswerLossSFTTrainer(
+        model=model, args=args, train_dataset=train, processing_class=processor
+    )
+    holding = AnswerLossSFTTrainer(
+        model=model, args=args, train_dataset=train, processing_class=processor, hold_weight=2.0
+    )
+    batch = holding.data_collator([dict(r) | {"hold": h} for r, h in zip(rows, holds, strict=True)])
+    assert batch["hold"].tolist() == holds
+    model.train()
+
+    def loss(trainer: Any) -> torch.Tensor:
+        return trainer.compute_loss(model, {k: v.clone() for k, v in batch.items()})
+
+    # A fresh LoRA adapter is the identity: nothing to hold yet.
+    assert abs(float(loss(holding)) - float(loss(plain))) < 1e-6
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    # By hand: the two models' answer distributions on the held rows.
+    inputs = {k: v for k, v in batch.items() if k not in ("labels", "hold")}
+    keep = answer_positions(batch["labels"])
+    with torch.no_grad():
+        cand = model(**inputs, use_cache=False, logits_to_keep=keep).logits.float()
+        with model.disable_adapter():
+            live = model(**inputs, use_cache=False, logits_to_keep=keep).logits.float()
+    rows_of = keep.nonzero()[:, 0]
+    held = torch.tensor(holds)[rows_of] > 0
+    log_p, log_q = cand.log_softmax(-1)[held], live.log_softmax(-1)[held]
+    kl = float((log_q.exp() * (log_q - log_p)).sum())
+    assert kl > 1e-3
+    n = int(keep.sum())
+    extra = float(loss(holding)) - float(loss(plain))
+    assert abs(extra - 2.0 * kl / n) < 1e-4 * max(1.0, extra), (extra, 2.0 * kl / n)
+    # It trains the adapter towards the live model: gradients reach LoRA through the KL.
+    model.zero_grad()
+    (loss(holding) - loss(plain)).backward()
+    grads = [p.grad for n_, p in model.named_parameters() if "lora_" in n_ and p.grad is not None]
+    assert grads and max(float(g.abs().max()) for g in grads) > 0
+
+
 def test_content_tokens_train_their_embeddings_and_nothing_else(
     tiny: Path, data: Path, tmp_path: Path
 ) -> None:

@@ -49,6 +49,7 @@ _RANGES: dict[str, dict[str, float]] = {
     "negatives_per_image": {"ge": 0},
     "threshold_benign_rate": {"ge": 0, "le": 1},
     "grounding_weight": {"ge": 0},
+    "hold_weight": {"ge": 0},
     "n_train": {"ge": 1},
     "n_eval": {"ge": 0},
     "image_size": {"ge": 28},
