@@ -405,7 +405,7 @@ def main(argv: list[str] | None = None) -> None:
         "--hold-weight",
         type=float,
         default=None,
-        help="Replay rows also learn the live model's answers (KL) times this (recipe's: 0).",
+        help="Replay rows also learn the base model's answers (KL) times this (recipe's: 0).",
     )
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--replay-ratio", type=float, default=0.3)

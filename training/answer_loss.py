@@ -15,12 +15,15 @@ many times in the sum (the divisor stays the token count, as TRL's). Rows withou
 count 1, so a Yes/No-only run computes exactly TRL's loss.
 
 Rows that carry `hold` > 0 (replay rows, when `PostTrainConfig.hold_weight` is set) also learn
-the live model's own answer distribution at their answer position: the KL divergence from the
-model before training (the base with the LoRA adapter disabled) to the one being trained,
+the reference model's own answer distribution at their answer position: the KL divergence from
+the model before training (the base with the LoRA adapter disabled) to the one being trained,
 times `hold_weight`, over the same token count ("learning without forgetting", Li and Hoiem
-2016). A hard "Yes" on a replay row says what the item is; the live model's distribution also
-says how sure it was of every category it answers, which is what a turn forgets first (an
-item's second label: bench/HISTORY.md). It costs one forward pass without gradients per batch.
+2016). The reference is the base the adapter trains on: the live model when the live model is a
+base, not a live adapter's answers (post-training always starts a fresh adapter on the base). A
+hard "Yes" on a replay row says what the item is; the reference's distribution also says how
+sure it was of every category it answers. It costs one forward pass without gradients per
+batch. Measured on three turns it held no more than hard labels did (bench/HISTORY.md): the
+demo recipe leaves it off.
 
 Imported by `training.posttrain` only (it imports TRL).
 """
@@ -84,7 +87,7 @@ class AnswerLossSFTTrainer(SFTTrainer):
         self.hold_weight = hold_weight
 
     def _reference_logits(self, model: Any, inputs: dict[str, Any], keep: torch.Tensor) -> Any:
-        """The live model's logits at the kept positions: the base with the adapter disabled."""
+        """The reference logits at the kept positions: the base with the adapter disabled."""
         peft_model = self.accelerator.unwrap_model(model)
         with torch.no_grad(), peft_model.disable_adapter():
             return peft_model(**inputs, use_cache=False, logits_to_keep=keep).logits.float()

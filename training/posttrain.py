@@ -126,10 +126,11 @@ class PostTrainConfig:
     # times in the loss (1.0: every answer token alike, TRL's token mean; a box answer is
     # 20-40 tokens against the Yes/No rows' one); 0 leaves them out.
     grounding_weight: float = 1.0
-    # Replay rows (origin "replay:...") also learn the live model's answer distribution at
-    # their answer token, KL(live || candidate) times this weight beside their cross-entropy
-    # (training.answer_loss, "learning without forgetting"): what a turn forgets first is an
-    # item's second label, which hard labels on replay did not hold. 0: off (no extra forward).
+    # Replay rows (origin "replay:...") also learn the base's answer distribution at their
+    # answer token, KL(base || candidate) times this weight beside their cross-entropy
+    # (training.answer_loss, "learning without forgetting"); the base is the live model unless
+    # the live model is an adapter. Measured on three turns: no fewer original rows lost, more
+    # false alarms on one (bench/HISTORY.md). 0: off (no extra forward).
     hold_weight: float = 0.0
     # Measure the validation grounding rows after training: answer-token loss (and before
     # training), and mean IoU of the greedy answers' parsed boxes (`grounding_generate`).
