@@ -245,18 +245,22 @@ def gate(
         )
     c_ret = category_metrics([rows.truth[i] for i in ret], [rows.cand[i] for i in ret], cats)
     l_ret = category_metrics([rows.truth[i] for i in ret], [rows.live[i] for i in ret], cats)
-    for label, where, c_map, l_map, m in (
-        ("recall", "", c_all, l_all, n),
-        ("retention", " on the retention set", c_ret, l_ret, len(ret)),
+    for label, where, c_map, l_map in (
+        ("recall", "", c_all, l_all),
+        ("retention", " on the retention set", c_ret, l_ret),
     ):
         for cat in sorted(c_map):
             c_r, l_r = c_map[cat].recall, l_map[cat].recall
             if c_r is None or l_r is None:
                 continue
             ok = (l_r - c_r) <= cfg.tolerance + EPS
+            m = c_map[cat].support  # the rows that carry the category: one is 1/m of recall
             checks.append(GateCheck(f"{label}[{cat}]", c_r, l_r, c_r - l_r, cfg.tolerance, ok, n=m))
             if not ok:
-                reasons.append(f"{cat} recall{where} drops {l_r - c_r:.3f} (> {cfg.tolerance:.3f})")
+                reasons.append(
+                    f"{cat} recall{where} drops {l_r - c_r:.3f} (> {cfg.tolerance:.3f}): "
+                    f"{c_map[cat].tp} of {m} rows caught, live {l_map[cat].tp}"
+                )
     if ret:
         c_rv, l_rv = average_recall(c_ret), average_recall(l_ret)
         if c_rv is not None and l_rv is not None:
