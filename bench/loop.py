@@ -388,6 +388,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--benign-validation", type=int, default=60)
     p.add_argument(
+        "--retention-benign",
+        type=int,
+        default=400,
+        help="At least this many of the replay set's harmless items among the gate's retention "
+        "rows (the retention benign flag rate line's sample).",
+    )
+    p.add_argument(
         "--benign-share",
         type=float,
         default=0.1,
@@ -574,6 +581,7 @@ def main(argv: list[str] | None = None) -> None:
             benign_share=a.benign_share,
             benign_golden=a.benign_golden,
             benign_validation=a.benign_validation,
+            retention_benign=a.retention_benign,
             single_labels_partial=a.single_labels == "partial",
             seed=a.seed,
             name="live-v1",

@@ -122,6 +122,13 @@ def dataset_build(
     benign_validation: int = typer.Option(
         0, "--benign-validation", help="As --benign-golden, in validation (retrain: 60)."
     ),
+    retention_benign: int = typer.Option(
+        0,
+        "--retention-benign",
+        help="At least this many of the replay pool's harmless items among the retention rows "
+        "(golden), past --golden-fraction's share, so the gate can bound a benign flag rate "
+        "rise on them (retrain: 400).",
+    ),
     grounding: str = typer.Option(
         "internvl",
         "--grounding-format",
@@ -175,6 +182,7 @@ def dataset_build(
             benign_share=benign_share,
             benign_golden=benign_golden,
             benign_validation=benign_validation,
+            retention_benign=retention_benign,
             grounding_format=grounding_format,
             grounding_resize=grounding_resize,
             layout=prompt_layout,
@@ -785,6 +793,12 @@ def retrain_command(
     benign_validation: int = typer.Option(
         60, "--benign-validation", help="As --benign-golden, in validation (checkpoint choice)."
     ),
+    retention_benign: int = typer.Option(
+        400,
+        "--retention-benign",
+        help="At least this many of the replay manifest's harmless items among the gate's "
+        "retention rows: on fewer, one row newly flagged bounds the rise above the tolerance.",
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """One turn of the loop: dataset from the ledger -> post-train with the live model's recipe
@@ -808,6 +822,7 @@ def retrain_command(
             benign_share=benign_share,
             benign_golden=benign_golden,
             benign_validation=benign_validation,
+            retention_benign=retention_benign,
             seed=settings.train.seed,
             name=name,
             recipe=recipe,

@@ -347,6 +347,20 @@ def stratified_pick(
     return picked
 
 
+def top_up_class(
+    items: Sequence[CuratedItem], picked: set[str], cls: str, at_least: int, *, seed: int, salt: str
+) -> set[str]:
+    """Keys of `items` of primary class `cls` to add to `picked` so it holds `at_least` of them
+    (fewer when `items` hold fewer), drawn at random by `seed`; empty when it already does."""
+    members = sorted((it for it in items if it.primary == cls), key=lambda it: it.key)
+    need = at_least - sum(1 for it in members if it.key in picked)
+    if need <= 0:
+        return set()
+    fresh = [it for it in members if it.key not in picked]
+    _rng(seed, f"{salt}:top-up:{cls}").shuffle(fresh)
+    return {it.key for it in fresh[:need]}
+
+
 def assign_golden(
     items: Sequence[CuratedItem],
     frozen: set[str],

@@ -80,7 +80,7 @@ from storage.errors import Conflict, WardenError
 from storage.models import Dataset as DatasetRow
 from storage.models import Decision as DecisionRow
 from storage.models import Item, Prediction, User
-from storage.policy import Policy
+from storage.policy import SAFE, Policy
 from training import curation
 from training.curation import (
     CuratedItem,
@@ -145,6 +145,12 @@ class BuildOptions:
     # cannot bound it near the tolerance (training.gate); checkpoint choice reads validation's.
     benign_golden: int = 0
     benign_validation: int = 0
+    # At least this many of the replay pool's harmless items among the retention rows (topped
+    # up past `golden_fraction`, as many as the pool holds): the gate's retention benign flag
+    # rate line bounds the rise on them, and on the ~130 a 10% stratified share gives, one row
+    # the candidate newly flags bounds the rise near 3 points, over a 2-point tolerance, so the
+    # line refuses whatever the candidate does (training.gate). 0: the stratified share alone.
+    retention_benign: int = 0
     # Grounding rows (training.grounding) answer in this model's box format: internvl,
     # qwen2_vl or qwen2_5_vl (training.grounding.format_for_base picks by a base model).
     grounding_format: str = "internvl"
@@ -1228,6 +1234,9 @@ def build_dataset(
         seed=options.seed,
         max_size=options.golden_max,
     )
+    retention_keys |= curation.top_up_class(
+        held, retention_keys, SAFE, options.retention_benign, seed=options.seed, salt="retention"
+    )
     retention = [it for it in held if it.key in retention_keys]
     golden_items += retention
     golden = golden | retention_keys
@@ -1250,6 +1259,10 @@ def build_dataset(
         reader,
         [it for it in pool if it.key not in exclude],
     )
+    # The same seed draws the same texts, so an earlier build's negatives (in the replay pool
+    # through its train split) can already be golden or validation rows here: never train
+    # on them.
+    negatives = [it for it in negatives if it.key not in exclude]
     trained = {it.key for it in negatives} | {it.key for it in train + replay} | golden
     held_golden, held_val, held_images = benign_held_out(
         options.benign_golden, options.benign_validation, options.seed, reader

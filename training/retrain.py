@@ -63,6 +63,9 @@ class RetrainOptions:
     single_labels_partial: bool = True  # BuildOptions.single_labels_partial
     benign_golden: int = 240
     benign_validation: int = 60
+    # Harmless replay items among the retention rows, at least (BuildOptions.retention_benign):
+    # enough for the gate's retention benign flag rate line to bound a rise near its tolerance.
+    retention_benign: int = 400
     seed: int = 0
     name: str | None = None  # the candidate's registry name (default: from the run)
     recipe: str | None = None  # override the recipe the registry picks
@@ -293,6 +296,7 @@ class _Turn:
             "benign_share": o.benign_share,
             "benign_golden": o.benign_golden,
             "benign_validation": o.benign_validation,
+            "retention_benign": o.retention_benign,
             "seed": o.seed,
             # Only when not the default: turns from before layouts keep their fingerprints.
             **({"layout": layout} if layout != prompts.DEFAULT_LAYOUT else {}),
@@ -333,6 +337,7 @@ class _Turn:
                         single_labels_partial=o.single_labels_partial,
                         benign_golden=o.benign_golden,
                         benign_validation=o.benign_validation,
+                        retention_benign=o.retention_benign,
                         seed=o.seed,
                         layout=layout,
                         name=out.name,

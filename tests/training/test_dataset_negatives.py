@@ -5,6 +5,7 @@ through the learnt channel, read back in the SFT prompts like everything else, a
 from __future__ import annotations
 
 import io
+import json
 import random
 from pathlib import Path
 
@@ -12,10 +13,12 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from model.reading import Channel
+from storage.policy import SAFE
 from storage.settings import Settings
 from tests.training.test_dataset import _build, _ingest, training_cli
 from tests.training.test_substitutions import _leet_ledger
 from training.benign import write_in_channel
+from training.curation import CuratedItem, top_up_class
 from training.dataset import load_trl_split
 
 
@@ -177,3 +180,64 @@ def test_validation_holds_replay_rows_that_are_never_trained_on(
     )
     val0 = pq.read_table(tmp_path / "ds0" / "data" / "items-validation.parquet").to_pylist()
     assert not [r for r in val0 if r["origin"].startswith("replay")]
+
+
+def test_retention_holds_at_least_the_harmless_rows_asked_for(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The gate bounds a benign flag rate rise on retention's harmless rows; a 10% share of the
+    replay pool holds too few for the bound to come near the tolerance. `retention_benign`
+    tops them up from the pool's harmless items, held out of train and validation like every
+    retention row (the top-up draws harmless items alone: the test below)."""
+    replay_manifest = _leet_ledger(settings, tmp_path)
+    pool_harmless = sum(
+        1
+        for line in replay_manifest.read_text().splitlines()
+        if not [c for c in json.loads(line)["labels"] if c != "safe"]
+    )
+
+    def retention(out: Path, at_least: int) -> tuple[list[dict], set[str]]:
+        _build(
+            settings,
+            out,
+            replay_ratio=0.3,
+            replay_manifest=replay_manifest,
+            golden_fraction=0.1,
+            retention_benign=at_least,
+        )
+        golden = pq.read_table(out / "data" / "items-golden.parquet").to_pylist()
+        val = pq.read_table(out / "data" / "items-validation.parquet").to_pylist()
+        used = {r["key"] for r in _train(out) + val}
+        return [r for r in golden if r["origin"].startswith("replay")], used
+
+    base, _ = retention(tmp_path / "ds0", 0)
+    harmless0 = [r for r in base if not r["labels"]]
+    assert 0 < len(harmless0) < pool_harmless - 3
+    want = len(harmless0) + 3
+    topped, used = retention(tmp_path / "ds1", want)
+    harmless = [r for r in topped if not r["labels"]]
+    assert len(harmless) == want
+    assert {r["key"] for r in harmless0} < {r["key"] for r in harmless}
+    assert not {r["key"] for r in topped} & used  # never trained on, never validation
+    # More than the pool holds (the manifest's and the earlier builds' train rows): every
+    # harmless item there is that nothing else took, once each; no error.
+    most, used = retention(tmp_path / "ds2", 10 * pool_harmless)
+    keys = [r["key"] for r in most if not r["labels"]]
+    assert len(harmless) < len(keys) == len(set(keys)) < 10 * pool_harmless
+    assert not set(keys) & used
+
+
+def test_the_top_up_draws_only_the_class_asked_for_and_only_what_is_missing() -> None:
+    items = [
+        CuratedItem(
+            key=f"{i:03d}", item_id=None, labels=() if i % 3 else ("drugs",), ocr_text="", text=None
+        )
+        for i in range(30)
+    ]  # 20 harmless, 10 drugs
+    picked = {"000", "001", "002"}  # one drugs row, two harmless
+    added = top_up_class(items, picked, SAFE, 6, seed=1, salt="t")
+    assert len(added) == 4 and not added & picked
+    assert all(not next(it for it in items if it.key == k).labels for k in added)
+    assert added == top_up_class(items, picked, SAFE, 6, seed=1, salt="t")  # seeded
+    assert top_up_class(items, picked, SAFE, 2, seed=1, salt="t") == set()  # already there
+    assert len(top_up_class(items, picked, SAFE, 100, seed=1, salt="t")) == 18  # all there are
