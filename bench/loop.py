@@ -397,8 +397,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--benign-share",
         type=float,
-        default=0.1,
-        help="Harmless generated negatives, this share of the train items (dataset build).",
+        default=0.3,
+        help="Harmless generated negatives, this share of the train items (warden retrain's "
+        "default).",
     )
     p.add_argument("--model", type=Path, default=None, help="Default: assets/model/demo.")
     p.add_argument(

@@ -779,10 +779,11 @@ def retrain_command(
         "golden split's harmless rows).",
     ),
     benign_share: float = typer.Option(
-        0.1,
+        0.3,
         "--benign-share",
         help="Harmless generated negatives, this share of the train items (as many again in "
-        "the learnt evasion when a reader is learnt).",
+        "the learnt evasion when a reader is learnt); fewer let a turn flag harmless text that "
+        "shares the corrected items' words.",
     ),
     benign_golden: int = typer.Option(
         240,

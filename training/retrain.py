@@ -59,7 +59,11 @@ class RetrainOptions:
     golden_fraction: float = 0.1
     # Harmless generated rows held out of training in golden / validation (BuildOptions): the
     # gate bounds the benign flag rate rise on golden's harmless rows (training.gate).
-    benign_share: float = 0.1  # harmless generated negatives in train (BuildOptions)
+    # Harmless generated negatives in train, this share of the train items (BuildOptions); 0.3
+    # where `warden dataset build` says 0.1: at 0.1 a leetspeak turn raised false alarms on
+    # harmless phrases nobody corrected (0.225 -> 0.270, "Your parcel was delivered" flagged
+    # drugs), at 0.3 it lowered them (-> 0.189) and caught as much (bench/HISTORY.md).
+    benign_share: float = 0.3
     single_labels_partial: bool = True  # BuildOptions.single_labels_partial
     benign_golden: int = 240
     benign_validation: int = 60
