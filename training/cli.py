@@ -125,6 +125,7 @@ def dataset_build(
     retention_benign: int = typer.Option(
         0,
         "--retention-benign",
+        min=0,
         help="At least this many of the replay pool's harmless items among the retention rows "
         "(golden), past --golden-fraction's share, so the gate can bound a benign flag rate "
         "rise on them (retrain: 400).",
@@ -797,6 +798,7 @@ def retrain_command(
     retention_benign: int = typer.Option(
         400,
         "--retention-benign",
+        min=0,
         help="At least this many of the replay manifest's harmless items among the gate's "
         "retention rows: on fewer, one row newly flagged bounds the rise above the tolerance.",
     ),

@@ -101,6 +101,13 @@ def test_cli_benign_share(settings: Settings, tmp_path: Path, monkeypatch) -> No
     assert n1 == round(0.3 * len(ledger)) > 0 and n2 == 0
 
 
+def test_cli_refuses_a_negative_retention_floor(settings: Settings, monkeypatch) -> None:
+    with training_cli(settings, monkeypatch) as invoke:
+        for cmd in (["dataset", "build", "--out", "x"], ["retrain"]):
+            res = invoke([*cmd, "--retention-benign", "-1"])
+            assert res.exit_code == 2 and "--retention-benign" in res.output, res.output
+
+
 def test_held_out_harmless_rows_fill_golden_and_validation_never_train(
     settings: Settings, tmp_path: Path
 ) -> None:
