@@ -207,6 +207,7 @@ def _write_predictions(folder: Path, before: dict[str, Any], after: dict[str, An
                     "id": p["id"],
                     "path": p["path"],
                     "family": p["family"],
+                    "text": p.get("ocr_text") or p.get("text"),
                     "labels": p["labels"],
                     "live": p["predicted"],
                     "candidate": c["predicted"],
@@ -214,6 +215,69 @@ def _write_predictions(folder: Path, before: dict[str, Any], after: dict[str, An
                     "candidate_scores": c["scores"],
                 }
                 f.write(json.dumps(row) + "\n")
+
+
+def _golden_changes(
+    engine: Any, policy: Any, turn: Any, live: Any, cand: Any, clock: Clock
+) -> dict[str, Any]:
+    """The gate's own evaluation row by row: which golden rows (retention, and the rest) the
+    candidate lost or newly flagged against live, as the registry stored them. The listed rows
+    are scored again by both models for their scores (the registry keeps predictions only);
+    `rescored_agrees` says whether that second scoring predicted what the gate saw."""
+    from storage.db import unit_of_work
+    from training import registry
+    from training.evaluate import evaluate_backend, read_dataset, row_changes
+
+    with unit_of_work(engine) as s:
+        evals = {
+            n: registry.get_model(s, n).metrics["evals"][turn.eval_key]["rows"]
+            for n in (turn.live, turn.candidate)
+        }
+    golden = {r.id: r for r in read_dataset(Path(turn.dataset), "golden", policy)[0]}
+
+    def with_text(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            r | {"text": golden[r["id"]].text, "ocr_text": golden[r["id"]].ocr_text}
+            if r["id"] in golden
+            else r
+            for r in rows
+        ]
+
+    out: dict[str, Any] = {}
+    for part, keep in (("retention", True), ("new", False)):
+        pick = {
+            n: with_text([r for r in rows if bool(r["retention"]) == keep])
+            for n, rows in evals.items()
+        }
+        out[part] = row_changes(pick[turn.live], pick[turn.candidate])
+    listed = {
+        r["id"]
+        for part in out.values()
+        for r in part["lost_rows"] + part["newly_flagged_rows"]
+        if r["id"] in golden
+    }
+    if not listed:
+        return out
+    rows = [golden[i] for i in sorted(listed)]
+    again = clock.run(
+        "score the changed golden rows again",
+        lambda: {
+            n: {p["id"]: p for p in evaluate_backend(b, policy, rows, model_name=n).predictions}
+            for n, b in ((turn.live, live), (turn.candidate, cand))
+        },
+    )
+    agrees = True
+    for part in out.values():
+        for r in part["lost_rows"] + part["newly_flagged_rows"]:
+            lp, cp = again[turn.live].get(r["id"]), again[turn.candidate].get(r["id"])
+            if lp is None or cp is None:
+                continue
+            cats = sorted(set(r["labels"]) | set(r["live"]) | set(r["candidate"]))
+            r["live_scores"] = {c: lp["scores"][c] for c in cats}
+            r["candidate_scores"] = {c: cp["scores"][c] for c in cats}
+            agrees &= lp["predicted"] == r["live"] and cp["predicted"] == r["candidate"]
+    out["rescored_agrees"] = agrees
+    return out
 
 
 def caught_and_flagged(report: Any) -> dict[str, Any]:
@@ -504,7 +568,7 @@ def main(argv: list[str] | None = None) -> None:
     from storage.policy import load_policy
     from storage.settings import DEFAULT_POLICY, ModelSettings, Settings
     from training import registry
-    from training.evaluate import recall_by_families
+    from training.evaluate import recall_by_families, row_changes
     from training.gate import GateSettings
     from training.recipes.pick import RECIPE_KEY, check_recipe
     from training.retrain import RetrainOptions, run_retrain
@@ -602,7 +666,8 @@ def main(argv: list[str] | None = None) -> None:
     cand = load_target(cand_target, base=base)
     after = clock.run("evaluate candidate", _evaluate, cand, policy, sets, turn.candidate)
     _write_predictions(work / "predictions", before, after)
-    total = round(time.perf_counter() - t_start, 1)
+    total = round(time.perf_counter() - t_start, 1)  # the turn; what follows is measurement
+    golden_changes = _golden_changes(engine, policy, turn, live, cand, clock)
     engine.dispose()
     train_out = retrain_state["stages"]["post-train"]["outputs"]
     ds_out = retrain_state["stages"]["dataset"]["outputs"]
@@ -620,6 +685,7 @@ def main(argv: list[str] | None = None) -> None:
             "manifest": str(v),
             "live": caught_and_flagged(before[k]),
             "candidate": caught_and_flagged(after[k]),
+            "row_changes": row_changes(before[k].predictions, after[k].predictions),
         }
         for k, v in sets.items()
     }
@@ -681,6 +747,7 @@ def main(argv: list[str] | None = None) -> None:
             "reasons": turn.reasons,
             "eval_key": turn.eval_key,
             "checks": turn.checks,
+            "row_changes": golden_changes,
         },
         "ablation_reader_only": reader_only,
         "stages_s": clock.stages,
@@ -728,6 +795,18 @@ def main(argv: list[str] | None = None) -> None:
     print("per-category recall delta on the original categories:")
     for c, d in deltas.items():
         print(f"  {c:16} {d:+.3f}")
+    print("rows the turn changed (lost a true category / newly flagged harmless):")
+    parts = [(k, h["row_changes"]) for k, h in heldout.items()]
+    parts += [(f"gate's golden, {k}", v) for k, v in golden_changes.items() if isinstance(v, dict)]
+    for k, ch in parts:
+        print(
+            f"  {k[:40]:40} harmful {ch['harmful_rows_losing_a_category']} lost / "
+            f"{ch['harmful_rows_gaining_a_category']} gained of {ch['n_harmful']}; harmless "
+            f"{ch['benign_newly_flagged']} newly flagged / {ch['benign_no_longer_flagged']} "
+            f"no longer of {ch['n_benign']}"
+        )
+    for r in (golden_changes.get("retention") or {}).get("lost_rows", []):
+        print(f"    retention row lost {', '.join(r['lost'])}: {r['text'][:70]!r}")
     print(f"gate: {turn.summary}")
     print(
         f"total {total:.0f} s ({result['hardware']}); load average at end "

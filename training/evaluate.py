@@ -405,6 +405,8 @@ def compute_report(
         {
             "id": r.id,
             "path": str(r.path),
+            "text": r.text,
+            "ocr_text": r.ocr_text,
             "labels": list(r.labels),
             "predicted": sorted(p),
             "variant": r.variant,
@@ -453,6 +455,96 @@ def recall_by_families(
         )
         out[name] = {"n": len(rows), "average_recall": average_recall(metrics)}
     return out
+
+
+def row_changes(
+    live: Sequence[Mapping[str, Any]],
+    candidate: Sequence[Mapping[str, Any]],
+    *,
+    keep: int = 40,
+    text_chars: int = 160,
+) -> dict[str, Any]:
+    """What a candidate changed against live on the same rows, row by row.
+
+    Rows are paired by id and carry `labels` and `predicted`, and may carry `text`/`ocr_text`,
+    `family` and `scores` (an `EvalReport`'s predictions, or a summary's `rows`). A harmful row
+    *loses* a category when live flagged a true category the candidate does not (and *gains*
+    one the other way); a harmless row is *newly flagged* when live flagged nothing and the
+    candidate flags something. The costs are listed row by row (up to `keep` each, with their
+    text and the scores of the categories involved); the benefits are counted.
+    """
+    by_id = {str(r["id"]): r for r in candidate}
+    missing = [str(r["id"]) for r in live if str(r["id"]) not in by_id]
+    if missing or len(by_id) != len(live):
+        raise ValueError(
+            f"live and candidate rows differ ({len(live)} vs {len(by_id)}; e.g. {missing[:3]})"
+        )
+    lost_cats: Counter[str] = Counter()
+    gained_cats: Counter[str] = Counter()
+    lost_rows: list[dict[str, Any]] = []
+    flagged_rows: list[dict[str, Any]] = []
+    families: dict[str, dict[str, int]] = {}
+    n_harmful = n_benign = rows_lost = rows_gained = newly = no_longer = 0
+
+    def shown(lr: Mapping[str, Any], cr: Mapping[str, Any], extra: dict[str, Any]) -> dict:
+        text = lr.get("ocr_text") or lr.get("text") or ""
+        cats = set(lr["labels"]) | set(lr["predicted"]) | set(cr["predicted"])
+        out = {
+            "id": str(lr["id"]),
+            "text": text[:text_chars] + ("…" if len(text) > text_chars else ""),
+            "family": lr.get("family"),
+            "labels": sorted(lr["labels"]),
+            "live": sorted(lr["predicted"]),
+            "candidate": sorted(cr["predicted"]),
+        } | extra
+        for who, r in (("live_scores", lr), ("candidate_scores", cr)):
+            if r.get("scores"):
+                out[who] = {c: r["scores"][c] for c in sorted(cats) if c in r["scores"]}
+        return out
+
+    for lr in live:
+        cr = by_id[str(lr["id"])]
+        truth, was, now = set(lr["labels"]), set(lr["predicted"]), set(cr["predicted"])
+        if truth:
+            n_harmful += 1
+            lost, gained = (truth & was) - now, (truth & now) - was
+            lost_cats.update(lost)
+            gained_cats.update(gained)
+            rows_lost += bool(lost)
+            rows_gained += bool(gained)
+            if lost and len(lost_rows) < keep:
+                lost_rows.append(shown(lr, cr, {"lost": sorted(lost)}))
+            continue
+        n_benign += 1
+        fam = families.setdefault(
+            str(lr.get("family")), {"n": 0, "newly_flagged": 0, "no_longer_flagged": 0}
+        )
+        fam["n"] += 1
+        if now and not was:
+            newly += 1
+            fam["newly_flagged"] += 1
+            if len(flagged_rows) < keep:
+                flagged_rows.append(shown(lr, cr, {}))
+        elif was and not now:
+            no_longer += 1
+            fam["no_longer_flagged"] += 1
+    return {
+        "n_harmful": n_harmful,
+        "n_benign": n_benign,
+        "harmful_rows_losing_a_category": rows_lost,
+        "harmful_rows_gaining_a_category": rows_gained,
+        "categories_lost": dict(sorted(lost_cats.items())),
+        "categories_gained": dict(sorted(gained_cats.items())),
+        "benign_newly_flagged": newly,
+        "benign_no_longer_flagged": no_longer,
+        "benign_by_family": {
+            k: v
+            for k, v in sorted(families.items())
+            if v["newly_flagged"] or v["no_longer_flagged"]
+        },
+        "lost_rows": lost_rows,
+        "newly_flagged_rows": flagged_rows,
+    }
 
 
 OcrMode = Literal["auto", "manifest", "rapidocr", "none"]

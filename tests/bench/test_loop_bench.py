@@ -109,7 +109,21 @@ def test_loop_runs_retrain_on_any_manifests_and_writes_only_under_work(tmp_path:
             assert (
                 m["n_harmful"] + m["n_benign"] == (8 if h["manifest"] == str(heldout[0]) else 6) + 2
             )
+        # Which rows flipped, counted on the same rows as the rates above.
+        ch = h["row_changes"]
+        assert (ch["n_harmful"], ch["n_benign"]) == (h["live"]["n_harmful"], h["live"]["n_benign"])
+        lost = sum(1 for f in flips if set(f["labels"]) & set(f["live"]) - set(f["candidate"]))
+        if name == "m":
+            assert ch["harmful_rows_losing_a_category"] == lost
     gate = out["gate"]
+    # The gate's golden rows, retention and the rest, the same way, from the registry's rows.
+    for part in ("retention", "new"):
+        ch = gate["row_changes"][part]
+        assert ch["n_harmful"] + ch["n_benign"] > 0
+        for r in ch["lost_rows"] + ch["newly_flagged_rows"]:
+            assert r["text"] and set(r["live_scores"]) >= set(r["labels"])
+    ret = next(c for c in gate["checks"] if c["name"] == "retention_benign_flag_rate")
+    assert gate["row_changes"]["retention"]["n_benign"] == ret["n"], gate["row_changes"]
     assert isinstance(gate["promoted"], bool) and gate["checks"]
     assert gate["promoted"] or gate["reasons"]
     assert gate["eval_key"].startswith("dataset:")

@@ -16,6 +16,7 @@ from training.evaluate import (
     expected_calibration_error,
     read_manifest,
     recall_by_families,
+    row_changes,
     unparsable_rate,
     weighted_recall,
     write_report,
@@ -186,3 +187,44 @@ def test_unknown_ocr_mode_is_a_clear_error(tmp_path: Path) -> None:
 
     with pytest.raises(WardenError, match="OCR mode 'tesseract'"):
         evaluate_backend(None, POLICY, [EvalRow(tmp_path / "a.png", ())], ocr="tesseract")  # type: ignore[arg-type]
+
+
+def test_row_changes_lists_the_costs_row_by_row_and_counts_the_gains() -> None:
+    def row(i: str, labels: list[str], predicted: list[str], **kw: object) -> dict:
+        return {"id": i, "labels": labels, "predicted": predicted, **kw}
+
+    live = [
+        row("a", ["scam", "drugs"], ["scam", "drugs"], ocr_text="Casino bug: deposit $120"),
+        row("b", ["drugs"], [], family="f1"),
+        row("c", [], [], family="parcel", ocr_text="Your parcel was delivered"),
+        row("d", [], ["scam"], family="garden"),
+        row("e", [], [], family="parcel"),
+        row("f", ["scam"], ["scam"]),
+    ]
+    cand = [
+        row("a", ["scam", "drugs"], ["drugs"], scores={"scam": 0.2, "drugs": 0.9}),
+        row("b", ["drugs"], ["drugs"]),
+        row("c", [], ["drugs"], scores={"scam": 0.1, "drugs": 0.7}),
+        row("d", [], []),
+        row("e", [], []),
+        row("f", ["scam"], ["scam", "drugs"]),
+    ]
+    ch = row_changes(live, list(reversed(cand)), text_chars=10)
+    assert (ch["n_harmful"], ch["n_benign"]) == (3, 3)
+    assert ch["harmful_rows_losing_a_category"] == 1 and ch["categories_lost"] == {"scam": 1}
+    assert ch["harmful_rows_gaining_a_category"] == 1 and ch["categories_gained"] == {"drugs": 1}
+    # a false flag on a harmful row ("f" gains drugs, not a true label) is neither
+    assert (ch["benign_newly_flagged"], ch["benign_no_longer_flagged"]) == (1, 1)
+    assert ch["benign_by_family"] == {
+        "garden": {"n": 1, "newly_flagged": 0, "no_longer_flagged": 1},
+        "parcel": {"n": 2, "newly_flagged": 1, "no_longer_flagged": 0},
+    }
+    (lost,) = ch["lost_rows"]
+    assert lost["id"] == "a" and lost["lost"] == ["scam"] and lost["text"] == "Casino bug…"
+    assert lost["candidate_scores"] == {"drugs": 0.9, "scam": 0.2} and "live_scores" not in lost
+    (flagged,) = ch["newly_flagged_rows"]
+    assert flagged["id"] == "c" and flagged["candidate"] == ["drugs"]
+    assert flagged["text"] == "Your parce…"
+    assert row_changes(live, cand, keep=0)["lost_rows"] == []
+    with pytest.raises(ValueError, match="differ"):
+        row_changes(live, cand[:-1])
