@@ -459,6 +459,13 @@ def main(argv: list[str] | None = None) -> None:
         "rows (the retention benign flag rate line's sample).",
     )
     p.add_argument(
+        "--retention-per-category",
+        type=int,
+        default=100,
+        help="At least this many retention rows carrying each category (the per-category lines' "
+        "sample).",
+    )
+    p.add_argument(
         "--benign-share",
         type=float,
         default=0.3,
@@ -647,6 +654,7 @@ def main(argv: list[str] | None = None) -> None:
             benign_golden=a.benign_golden,
             benign_validation=a.benign_validation,
             retention_benign=a.retention_benign,
+            retention_per_category=a.retention_per_category,
             single_labels_partial=a.single_labels == "partial",
             seed=a.seed,
             name="live-v1",

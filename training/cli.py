@@ -130,6 +130,13 @@ def dataset_build(
         "(golden), past --golden-fraction's share, so the gate can bound a benign flag rate "
         "rise on them (retrain: 400).",
     ),
+    retention_per_category: int = typer.Option(
+        0,
+        "--retention-per-category",
+        min=0,
+        help="At least this many retention rows carrying each category of the replay pool, so "
+        "the gate's per-category recall lines count in points a row can't tip (retrain: 100).",
+    ),
     grounding: str = typer.Option(
         "internvl",
         "--grounding-format",
@@ -184,6 +191,7 @@ def dataset_build(
             benign_golden=benign_golden,
             benign_validation=benign_validation,
             retention_benign=retention_benign,
+            retention_per_category=retention_per_category,
             grounding_format=grounding_format,
             grounding_resize=grounding_resize,
             layout=prompt_layout,
@@ -802,6 +810,13 @@ def retrain_command(
         help="At least this many of the replay manifest's harmless items among the gate's "
         "retention rows: on fewer, one row newly flagged bounds the rise above the tolerance.",
     ),
+    retention_per_category: int = typer.Option(
+        100,
+        "--retention-per-category",
+        min=0,
+        help="At least this many retention rows carrying each category of the replay manifest: "
+        "on ~50, two rows lost are more than the per-category tolerance of 3 points.",
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """One turn of the loop: dataset from the ledger -> post-train with the live model's recipe
@@ -826,6 +841,7 @@ def retrain_command(
             benign_golden=benign_golden,
             benign_validation=benign_validation,
             retention_benign=retention_benign,
+            retention_per_category=retention_per_category,
             seed=settings.train.seed,
             name=name,
             recipe=recipe,

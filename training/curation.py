@@ -361,6 +361,26 @@ def top_up_class(
     return {it.key for it in fresh[:need]}
 
 
+def top_up_label(
+    items: Sequence[CuratedItem],
+    picked: set[str],
+    label: str,
+    at_least: int,
+    *,
+    seed: int,
+    salt: str,
+) -> set[str]:
+    """As `top_up_class`, for the items that carry `label` among their labels (a category's
+    support, which is what a per-category recall is measured on)."""
+    members = sorted((it for it in items if label in it.labels), key=lambda it: it.key)
+    need = at_least - sum(1 for it in members if it.key in picked)
+    if need <= 0:
+        return set()
+    fresh = [it for it in members if it.key not in picked]
+    _rng(seed, f"{salt}:top-up-label:{label}").shuffle(fresh)
+    return {it.key for it in fresh[:need]}
+
+
 def assign_golden(
     items: Sequence[CuratedItem],
     frozen: set[str],

@@ -151,6 +151,13 @@ class BuildOptions:
     # the candidate newly flags bounds the rise near 3 points, over a 2-point tolerance, so the
     # line refuses whatever the candidate does (training.gate). 0: the stratified share alone.
     retention_benign: int = 0
+    # At least this many retention rows carrying each category the replay pool holds (topped
+    # up the same way): the gate's per-category lines compare recall on them with a 3-point
+    # tolerance, and on the ~53 rows a category gets from a 10% share of 4,800 renders two rows
+    # are 3.8 points, so a candidate that lost two rows and gained none in one category (a
+    # turn's ordinary churn: 5 lost and 5 gained of 350 harmful rows) is refused as forgetting.
+    # 0: the stratified share alone.
+    retention_per_category: int = 0
     # Grounding rows (training.grounding) answer in this model's box format: internvl,
     # qwen2_vl or qwen2_5_vl (training.grounding.format_for_base picks by a base model).
     grounding_format: str = "internvl"
@@ -1237,6 +1244,15 @@ def build_dataset(
     retention_keys |= curation.top_up_class(
         held, retention_keys, SAFE, options.retention_benign, seed=options.seed, salt="retention"
     )
+    for cat in sorted({label for it in held for label in it.labels} - {SAFE}):
+        retention_keys |= curation.top_up_label(
+            held,
+            retention_keys,
+            cat,
+            options.retention_per_category,
+            seed=options.seed,
+            salt="retention",
+        )
     retention = [it for it in held if it.key in retention_keys]
     golden_items += retention
     golden = golden | retention_keys
@@ -1359,6 +1375,10 @@ def build_dataset(
         # written in the learnt evasion (origin "benign-evasion").
         "negatives": dict(Counter(it.origin.split(":")[0] for it in negatives)),
         "retention": len(retention),  # replay/general rows held out in golden
+        # ... per category they carry (a row of two categories counts in both), and harmless.
+        "retention_by_category": dict(
+            sorted(Counter(c for it in retention for c in it.labels or (SAFE,)).items())
+        ),
         "replay_validation": len(val_replay),  # replay/general rows held out in validation
         # Harmless generated rows held out of training (benign_golden / benign_validation).
         "benign_held_out": {"golden": len(held_golden), "validation": len(held_val)},

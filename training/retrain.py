@@ -70,6 +70,9 @@ class RetrainOptions:
     # Harmless replay items among the retention rows, at least (BuildOptions.retention_benign):
     # enough for the gate's retention benign flag rate line to bound a rise near its tolerance.
     retention_benign: int = 400
+    # Retention rows per category, at least (BuildOptions.retention_per_category): a per-category
+    # line's row is 1 point of recall at 100, where the 3-point tolerance is three rows.
+    retention_per_category: int = 100
     seed: int = 0
     name: str | None = None  # the candidate's registry name (default: from the run)
     recipe: str | None = None  # override the recipe the registry picks
@@ -301,6 +304,7 @@ class _Turn:
             "benign_golden": o.benign_golden,
             "benign_validation": o.benign_validation,
             "retention_benign": o.retention_benign,
+            "retention_per_category": o.retention_per_category,
             "seed": o.seed,
             # Only when not the default: turns from before layouts keep their fingerprints.
             **({"layout": layout} if layout != prompts.DEFAULT_LAYOUT else {}),
@@ -342,6 +346,7 @@ class _Turn:
                         benign_golden=o.benign_golden,
                         benign_validation=o.benign_validation,
                         retention_benign=o.retention_benign,
+                        retention_per_category=o.retention_per_category,
                         seed=o.seed,
                         layout=layout,
                         name=out.name,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import random
+from collections import Counter
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -18,7 +19,7 @@ from storage.settings import Settings
 from tests.training.test_dataset import _build, _ingest, training_cli
 from tests.training.test_substitutions import _leet_ledger
 from training.benign import write_in_channel
-from training.curation import CuratedItem, top_up_class
+from training.curation import CuratedItem, top_up_class, top_up_label
 from training.dataset import load_trl_split
 
 
@@ -104,8 +105,9 @@ def test_cli_benign_share(settings: Settings, tmp_path: Path, monkeypatch) -> No
 def test_cli_refuses_a_negative_retention_floor(settings: Settings, monkeypatch) -> None:
     with training_cli(settings, monkeypatch) as invoke:
         for cmd in (["dataset", "build", "--out", "x"], ["retrain"]):
-            res = invoke([*cmd, "--retention-benign", "-1"])
-            assert res.exit_code == 2 and "--retention-benign" in res.output, res.output
+            for flag in ("--retention-benign", "--retention-per-category"):
+                res = invoke([*cmd, flag, "-1"])
+                assert res.exit_code == 2 and flag in res.output, res.output
 
 
 def test_held_out_harmless_rows_fill_golden_and_validation_never_train(
@@ -248,3 +250,58 @@ def test_the_top_up_draws_only_the_class_asked_for_and_only_what_is_missing() ->
     assert added == top_up_class(items, picked, SAFE, 6, seed=1, salt="t")  # seeded
     assert top_up_class(items, picked, SAFE, 2, seed=1, salt="t") == set()  # already there
     assert len(top_up_class(items, picked, SAFE, 100, seed=1, salt="t")) == 18  # all there are
+
+
+def test_retention_holds_at_least_the_rows_of_each_category_asked_for(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The gate's per-category lines compare recall on each category's retention rows with a
+    3-point tolerance: on a few dozen rows two are more than that. `retention_per_category`
+    tops each category the pool holds up to that many rows (a row of two categories counts
+    for both), held out of train and validation, and the card counts them per category."""
+    replay_manifest = _leet_ledger(settings, tmp_path)
+
+    def retention(out: Path, at_least: int) -> tuple[dict, list[dict], set[str]]:
+        info = _build(
+            settings,
+            out,
+            replay_ratio=0.3,
+            replay_manifest=replay_manifest,
+            golden_fraction=0.1,
+            retention_per_category=at_least,
+        )
+        golden = pq.read_table(out / "data" / "items-golden.parquet").to_pylist()
+        val = pq.read_table(out / "data" / "items-validation.parquet").to_pylist()
+        used = {r["key"] for r in _train(out) + val}
+        return info.counts, [r for r in golden if r["origin"].startswith("replay")], used
+
+    def per_category(rows: list[dict]) -> Counter:
+        return Counter(c for r in rows for c in r["labels"])
+
+    counts0, base, _ = retention(tmp_path / "ds0", 0)
+    before = per_category(base)
+    assert counts0["retention_by_category"] == dict(
+        sorted((before + Counter(safe=sum(not r["labels"] for r in base))).items())
+    )
+    want = min(before.values()) + 2
+    counts, topped, used = retention(tmp_path / "ds1", want)
+    after = per_category(topped)
+    assert set(after) == set(before)
+    assert all(after[c] >= min(want, before[c] + 2) for c in after), (before, after)
+    assert {r["key"] for r in base} < {r["key"] for r in topped}
+    assert not {r["key"] for r in topped} & used  # never trained on, never validation
+
+
+def test_the_label_top_up_counts_every_row_that_carries_the_category() -> None:
+    def item(i: int, labels: tuple[str, ...]) -> CuratedItem:
+        return CuratedItem(key=f"{i:03d}", item_id=None, labels=labels, ocr_text="", text=None)
+
+    items = [
+        item(i, ("illegal_ads", "scam_fraud") if i % 2 else ("scam_fraud",)) for i in range(10)
+    ]
+    items += [item(10 + i, ("illegal_ads",)) for i in range(5)]
+    picked = {"001", "003"}  # two rows carrying both
+    added = top_up_label(items, picked, "illegal_ads", 4, seed=1, salt="t")
+    assert len(added) == 2 and all("illegal_ads" in items[int(k)].labels for k in added)
+    assert top_up_label(items, picked, "scam_fraud", 2, seed=1, salt="t") == set()
+    assert len(top_up_label(items, picked, "scam_fraud", 50, seed=1, salt="t")) == 8
