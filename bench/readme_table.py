@@ -224,6 +224,18 @@ def labelstudio_rows(r: dict[str, Any]) -> list[Row]:
     return [(what, result)]
 
 
+def _retention_changes(r: dict[str, Any]) -> str:
+    """The gate's retention rows the turn changed (bench/loop.py writes them since c57191e)."""
+    ret = (r["gate"].get("row_changes") or {}).get("retention")
+    if not ret:
+        return ""
+    return (
+        f"; the gate's retention rows: {ret['harmful_rows_losing_a_category']} of "
+        f"{ret['n_harmful']} harmful lose a category, {ret['harmful_rows_gaining_a_category']} "
+        f"gain one, {ret['benign_newly_flagged']} of {ret['n_benign']} harmless newly flagged"
+    )
+
+
 def loop_rows(r: dict[str, Any]) -> list[Row]:
     args = r.get("args", {})
     reading = args.get("reading", True)
@@ -245,6 +257,7 @@ def loop_rows(r: dict[str, Any]) -> list[Row]:
         f"({(oa['after'] - oa['before']) * 100:+.1f}), worst category "
         f"{worst * 100:+.1f} points; one {r['total_s']:.0f} s turn"
         + (f" (post-train {post:.0f} s)" if post is not None else "")
+        + _retention_changes(r)
         + f"; the gate {gate}"
     )
     benign = {c["name"]: c for c in r["gate"].get("checks", []) if "benign" in c["name"]}
@@ -283,6 +296,7 @@ def loop_outside_rows(r: dict[str, Any]) -> list[Row]:
     tail = (
         f"original categories {oa['before']:.3f} → {oa['after']:.3f}"
         + (f" (worst {worst} {deltas[worst] * 100:+.1f} points)" if worst else "")
+        + _retention_changes(r)
         + f"; {r['total_s']:.0f} s; the gate {'promotes' if r['gate']['promoted'] else 'refuses'}"
     )
     return [(what, "; ".join(parts) + "; " + tail)]
