@@ -217,48 +217,21 @@ def _write_predictions(folder: Path, before: dict[str, Any], after: dict[str, An
                 f.write(json.dumps(row) + "\n")
 
 
-def _golden_changes(
-    engine: Any, policy: Any, turn: Any, live: Any, cand: Any, clock: Clock
-) -> dict[str, Any]:
-    """The gate's own evaluation row by row: which golden rows (retention, and the rest) the
-    candidate lost or newly flagged against live, as the registry stored them. The listed rows
-    are scored again by both models for their scores (the registry keeps predictions only);
-    `rescored_agrees` says whether that second scoring predicted what the gate saw."""
-    from storage.db import unit_of_work
-    from training import registry
-    from training.evaluate import evaluate_backend, read_dataset, row_changes
+def _golden_changes(policy: Any, turn: Any, live: Any, cand: Any, clock: Clock) -> dict[str, Any]:
+    """The gate's own evaluation row by row (`turn.row_changes`, from the registry's rows): the
+    golden rows, retention and the rest, the candidate lost or newly flagged against live. The
+    listed rows are scored again by both models for their scores (the registry keeps
+    predictions only); `rescored_agrees` says whether that scoring predicted what the gate saw."""
+    from training.evaluate import evaluate_backend, read_dataset
 
-    with unit_of_work(engine) as s:
-        evals = {
-            n: registry.get_model(s, n).metrics["evals"][turn.eval_key]["rows"]
-            for n in (turn.live, turn.candidate)
-        }
-    golden = {r.id: r for r in read_dataset(Path(turn.dataset), "golden", policy)[0]}
-
-    def with_text(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [
-            r | {"text": golden[r["id"]].text, "ocr_text": golden[r["id"]].ocr_text}
-            if r["id"] in golden
-            else r
-            for r in rows
-        ]
-
-    out: dict[str, Any] = {}
-    for part, keep in (("retention", True), ("new", False)):
-        pick = {
-            n: with_text([r for r in rows if bool(r["retention"]) == keep])
-            for n, rows in evals.items()
-        }
-        out[part] = row_changes(pick[turn.live], pick[turn.candidate])
+    out = dict(turn.row_changes)
     listed = {
-        r["id"]
-        for part in out.values()
-        for r in part["lost_rows"] + part["newly_flagged_rows"]
-        if r["id"] in golden
+        r["id"] for part in out.values() for r in part["lost_rows"] + part["newly_flagged_rows"]
     }
-    if not listed:
+    golden = {r.id: r for r in read_dataset(Path(turn.dataset), "golden", policy)[0]}
+    rows = [golden[i] for i in sorted(listed) if i in golden]
+    if not rows:
         return out
-    rows = [golden[i] for i in sorted(listed)]
     again = clock.run(
         "score the changed golden rows again",
         lambda: {
@@ -675,7 +648,7 @@ def main(argv: list[str] | None = None) -> None:
     after = clock.run("evaluate candidate", _evaluate, cand, policy, sets, turn.candidate)
     _write_predictions(work / "predictions", before, after)
     total = round(time.perf_counter() - t_start, 1)  # the turn; what follows is measurement
-    golden_changes = _golden_changes(engine, policy, turn, live, cand, clock)
+    golden_changes = _golden_changes(policy, turn, live, cand, clock)
     engine.dispose()
     train_out = retrain_state["stages"]["post-train"]["outputs"]
     ds_out = retrain_state["stages"]["dataset"]["outputs"]

@@ -884,9 +884,47 @@ def retrain_command(
                 str(c.get("n") or ""),
             )
         console.print(gate_table)
+        _print_row_changes(console, res.row_changes)
         typer.echo(res.summary)
     if not res.promoted:
         raise typer.Exit(1)
+
+
+def _print_row_changes(console: Any, changes: dict[str, Any], show: int = 10) -> None:
+    """The golden rows the candidate lost a true category on, or newly flagged, as the gate
+    saw them (retention first): the rows behind a refusal for forgetting or false alarms. The
+    text is the content's own, so it is escaped and cut, never rendered as markup."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    rows = [
+        (part, "lost " + ", ".join(r["lost"]), r)
+        for part in ("retention", "new")
+        for r in (changes.get(part) or {}).get("lost_rows", [])
+    ] + [
+        (part, "newly flagged " + ", ".join(r["candidate"]), r)
+        for part in ("retention", "new")
+        for r in (changes.get(part) or {}).get("newly_flagged_rows", [])
+    ]
+    if not rows:
+        return
+    counts = ", ".join(
+        f"{part}: {c['harmful_rows_losing_a_category']} of {c['n_harmful']} harmful rows lose "
+        f"a category ({c['harmful_rows_gaining_a_category']} gain one), "
+        f"{c['benign_newly_flagged']} of {c['n_benign']} harmless newly flagged"
+        for part, c in changes.items()
+        if isinstance(c, dict) and "n_harmful" in c
+    )
+    table = Table(title=f"golden rows the candidate changed ({counts})")
+    for col in ("rows", "change", "labels", "text"):
+        table.add_column(col)
+    for part, change, r in rows[:show]:
+        text = " ".join((r.get("text") or "").split())
+        table.add_row(part, escape(change), escape(", ".join(r["labels"]) or "harmless"),
+                      escape(text[:70]))  # fmt: skip
+    if len(rows) > show:
+        table.caption = f"{len(rows) - show} more in --json (row_changes)"
+    console.print(table)
 
 
 def _num(x: float | None, *, signed: bool = False) -> str:

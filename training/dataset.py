@@ -658,14 +658,23 @@ def benign_negatives(
 ) -> tuple[list[CuratedItem], dict[str, bytes]]:
     """`n` harmless generated texts drawn as images, and with a reader `n` more written through
     its channel (half generated text, half the replay's harmless OCR text); with key -> PNG.
-    Keys are the images' sha256, like every other item's."""
+    Keys are the images' sha256, like every other item's.
+
+    A text the channel leaves as it was (Korean or Chinese under a Latin swap, anything under a
+    reader that learnt no swap) is not written in the evasion: it would be one more plain
+    harmless row, and in one script. At 0.3 of a swap turn's train items 29 of 73 "evasion"
+    negatives were such Korean and Chinese rows, which took the train set's Korean and Chinese
+    rows to more harmless than harmful (63 to 54, Latin 185 to 286), and 7 of the 11 original
+    rows that turn lost were Korean or Chinese. So the evasion half is drawn among the texts
+    the channel changes, and where there are too few (no swap learnt), the rest are plain
+    generated negatives like the first half."""
     import random
 
     from training.benign import BenignText, benign_texts, write_in_channel
 
     if n <= 0:
         return [], {}
-    texts = benign_texts(2 * n if reader is not None else n, seed)
+    texts = benign_texts(n if reader is None else 4 * n, seed)
     rows: list[tuple[Any, str, str]] = []  # (BenignText-like, origin, variant)
     for t in texts[:n]:
         rows.append((t, f"benign:{t.source.rsplit(':', 1)[0]}", "clean"))
@@ -674,11 +683,26 @@ def benign_negatives(
         subs = reader.channel.subs
         plain = [it.ocr_text for it in replay if not it.labels and it.ocr_text]
         rng.shuffle(plain)
-        sources = [(t.text, t.lang, t.source) for t in texts[n : n + n - n // 2]]
-        sources += [(text, "en", "replay") for text in plain[: n // 2]]
-        for text, lang, source in sources:
-            written = write_in_channel(text, subs, rng)
-            rows.append((BenignText(written, source, lang), "benign-evasion", "evasion"))
+
+        def written(sources: list[tuple[str, str, str]], want: int) -> list[tuple[int, Any]]:
+            """(index, text written in the channel) of the first `want` sources it changes."""
+            out: list[tuple[int, Any]] = []
+            for i, (text, lang, source) in enumerate(sources):
+                if len(out) == want:
+                    break
+                w = write_in_channel(text, subs, rng)
+                if w != text:
+                    out.append((i, BenignText(w, source, lang)))
+            return out
+
+        spare = texts[n:]
+        from_replay = written([(t, "en", "replay") for t in plain], n // 2)
+        generated = written([(t.text, t.lang, t.source) for t in spare], n - len(from_replay))
+        rows += [(t, "benign-evasion", "evasion") for _, t in from_replay + generated]
+        used = {i for i, _ in generated}
+        rest = [t for i, t in enumerate(spare) if i not in used]
+        for t in rest[: n - len(from_replay) - len(generated)]:
+            rows.append((t, f"benign:{t.source.rsplit(':', 1)[0]}", "clean"))
     return _render_benign(rows, seed, size)
 
 
@@ -689,7 +713,8 @@ def benign_held_out(
     and `benign_validation`): `training.benign.heldout_benign_texts` (other locales, providers
     and seeds than the negatives), drawn as images; with a reader, every other row written
     through its channel (origin "benign-heldout-evasion"), the harmless side of the evasion
-    the turn teaches. Returns (golden, validation, key -> PNG)."""
+    the turn teaches, where the channel changes it (a row it leaves as it was is a plain row).
+    Returns (golden, validation, key -> PNG)."""
     import random
 
     from training.benign import BenignText, heldout_benign_texts, write_in_channel
@@ -700,8 +725,8 @@ def benign_held_out(
     rng = random.Random(f"heldout-evasion:{seed}")
     rows: list[tuple[Any, str, str]] = []
     for i, t in enumerate(texts):
-        if reader is not None and i % 2:
-            written = write_in_channel(t.text, reader.channel.subs, rng)
+        written = write_in_channel(t.text, reader.channel.subs, rng) if reader and i % 2 else ""
+        if written and written != t.text:  # a text the channel leaves as it was stays plain
             rows.append(
                 (BenignText(written, t.source, t.lang), "benign-heldout-evasion", "evasion")
             )

@@ -105,6 +105,9 @@ class RetrainResult:
     reasons: list[str]
     checks: list[dict[str, Any]]
     stages: list[StageRun]
+    # The golden rows the candidate changed against live, retention and the rest
+    # (`golden_row_changes`): which rows a refusal for forgetting is about.
+    row_changes: dict[str, Any] = field(default_factory=dict)
 
 
 class Reporter(Protocol):
@@ -662,6 +665,8 @@ def run_retrain(
     run = turn.post_train(ds)
     ev = turn.evaluate(ds, run)
     g = turn.gate(ev)
+    changes = golden_row_changes(engine, policy, ds["path"], ev["eval_key"], ev["live"],
+                                 run["candidate"])  # fmt: skip
     return RetrainResult(
         live=ev["live"],
         candidate=run["candidate"],
@@ -674,4 +679,39 @@ def run_retrain(
         reasons=list(g["reasons"]),
         checks=list(g["checks"]),
         stages=turn.runs,
+        row_changes=changes,
     )
+
+
+def golden_row_changes(
+    engine: Engine, policy: Policy, dataset: str | Path, eval_key: str, live: str, candidate: str
+) -> dict[str, Any]:
+    """The golden rows `candidate` changed against `live` in their stored evaluations on
+    `eval_key` (`training.evaluate.row_changes`), the retention rows and the rest apart, each
+    listed row with its text from the dataset; {} where either evaluation has no rows."""
+    from storage.db import unit_of_work
+    from training import registry
+    from training.evaluate import read_dataset, row_changes
+
+    with unit_of_work(engine) as s:
+        evals = {
+            n: ((registry.get_model(s, n).metrics.get("evals") or {}).get(eval_key) or {}).get(
+                "rows"
+            )
+            for n in (live, candidate)
+        }
+    if not all(evals.values()):
+        return {}
+    texts = {r.id: (r.text, r.ocr_text) for r in read_dataset(Path(dataset), "golden", policy)[0]}
+    out: dict[str, Any] = {}
+    for part, keep in (("retention", True), ("new", False)):
+        pick = {
+            n: [
+                r | dict(zip(("text", "ocr_text"), texts.get(r["id"], (None, None)), strict=True))
+                for r in rows or []
+                if bool(r.get("retention")) == keep
+            ]
+            for n, rows in evals.items()
+        }
+        out[part] = row_changes(pick[live], pick[candidate])
+    return out

@@ -140,7 +140,10 @@ def test_held_out_harmless_rows_fill_golden_and_validation_never_train(
     assert len(held_g) == 40 and len(held_v) == 10
     assert all(r["labels"] == [] and r["ocr_text"] for r in held_g + held_v)
     evasion = [r for r in held_g if r["origin"] == "benign-heldout-evasion"]
-    assert len(evasion) == 20 and all(r["variant"] == "evasion" for r in evasion)
+    # Every other row, where the channel changes it (not Korean or Chinese under leetspeak).
+    assert 10 < len(evasion) <= 20 and all(r["variant"] == "evasion" for r in evasion)
+    plain = [r for r in held_g if r["origin"] != "benign-heldout-evasion"]
+    assert all(r["variant"] == "clean" for r in plain)
     digits = sum(c.isdigit() for r in evasion for c in r["ocr_text"])
     assert digits > 0.05 * sum(c.isalpha() for r in evasion for c in r["ocr_text"])
     keys = {r["key"] for r in held_g + held_v}
@@ -305,3 +308,36 @@ def test_the_label_top_up_counts_every_row_that_carries_the_category() -> None:
     assert len(added) == 2 and all("illegal_ads" in items[int(k)].labels for k in added)
     assert top_up_label(items, picked, "scam_fraud", 2, seed=1, salt="t") == set()
     assert len(top_up_label(items, picked, "scam_fraud", 50, seed=1, salt="t")) == 8
+
+
+def test_evasion_negatives_are_texts_the_channel_changed_and_the_rest_stay_plain() -> None:
+    """A Latin swap leaves Korean and Chinese as they were: such a row is no evasion, it would
+    be one more plain harmless row in one script (a swap turn's Korean and Chinese train rows
+    went more harmless than harmful, and most rows it lost were Korean or Chinese)."""
+    from types import SimpleNamespace
+
+    from training.dataset import benign_negatives
+
+    def replay(texts: list[str]) -> list[CuratedItem]:
+        return [
+            CuratedItem(key=f"r{i}", item_id=None, labels=(), ocr_text=t, text=None)
+            for i, t in enumerate(texts)
+        ]
+
+    swap = SimpleNamespace(channel=Channel({"e": {"€": 1.0}, "o": {"ø": 1.0}}))
+    pool = replay(["시험 공부 같이 해요", "明天下午开会", "Keep the door open"] * 4)
+    items, images = benign_negatives(20, 3, swap, pool)
+    evasion = [it for it in items if it.origin == "benign-evasion"]
+    clean = [it for it in items if it.origin.startswith("benign:")]
+    assert len(items) == 40 and len(images) == 40 and len(evasion) + len(clean) == 40
+    assert len(evasion) == 20 and all(set(it.ocr_text) & {"€", "ø"} for it in evasion)
+    assert all(it.variant == "evasion" for it in evasion)
+    assert not any("€" in it.ocr_text or "ø" in it.ocr_text for it in clean)
+    # The first half is what it was without a reader: the same texts, in the same order.
+    alone, _ = benign_negatives(20, 3, None, pool)
+    assert [it.ocr_text for it in clean[:20]] == [it.ocr_text for it in alone]
+    # A reader that learnt no swap writes nothing: every negative is plain.
+    none = SimpleNamespace(channel=Channel({}))
+    items, _ = benign_negatives(20, 3, none, pool)
+    assert len(items) == 40 and all(it.origin.startswith("benign:") for it in items)
+    assert len({it.ocr_text for it in items}) == 40

@@ -115,6 +115,8 @@ def test_a_turn_through_the_cli_resumes_and_a_refusal_keeps_the_live_model(
     for stage in ("dataset", "post-train", "evaluate", "gate"):
         assert f"done {stage} [" in res.output, res.output
     assert "refused:" in res.output and "benign flag rate" in res.output, res.output[-3000:]
+    if "rows caught, live" in res.output:  # a category lost rows: the CLI names them
+        assert "golden rows the candidate changed" in res.output, res.output[-3000:]
 
     models = _models(settings)
     [cand] = [m for m in models.values() if m.name != "live0"]
@@ -164,6 +166,18 @@ def test_a_turn_through_the_cli_resumes_and_a_refusal_keeps_the_live_model(
     out = json.loads(res.stdout)
     assert [s["skipped"] for s in out["stages"]] == [False] * 4
     assert out["candidate"] != cand.name and out["live"] == "live0" and not out["promoted"]
+    # The rows behind the verdict, as the gate counted them: the same rows, row by row.
+    changes = out["row_changes"]
+    new_rows = json.loads((work / STATE_FILE).read_text())["stages"]["evaluate"]["outputs"]
+    c_rows = _models(settings)[out["candidate"]].metrics["evals"][new_rows["eval_key"]]["rows"]
+    assert changes["retention"]["n_harmful"] + changes["retention"]["n_benign"] == sum(
+        1 for r in c_rows if r["retention"]
+    )
+    assert changes["new"]["n_harmful"] + changes["new"]["n_benign"] == sum(
+        1 for r in c_rows if not r["retention"]
+    )
+    for r in changes["retention"]["lost_rows"] + changes["new"]["newly_flagged_rows"]:
+        assert r["text"]  # the dataset's OCR text, to see what was lost
     assert len(list(work.glob("run-*"))) == 2 and len(list(work.glob("dataset-*"))) == 2
     assert _models(settings)["live0"].status == "live"
 
@@ -206,3 +220,30 @@ def test_no_recipe_known_refuses_clearly(
     assert f"recipe: {recipe.resolve()} (picked for this base)" in res.output
     manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
     assert manifest["config"]["max_steps"] == 3
+
+
+def test_the_rows_a_turn_changed_print_as_text_never_as_markup() -> None:
+    """Lost rows carry the content's own text (adversarial: markup, control characters)."""
+    from rich.console import Console
+
+    from training.cli import _print_row_changes
+    from training.evaluate import row_changes
+
+    hostile = "[bold red]FREE[/] <script>alert(1)</script> [link=http://x]win[/link]\n\x1b[31m"
+    live = [
+        {"id": "a", "labels": ["scam_fraud"], "predicted": ["scam_fraud"], "ocr_text": hostile},
+        {"id": "b", "labels": [], "predicted": [], "ocr_text": "Garden party at 3 pm"},
+    ]
+    cand = [
+        {"id": "a", "labels": ["scam_fraud"], "predicted": []},
+        {"id": "b", "labels": [], "predicted": ["drugs"]},
+    ]
+    console = Console(record=True, width=200)
+    _print_row_changes(console, {"retention": row_changes(live, cand), "new": {}})
+    out = console.export_text()
+    assert "[bold red]FREE[/] <script>alert(1)</script> [link=http://x]win[/link]" in out
+    assert "\x1b" not in out and "lost scam_fraud" in out and "newly flagged drugs" in out
+    assert "retention: 1 of 1 harmful rows lose a category" in out
+    console = Console(record=True, width=200)
+    _print_row_changes(console, {})  # nothing changed, or no per-row results: no table
+    assert console.export_text() == ""
