@@ -352,13 +352,8 @@ def top_up_class(
 ) -> set[str]:
     """Keys of `items` of primary class `cls` to add to `picked` so it holds `at_least` of them
     (fewer when `items` hold fewer), drawn at random by `seed`; empty when it already does."""
-    members = sorted((it for it in items if it.primary == cls), key=lambda it: it.key)
-    need = at_least - sum(1 for it in members if it.key in picked)
-    if need <= 0:
-        return set()
-    fresh = [it for it in members if it.key not in picked]
-    _rng(seed, f"{salt}:top-up:{cls}").shuffle(fresh)
-    return {it.key for it in fresh[:need]}
+    members = [it for it in items if it.primary == cls]
+    return _top_up(members, picked, at_least, _rng(seed, f"{salt}:top-up:{cls}"))
 
 
 def top_up_label(
@@ -372,12 +367,19 @@ def top_up_label(
 ) -> set[str]:
     """As `top_up_class`, for the items that carry `label` among their labels (a category's
     support, which is what a per-category recall is measured on)."""
-    members = sorted((it for it in items if label in it.labels), key=lambda it: it.key)
+    members = [it for it in items if label in it.labels]
+    return _top_up(members, picked, at_least, _rng(seed, f"{salt}:top-up-label:{label}"))
+
+
+def _top_up(
+    members: Sequence[CuratedItem], picked: set[str], at_least: int, rng: random.Random
+) -> set[str]:
+    members = sorted(members, key=lambda it: it.key)
     need = at_least - sum(1 for it in members if it.key in picked)
     if need <= 0:
         return set()
     fresh = [it for it in members if it.key not in picked]
-    _rng(seed, f"{salt}:top-up-label:{label}").shuffle(fresh)
+    rng.shuffle(fresh)
     return {it.key for it in fresh[:need]}
 
 

@@ -194,6 +194,25 @@ def test_validation_holds_replay_rows_that_are_never_trained_on(
     assert not [r for r in val0 if r["origin"].startswith("replay")]
 
 
+def _retention(
+    settings: Settings, out: Path, replay_manifest: Path, **options: int
+) -> tuple[dict, list[dict], set[str]]:
+    """Build with a 10% retention share and `options`: (card counts, retention rows, keys of
+    every train and validation row)."""
+    info = _build(
+        settings,
+        out,
+        replay_ratio=0.3,
+        replay_manifest=replay_manifest,
+        golden_fraction=0.1,
+        **options,
+    )
+    golden = pq.read_table(out / "data" / "items-golden.parquet").to_pylist()
+    val = pq.read_table(out / "data" / "items-validation.parquet").to_pylist()
+    used = {r["key"] for r in _train(out) + val}
+    return info.counts, [r for r in golden if r["origin"].startswith("replay")], used
+
+
 def test_retention_holds_at_least_the_harmless_rows_asked_for(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -209,18 +228,7 @@ def test_retention_holds_at_least_the_harmless_rows_asked_for(
     )
 
     def retention(out: Path, at_least: int) -> tuple[list[dict], set[str]]:
-        _build(
-            settings,
-            out,
-            replay_ratio=0.3,
-            replay_manifest=replay_manifest,
-            golden_fraction=0.1,
-            retention_benign=at_least,
-        )
-        golden = pq.read_table(out / "data" / "items-golden.parquet").to_pylist()
-        val = pq.read_table(out / "data" / "items-validation.parquet").to_pylist()
-        used = {r["key"] for r in _train(out) + val}
-        return [r for r in golden if r["origin"].startswith("replay")], used
+        return _retention(settings, out, replay_manifest, retention_benign=at_least)[1:]
 
     base, _ = retention(tmp_path / "ds0", 0)
     harmless0 = [r for r in base if not r["labels"]]
@@ -265,18 +273,7 @@ def test_retention_holds_at_least_the_rows_of_each_category_asked_for(
     replay_manifest = _leet_ledger(settings, tmp_path)
 
     def retention(out: Path, at_least: int) -> tuple[dict, list[dict], set[str]]:
-        info = _build(
-            settings,
-            out,
-            replay_ratio=0.3,
-            replay_manifest=replay_manifest,
-            golden_fraction=0.1,
-            retention_per_category=at_least,
-        )
-        golden = pq.read_table(out / "data" / "items-golden.parquet").to_pylist()
-        val = pq.read_table(out / "data" / "items-validation.parquet").to_pylist()
-        used = {r["key"] for r in _train(out) + val}
-        return info.counts, [r for r in golden if r["origin"].startswith("replay")], used
+        return _retention(settings, out, replay_manifest, retention_per_category=at_least)
 
     def per_category(rows: list[dict]) -> Counter:
         return Counter(c for r in rows for c in r["labels"])
