@@ -702,6 +702,9 @@ def golden_row_changes(
         }
     if not all(evals.values()):
         return {}
+    if len({tuple(sorted(str(r["id"]) for r in rows or [])) for rows in evals.values()}) > 1:
+        log.warning("%s and %s were evaluated on different rows of %s", live, candidate, eval_key)
+        return {}  # the gate refuses on that already
     texts = {r.id: (r.text, r.ocr_text) for r in read_dataset(Path(dataset), "golden", policy)[0]}
     out: dict[str, Any] = {}
     for part, keep in (("retention", True), ("new", False)):

@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 
 from storage.db import make_engine, unit_of_work
 from storage.models import AuditEvent, Item
-from storage.settings import Settings, get_settings
+from storage.policy import load_policy
+from storage.settings import DEFAULT_POLICY, Settings, get_settings
 from tests.training.test_dataset import _ingest, _predict
 from tests.training.test_eval_dataset import _replay_manifest
 from training import cli, registry
@@ -247,3 +248,22 @@ def test_the_rows_a_turn_changed_print_as_text_never_as_markup() -> None:
     console = Console(record=True, width=200)
     _print_row_changes(console, {})  # nothing changed, or no per-row results: no table
     assert console.export_text() == ""
+
+
+def test_golden_row_changes_says_nothing_rather_than_guess(engine) -> None:
+    """Without both evaluations' rows, or on different rows, there is no row-by-row answer:
+    {} (the gate has refused on that already), not an error after the turn's gate."""
+    from training.retrain import golden_row_changes
+
+    row = {"labels": ["scam_fraud"], "predicted": ["scam_fraud"], "retention": True}
+    with unit_of_work(engine) as s:
+        registry.register_model(s, "a", "/m/a", actor="t", live=True)
+        registry.register_model(s, "b", "/m/b", actor="t")
+        registry.record_eval(s, "a", "k", {"rows": [row | {"id": "1"}, row | {"id": "2"}]})
+        registry.record_eval(s, "b", "k", {"rows": [row | {"id": "1"}, row | {"id": "3"}]})
+        registry.record_eval(s, "b", "k0", {"average_recall": 1.0})
+    policy = load_policy(DEFAULT_POLICY)
+    nowhere = "/nonexistent/dataset"  # never read: nothing to pair
+    assert golden_row_changes(engine, policy, nowhere, "k", "a", "b") == {}
+    assert golden_row_changes(engine, policy, nowhere, "k0", "a", "b") == {}
+    assert golden_row_changes(engine, policy, nowhere, "missing", "a", "b") == {}
