@@ -1127,6 +1127,14 @@ def _card_markdown(name: str, card: dict[str, Any]) -> str:
         f"Class counts in train: {json.dumps(counts['classes_train'])}.",
         *(
             [
+                f"Retention rows in golden (replay held out; the gate's per-category lines): "
+                f"{counts['retention']}, per category {json.dumps(by_cat)}."
+            ]
+            if (by_cat := counts.get("retention_by_category"))
+            else []
+        ),
+        *(
+            [
                 f"Single-label decisions leave their label's paired categories unanswered "
                 f"(no SFT row; {json.dumps(counts.get('label_pairs', {}))}): "
                 f"{json.dumps(unanswered)}."

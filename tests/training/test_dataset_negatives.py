@@ -283,6 +283,11 @@ def test_retention_holds_at_least_the_rows_of_each_category_asked_for(
     assert counts0["retention_by_category"] == dict(
         sorted((before + Counter(safe=sum(not r["labels"] for r in base))).items())
     )
+    card = (tmp_path / "ds0" / "README.md").read_text()
+    assert (
+        f"Retention rows in golden (replay held out; the gate's per-category lines): "
+        f"{counts0['retention']}, per category {json.dumps(counts0['retention_by_category'])}."
+    ) in card
     want = min(before.values()) + 2
     counts, topped, used = retention(tmp_path / "ds1", want)
     after = per_category(topped)
