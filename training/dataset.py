@@ -1563,14 +1563,17 @@ def load_trl_split(path: Path, config: str = "sft", split: str = "train") -> lis
     return out
 
 
-def load_items(path: Path, split: str) -> list[dict[str, Any]]:
-    """Item rows of one split (image bytes included), e.g. to evaluate on golden."""
+def load_items(
+    path: Path, split: str, columns: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """Item rows of one split (image bytes included unless `columns` leaves them out), e.g. to
+    evaluate on golden."""
     import pyarrow.parquet as pq
 
     file = Path(path) / "data" / f"items-{split}.parquet"
     if not file.is_file():
         raise WardenError(f"{path} has no items/{split} data")
-    return pq.read_table(file).to_pylist()
+    return pq.read_table(file, columns=list(columns) if columns else None).to_pylist()
 
 
 def export_manifest(path: Path, split: str, out: Path) -> Path:

@@ -665,8 +665,7 @@ def run_retrain(
     run = turn.post_train(ds)
     ev = turn.evaluate(ds, run)
     g = turn.gate(ev)
-    changes = golden_row_changes(engine, policy, ds["path"], ev["eval_key"], ev["live"],
-                                 run["candidate"])  # fmt: skip
+    changes = golden_row_changes(engine, ds["path"], ev["eval_key"], ev["live"], run["candidate"])
     return RetrainResult(
         live=ev["live"],
         candidate=run["candidate"],
@@ -684,14 +683,15 @@ def run_retrain(
 
 
 def golden_row_changes(
-    engine: Engine, policy: Policy, dataset: str | Path, eval_key: str, live: str, candidate: str
+    engine: Engine, dataset: str | Path, eval_key: str, live: str, candidate: str
 ) -> dict[str, Any]:
     """The golden rows `candidate` changed against `live` in their stored evaluations on
     `eval_key` (`training.evaluate.row_changes`), the retention rows and the rest apart, each
     listed row with its text from the dataset; {} where either evaluation has no rows."""
     from storage.db import unit_of_work
     from training import registry
-    from training.evaluate import read_dataset, row_changes
+    from training.dataset import load_items
+    from training.evaluate import row_changes
 
     with unit_of_work(engine) as s:
         evals = {
@@ -705,7 +705,11 @@ def golden_row_changes(
     if len({tuple(sorted(str(r["id"]) for r in rows or [])) for rows in evals.values()}) > 1:
         log.warning("%s and %s were evaluated on different rows of %s", live, candidate, eval_key)
         return {}  # the gate refuses on that already
-    texts = {r.id: (r.text, r.ocr_text) for r in read_dataset(Path(dataset), "golden", policy)[0]}
+    # The text alone: the golden split's images are not read again for a report.
+    texts = {
+        r["key"]: (r["text"], r["ocr_text"] or None)
+        for r in load_items(Path(dataset), "golden", columns=("key", "text", "ocr_text"))
+    }
     out: dict[str, Any] = {}
     for part, keep in (("retention", True), ("new", False)):
         pick = {

@@ -16,8 +16,7 @@ from typer.testing import CliRunner
 
 from storage.db import make_engine, unit_of_work
 from storage.models import AuditEvent, Item
-from storage.policy import load_policy
-from storage.settings import DEFAULT_POLICY, Settings, get_settings
+from storage.settings import Settings, get_settings
 from tests.training.test_dataset import _ingest, _predict
 from tests.training.test_eval_dataset import _replay_manifest
 from training import cli, registry
@@ -262,8 +261,7 @@ def test_golden_row_changes_says_nothing_rather_than_guess(engine) -> None:
         registry.record_eval(s, "a", "k", {"rows": [row | {"id": "1"}, row | {"id": "2"}]})
         registry.record_eval(s, "b", "k", {"rows": [row | {"id": "1"}, row | {"id": "3"}]})
         registry.record_eval(s, "b", "k0", {"average_recall": 1.0})
-    policy = load_policy(DEFAULT_POLICY)
     nowhere = "/nonexistent/dataset"  # never read: nothing to pair
-    assert golden_row_changes(engine, policy, nowhere, "k", "a", "b") == {}
-    assert golden_row_changes(engine, policy, nowhere, "k0", "a", "b") == {}
-    assert golden_row_changes(engine, policy, nowhere, "missing", "a", "b") == {}
+    assert golden_row_changes(engine, nowhere, "k", "a", "b") == {}
+    assert golden_row_changes(engine, nowhere, "k0", "a", "b") == {}
+    assert golden_row_changes(engine, nowhere, "missing", "a", "b") == {}
