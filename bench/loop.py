@@ -510,6 +510,12 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     if a.n < 1:
         p.error("--n must be at least 1")
+    for flag, value in (
+        ("--retention-benign", a.retention_benign),
+        ("--retention-per-category", a.retention_per_category),
+    ):
+        if value < 0:
+            p.error(f"{flag} must be 0 or more (got {value})")
     if a.stream and a.stream <= a.n:
         p.error(f"--stream ({a.stream}) must exceed --n ({a.n}): routing picks --n out of it")
     if a.corrections is not None and not a.heldout:

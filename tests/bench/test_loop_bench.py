@@ -154,4 +154,17 @@ def test_loop_refuses_corrections_without_a_heldout_set(tmp_path: Path) -> None:
     assert not (tmp_path / "w").exists() and not (tmp_path / "r.json").exists()
 
 
+@pytest.mark.parametrize("flag", ["--retention-benign", "--retention-per-category"])
+def test_loop_refuses_a_negative_retention_floor(tmp_path: Path, flag: str) -> None:
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "loop.py"), flag, "-3",
+         "--work", str(tmp_path / "w"), "--results", str(tmp_path / "r.json")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 2 and f"{flag} must be 0 or more (got -3)" in run.stderr
+    assert not (tmp_path / "w").exists() and not (tmp_path / "r.json").exists()
+
+
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
